@@ -1,0 +1,333 @@
+"""ArchiveWriter: frames in, committed Parquet parts out.
+
+Rows are buffered per partition as Arrow batches (a short staging list of rows is converted every
+``stage_rows``), and a partition's buffer becomes a part when it passes a row count, a byte size or
+an age. A part is written under a hidden temporary name, fsynced, then renamed: a reader sees a
+whole part or none.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas import __version__ as HLARCHIVE_VERSION
+from schemas.layout import (
+    EVENTS_CHANNEL,
+    META_CHANNEL,
+    ALL,
+    ArchiveError,
+    PartName,
+    check_session,
+    part_metadata,
+    partition_dir,
+    session_id,
+    utc_date,
+)
+from schemas.rows import EVENT_SCHEMA, META_SCHEMA, Row, rows_to_batch, to_row
+from schemas.subscriptions import Subscription, parse_subscription
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+Clock = Callable[[], int]
+
+
+@dataclass
+class _Buffer:
+    """One partition's rows not yet in a part: converted batches plus a short list being staged."""
+
+    directory: str
+    schema: pa.Schema | None = None
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    staged: list[Any] = field(default_factory=list)
+    rows: int = 0
+    nbytes: int = 0
+    first_recv_ns: int = 0
+    opened_ns: int = 0
+    streams: set[str] = field(default_factory=set)
+
+
+@dataclass
+class WriterStats:
+    frames: int = 0
+    parts: int = 0
+    rows_committed: int = 0
+    bytes_committed: int = 0
+
+
+class ArchiveWriter:
+    """Writes frames into the archive at ``root``; usable directly as an SDK callback.
+
+    ``info.subscribe(sub, writer)`` archives every frame the SDK delivers; ``write`` takes the
+    receive time and the subscription when the caller knows them. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        session: str | None = None,
+        source_url: str = "",
+        flush_rows: int = 100_000,
+        flush_bytes: int = 64 * 1024 * 1024,
+        flush_seconds: float = 60.0,
+        stage_rows: int = 2048,
+        row_group_rows: int = 16_384,
+        compression_level: int | None = None,
+        clock: Clock = time.time_ns,
+        on_commit: Callable[[Path, int, int], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"cannot create archive directory {str(self.root)!r}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise ArchiveError(f"archive directory {str(self.root)!r} is not writable: choose another --out")
+        self.clock = clock
+        self.session = check_session(session) if session else session_id(clock(), secrets.token_hex(3))
+        self.source_url = source_url
+        self.flush_rows = flush_rows
+        self.flush_bytes = flush_bytes
+        self.flush_ns = int(flush_seconds * 1e9)
+        self.stage_rows = stage_rows
+        self.row_group_rows = row_group_rows
+        self.compression_level = compression_level
+        self.on_commit = on_commit
+        self.stats = WriterStats()
+        self._buffers: dict[tuple[Any, ...], _Buffer] = {}
+        self._dates: dict[int, str] = {}
+        self._seq = 0
+        self._part_n = 0
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # --- taking frames --------------------------------------------------------------------------
+
+    def __call__(self, message: Any) -> None:
+        self.write(message)
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def write(
+        self,
+        message: Any,
+        recv_ns: int | None = None,
+        subscription: Subscription | Mapping[str, Any] | None = None,
+        *,
+        seq: int | None = None,
+    ) -> Row:
+        """Archive one frame. ``recv_ns`` defaults to now; ``seq`` to the session's next number."""
+        if isinstance(subscription, Mapping):
+            subscription = parse_subscription(subscription, allow_unknown=True)
+        with self._lock:
+            self._check_open()
+            recv_ns = self.clock() if recv_ns is None else recv_ns
+            if seq is None:
+                self._seq += 1
+                seq = self._seq
+            else:
+                self._seq = max(self._seq, seq)
+            row = to_row(message, recv_ns=recv_ns, session=self.session, seq=seq, subscription=subscription)
+            self.stats.frames += 1
+            buffer = self._buffer((row.partition, recv_ns // NS_PER_DAY), row.channel, row.coin, recv_ns)
+            buffer.staged.append(row)
+            buffer.streams.add(row.stream)
+            if len(buffer.staged) >= self.stage_rows:
+                self._stage(buffer)
+            self._flush_due(buffer, recv_ns)
+            return row
+
+    def write_event(
+        self,
+        kind: str,
+        *,
+        recv_ns: int | None = None,
+        connection: int | None = None,
+        detail: Mapping[str, Any] | None = None,
+        text: str | None = None,
+    ) -> None:
+        """Record a connection or session event (connect, disconnect, malformed frame...) in ``_events``."""
+        with self._lock:
+            self._check_open()
+            recv_ns = self.clock() if recv_ns is None else recv_ns
+            self._seq += 1
+            record = {
+                "recv_ns": recv_ns,
+                "session": self.session,
+                "seq": self._seq,
+                "kind": kind,
+                "connection": connection,
+                "detail": orjson.dumps(detail).decode() if detail is not None else None,
+                "text": text,
+            }
+            buffer = self._buffer((EVENTS_CHANNEL, recv_ns // NS_PER_DAY), EVENTS_CHANNEL, ALL, recv_ns, EVENT_SCHEMA)
+            buffer.staged.append(record)
+            self._flush_due(buffer, recv_ns)
+
+    def write_meta(self, kind: str, payload: Any, *, recv_ns: int | None = None) -> None:
+        """Store an info endpoint answer (``meta``, ``spotMeta``) in ``_meta``."""
+        with self._lock:
+            self._check_open()
+            recv_ns = self.clock() if recv_ns is None else recv_ns
+            self._seq += 1
+            record = {
+                "recv_ns": recv_ns,
+                "session": self.session,
+                "seq": self._seq,
+                "kind": kind,
+                "payload": orjson.dumps(payload).decode(),
+            }
+            buffer = self._buffer((META_CHANNEL, recv_ns // NS_PER_DAY), META_CHANNEL, ALL, recv_ns, META_SCHEMA)
+            buffer.staged.append(record)
+            self._flush_due(buffer, recv_ns)
+
+    # --- buffers --------------------------------------------------------------------------------
+
+    def _buffer(self, key: tuple[Any, ...], channel: str, coin: str, recv_ns: int, schema: pa.Schema | None = None) -> _Buffer:
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            day = recv_ns // NS_PER_DAY
+            date = self._dates.get(day)
+            if date is None:
+                date = self._dates[day] = utc_date(recv_ns)
+            buffer = _Buffer(partition_dir(channel, coin, date), schema=schema)
+            self._buffers[key] = buffer
+        if buffer.rows == 0 and not buffer.staged:
+            buffer.first_recv_ns = recv_ns
+            buffer.opened_ns = self.clock()
+        return buffer
+
+    def _stage(self, buffer: _Buffer) -> None:
+        """Turn the staged rows into an Arrow batch, so memory holds Arrow data, not Python objects."""
+        if not buffer.staged:
+            return
+        if buffer.schema is None or isinstance(buffer.staged[0], Row):
+            batch = rows_to_batch(buffer.staged)
+        else:
+            batch = pa.RecordBatch.from_pylist(buffer.staged, schema=buffer.schema)
+        buffer.batches.append(batch)
+        buffer.rows += batch.num_rows
+        buffer.nbytes += batch.nbytes
+        buffer.staged = []
+
+    def _flush_due(self, buffer: _Buffer, now_ns: int) -> None:
+        pending = buffer.rows + len(buffer.staged)
+        if pending >= self.flush_rows or buffer.nbytes >= self.flush_bytes:
+            self._commit(buffer)
+
+    def flush_due(self) -> int:
+        """Commit every buffer older than ``flush_seconds``; returns the number of parts written."""
+        with self._lock:
+            now = self.clock()
+            due = [b for b in self._buffers.values() if (b.rows or b.staged) and now - b.opened_ns >= self.flush_ns]
+            for buffer in due:
+                self._commit(buffer)
+            return len(due)
+
+    def flush(self) -> int:
+        """Commit every buffered row now; returns the number of parts written."""
+        with self._lock:
+            written = 0
+            for buffer in list(self._buffers.values()):
+                if buffer.rows or buffer.staged:
+                    self._commit(buffer)
+                    written += 1
+            self._buffers = {k: b for k, b in self._buffers.items() if b.rows or b.staged}
+            return written
+
+    @property
+    def buffered_rows(self) -> int:
+        with self._lock:
+            return sum(b.rows + len(b.staged) for b in self._buffers.values())
+
+    # --- parts ----------------------------------------------------------------------------------
+
+    def _commit(self, buffer: _Buffer) -> None:
+        self._stage(buffer)
+        table = pa.Table.from_batches(buffer.batches)
+        self._part_n += 1
+        name = PartName(buffer.first_recv_ns, self.session, self._part_n)
+        channel = buffer.directory.split("/", 1)[0].split("=", 1)[1]
+        metadata = part_metadata(
+            session=self.session,
+            channel=channel,
+            subscriptions=orjson.dumps(sorted(buffer.streams)).decode(),
+            source_url=self.source_url,
+            hlarchive_version=HLARCHIVE_VERSION,
+        )
+        directory = self.root / buffer.directory
+        path = write_part(directory, name, table.replace_schema_metadata(metadata), self.row_group_rows, self.compression_level)
+        self.stats.parts += 1
+        self.stats.rows_committed += table.num_rows
+        self.stats.bytes_committed += path.stat().st_size
+        buffer.batches = []
+        buffer.rows = 0
+        buffer.nbytes = 0
+        buffer.streams = set()
+        if self.on_commit is not None:
+            self.on_commit(path, table.num_rows, int(table.column("seq").to_numpy().max()))
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArchiveError("this ArchiveWriter is closed: open a new one to write more")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_part(
+    directory: Path,
+    name: PartName,
+    table: pa.Table,
+    row_group_rows: int = 16_384,
+    compression_level: int | None = None,
+) -> Path:
+    """Write ``table`` as a committed part: temporary name, fsync, rename, fsync the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / str(name)
+    temporary = directory / name.temporary
+    with open(temporary, "wb") as sink:
+        pq.write_table(
+            table,
+            sink,
+            compression="zstd",
+            compression_level=compression_level,
+            row_group_size=row_group_rows,
+        )
+        sink.flush()
+        os.fsync(sink.fileno())
+    os.replace(temporary, final)
+    _fsync_dir(directory)
+    return final
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,5 @@
+"""Reading the archive: ordered replay through the SDK's callback interface, servers and analysis."""
+
+from .replay import Replay, Summary
+
+__all__ = ["Replay", "Summary"]

@@ -1,0 +1,135 @@
+"""The archive's on-disk contract (format version 1): partition paths, part names, file metadata.
+
+Pure: builds and parses names; the recorder and replay do the file work.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+from urllib.parse import quote, unquote
+
+FORMAT_VERSION = 1
+SCHEMA_VERSION = 1
+ALL = "_all"  # the coin partition of streams that are not per coin
+EVENTS_CHANNEL = "_events"
+META_CHANNEL = "_meta"
+JOURNAL_DIR = "_journal"
+
+_PART = re.compile(r"part-(?P<first>\d+)-(?P<session>[A-Za-z0-9_]+)-(?P<n>\d+)\.parquet")
+_SESSION = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+class ArchiveError(Exception):
+    """Something wrong with an archive or a path; the message says what to do."""
+
+
+class ArchiveFormatError(ArchiveError):
+    """A part written by a format this version does not read."""
+
+
+def escape(value: str) -> str:
+    """Percent-encode a partition value so any coin (``PURR/USDC``, ``xyz:HOOD``) is one safe path part."""
+    escaped = quote(value, safe="@-_~")
+    return escaped.replace(".", "%2E") if escaped.strip(".") == "" else escaped
+
+
+def unescape(value: str) -> str:
+    return unquote(value)
+
+
+def utc_date(recv_ns: int) -> str:
+    return datetime.fromtimestamp(recv_ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def partition_dir(channel: str, coin: str, date: str) -> str:
+    """``channel=<type>/coin=<escaped>/date=<YYYY-MM-DD>``, relative to the archive root."""
+    return f"channel={escape(channel)}/coin={escape(coin)}/date={date}"
+
+
+@dataclass(frozen=True, order=True)
+class PartName:
+    first_recv_ns: int
+    session: str
+    n: int
+
+    def __str__(self) -> str:
+        return f"part-{self.first_recv_ns:019d}-{self.session}-{self.n:06d}.parquet"
+
+    @property
+    def temporary(self) -> str:
+        """The name a part has while being written: hidden, and not matched by ``*.parquet``."""
+        return f".{self}.tmp"
+
+
+def parse_part_name(name: str) -> PartName | None:
+    match = _PART.fullmatch(name)
+    if not match:
+        return None
+    return PartName(int(match["first"]), match["session"], int(match["n"]))
+
+
+def parse_partition(relative_dir: str) -> dict[str, str] | None:
+    """``{"channel", "coin", "date"}`` from a partition path, unescaped; ``None`` if it is not one."""
+    parts = relative_dir.strip("/").split("/")
+    if len(parts) != 3:
+        return None
+    out = {}
+    for key, part in zip(("channel", "coin", "date"), parts):
+        prefix = f"{key}="
+        if not part.startswith(prefix):
+            return None
+        out[key] = unescape(part[len(prefix) :])
+    return out
+
+
+def session_id(now_ns: int, random_hex: str) -> str:
+    """A sortable, path-safe session id: UTC start time and some randomness."""
+    stamp = datetime.fromtimestamp(now_ns // 1_000_000_000, tz=timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}_{random_hex}"
+
+
+def check_session(session: str) -> str:
+    if not _SESSION.fullmatch(session):
+        raise ArchiveError(f"bad session id {session!r}: use letters, digits and _ only (at most 64)")
+    return session
+
+
+# --- file metadata -------------------------------------------------------------------------------
+
+_KEYS = ("format_version", "schema_version", "session", "channel", "subscriptions", "source_url", "hlarchive_version")
+
+
+def part_metadata(
+    *,
+    session: str,
+    channel: str,
+    subscriptions: str,
+    source_url: str,
+    hlarchive_version: str,
+) -> dict[bytes, bytes]:
+    values = {
+        "format_version": str(FORMAT_VERSION),
+        "schema_version": str(SCHEMA_VERSION),
+        "session": session,
+        "channel": channel,
+        "subscriptions": subscriptions,
+        "source_url": source_url,
+        "hlarchive_version": hlarchive_version,
+    }
+    return {f"hlarchive.{k}".encode(): v.encode() for k, v in values.items()}
+
+
+def read_metadata(metadata: Mapping[bytes, bytes] | None, where: str) -> dict[str, str]:
+    """The hlarchive keys of a part's metadata, checked: an unknown format version is refused."""
+    found = {k.decode()[len("hlarchive.") :]: v.decode() for k, v in (metadata or {}).items() if k.startswith(b"hlarchive.")}
+    version = found.get("format_version")
+    if version is None:
+        raise ArchiveFormatError(f"{where} is not an hlarchive part (no hlarchive.format_version in its metadata)")
+    if version != str(FORMAT_VERSION):
+        raise ArchiveFormatError(
+            f"{where} has archive format version {version}, this hlarchive reads version {FORMAT_VERSION}: upgrade hlarchive"
+        )
+    return found

@@ -1,0 +1,223 @@
+"""Shapes: the exact form of a JSON value that an Arrow type can hold and give back unchanged.
+
+A shape checks a decoded JSON value (same keys, same order, same types) while turning it into what
+``pyarrow.array`` takes, and turns what ``to_pylist`` returns back into the identical value. A value
+that does not fit raises ``Mismatch``: the caller then keeps the frame's text instead, so a wrong or
+outdated shape costs space, never data.
+
+Conventions kept exact: an *optional* field may be absent (stored as null, dropped on the way back)
+but not null; a *nullable* field is always present and may be null; ``Json`` holds any value as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class Mismatch(Exception):
+    """The value does not have this shape (cheap to raise: no message)."""
+
+
+Prepare = Callable[[Any], Any]
+Restore = Callable[[Any], Any]
+
+
+class Shape:
+    arrow_type: pa.DataType
+    #: whether ``restore`` changes anything; when False, ``to_pylist`` output is already the value
+    restores: bool = False
+
+    def prepare(self, value: Any) -> Any:
+        """Check ``value`` and return it in the form ``pyarrow.array`` takes; raise ``Mismatch``."""
+        raise Mismatch
+
+    def restore(self, value: Any) -> Any:
+        return value
+
+
+class _Leaf(Shape):
+    python_type: type
+
+    def prepare(self, value: Any) -> Any:
+        if type(value) is not self.python_type:
+            raise Mismatch
+        return value
+
+
+class Str(_Leaf):
+    arrow_type = pa.string()
+    python_type = str
+
+
+class Bool(_Leaf):
+    arrow_type = pa.bool_()
+    python_type = bool
+
+
+class Float(_Leaf):
+    arrow_type = pa.float64()
+    python_type = float
+
+
+class Int(Shape):
+    arrow_type = pa.int64()
+
+    def prepare(self, value: Any) -> Any:
+        if type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX:
+            raise Mismatch
+        return value
+
+
+class Json(Shape):
+    """Any JSON value, kept as its text: for unions and objects whose keys vary."""
+
+    arrow_type = pa.string()
+    restores = True
+
+    def prepare(self, value: Any) -> Any:
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:
+            raise Mismatch from None
+
+    def restore(self, value: Any) -> Any:
+        return orjson.loads(value)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    shape: Shape
+    optional: bool = False  # may be absent (never null when present)
+    nullable: bool = False  # always present, may be null
+
+
+def field(name: str, shape: Shape, *, optional: bool = False, nullable: bool = False) -> Field:
+    return Field(name, shape, optional, nullable)
+
+
+class Struct(Shape):
+    def __init__(self, *fields: Field) -> None:
+        self.fields = fields
+        self.names = tuple(f.name for f in fields)
+        self.arrow_type = pa.struct([pa.field(f.name, f.shape.arrow_type) for f in fields])
+        self._optional = frozenset(f.name for f in fields if f.optional)
+        # a required Json field holds null as a null (it comes back as None either way)
+        self._nullable = frozenset(f.name for f in fields if f.nullable or (isinstance(f.shape, Json) and not f.optional))
+        self._by_name = {f.name: f.shape for f in fields}
+        self._rebuild = any(not _passes_through(f.shape) for f in fields)
+        self.restores = bool(self._optional) or any(f.shape.restores for f in fields)
+        self._restoring = tuple((f.name, f.shape) for f in fields if f.shape.restores)
+
+    def prepare(self, value: Any) -> Any:
+        if type(value) is not dict:
+            raise Mismatch
+        keys = tuple(value)
+        if keys != self.names:
+            self._check_subsequence(keys)
+        out = {} if self._rebuild else value
+        for name, item in value.items():
+            if item is None:
+                if name not in self._nullable:
+                    raise Mismatch
+                if self._rebuild:
+                    out[name] = None
+                continue
+            prepared = self._by_name[name].prepare(item)
+            if self._rebuild:
+                out[name] = prepared
+        return out
+
+    def _check_subsequence(self, keys: tuple[str, ...]) -> None:
+        """Present keys must keep the declared order; only optional fields may be missing."""
+        position = 0
+        names = self.names
+        for key in keys:
+            while position < len(names) and names[position] != key:
+                if names[position] not in self._optional:
+                    raise Mismatch
+                position += 1
+            if position == len(names):
+                raise Mismatch
+            position += 1
+        for name in names[position:]:
+            if name not in self._optional:
+                raise Mismatch
+
+    def restore(self, value: Any) -> Any:
+        if value is None:
+            return None
+        for name in self._optional:
+            if name in value and value[name] is None:
+                del value[name]
+        for name, shape in self._restoring:
+            item = value.get(name)
+            if item is not None:
+                value[name] = shape.restore(item)
+        return value
+
+
+class List(Shape):
+    def __init__(self, item: Shape, *, nullable_items: bool = False) -> None:
+        self.item = item
+        self.nullable_items = nullable_items
+        self.arrow_type = pa.list_(item.arrow_type)
+        self.restores = item.restores
+        self._rebuild = not _passes_through(item)
+
+    def prepare(self, value: Any) -> Any:
+        if type(value) is not list:
+            raise Mismatch
+        prepare = self.item.prepare
+        if self._rebuild:
+            return [None if (v is None and self.nullable_items) else prepare(v) for v in value]
+        for v in value:
+            if v is None and self.nullable_items:
+                continue
+            prepare(v)
+        return value
+
+    def restore(self, value: Any) -> Any:
+        if value is None:
+            return None
+        restore = self.item.restore
+        return [restore(v) for v in value]
+
+
+class Map(Shape):
+    """An object whose keys are data (``allMids``' coin -> mid), kept in its order."""
+
+    restores = True
+
+    def __init__(self, value: Shape) -> None:
+        self.value = value
+        self.arrow_type = pa.map_(pa.string(), value.arrow_type)
+
+    def prepare(self, value: Any) -> Any:
+        if type(value) is not dict:
+            raise Mismatch
+        prepare = self.value.prepare
+        return [(k, prepare(v)) for k, v in value.items()]
+
+    def restore(self, value: Any) -> Any:
+        if value is None:
+            return None
+        restore = self.value.restore
+        return {k: restore(v) for k, v in value}
+
+
+def _passes_through(shape: Shape) -> bool:
+    """Whether ``prepare`` returns its input unchanged, so containers need not be rebuilt."""
+    if isinstance(shape, (Json, Map)):
+        return False
+    if isinstance(shape, Struct):
+        return not shape._rebuild
+    if isinstance(shape, List):
+        return not shape._rebuild
+    return True

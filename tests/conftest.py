@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_real_frames() -> list[dict[str, Any]]:
+    """The real captured frames (tests/fixtures/frames.jsonl), each with its public source."""
+    return [orjson.loads(line) for line in (FIXTURES / "frames.jsonl").read_bytes().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def real_frames() -> list[dict[str, Any]]:
+    return [entry["message"] for entry in load_real_frames()]
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, and with the same key order everywhere (``==`` on dicts ignores order)."""
+    return a == b and _order(a) == _order(b)
+
+
+def _order(value: Any) -> Any:
+    """The value with every object's keys listed in order (works past 64-bit integers, unlike orjson)."""
+    if isinstance(value, dict):
+        return [(k, _order(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_order(v) for v in value]
+    return (type(value).__name__, value)

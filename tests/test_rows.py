@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import FrameError, from_row, parse_subscription, rows_to_batch, to_row
+from schemas.channels import CHANNELS
+from schemas.rows import batch_messages
+
+from .conftest import load_real_frames, same
+from .strategies import any_frames, frames_of, mutated_frames_of, unknown_frames
+
+
+def _row(msg, **kw):
+    return to_row(msg, recv_ns=1_751_427_259_657_000_000, session="s1", seq=1, **kw)
+
+
+@pytest.mark.parametrize("entry", load_real_frames(), ids=lambda e: e["channel"])
+def test_real_frames_round_trip_through_typed_columns(entry):
+    msg = entry["message"]
+    row = _row(msg)
+    if msg["channel"] != "subscriptionResponse":
+        assert row.typed, f"{entry['source']} should fit the {msg['channel']} shape"
+    assert same(from_row(row), msg)
+    assert same(next(batch_messages(rows_to_batch([row]))), msg)
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+@given(data=st.data())
+@settings(max_examples=40)
+def test_frames_of_every_channel_round_trip_through_arrow(channel, data):
+    frames = data.draw(st.lists(frames_of(channel), min_size=1, max_size=5))
+    rows = [_row(f) for f in frames]
+    assert all(r.typed for r in rows)  # a conforming frame uses the typed columns
+    for frame, back in zip(frames, batch_messages(rows_to_batch(rows))):
+        assert same(back, frame)
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+@given(data=st.data())
+@settings(max_examples=30)
+def test_drifted_frames_keep_their_exact_text(channel, data):
+    frame = data.draw(mutated_frames_of(channel))
+    row = _row(frame)
+    assert same(from_row(row), frame)
+    assert same(next(batch_messages(rows_to_batch([row]))), frame)
+
+
+@given(unknown_frames)
+def test_unknown_channels_are_kept_losslessly(frame):
+    row = _row(frame)
+    assert row.raw is not None and row.channel == frame["channel"]
+    assert same(from_row(row), frame)
+
+
+@given(any_frames)
+def test_any_frame_round_trips(frame):
+    assert same(from_row(_row(frame)), frame)
+
+
+def test_integers_past_64_bits_survive():
+    frame = {"channel": "trades", "data": [{"coin": "BTC", "tid": 2**70}]}
+    assert same(from_row(_row(frame)), frame)
+
+
+def test_user_frames_get_the_subscriptions_user():
+    user = "0xcc0a3b6e3267c84361e91d8230868eea53431e4b"
+    msg = {"channel": "user", "data": {"nonUserCancel": [{"coin": "BTC", "oid": 1}]}}
+    row = _row(msg, subscription=parse_subscription({"type": "userEvents", "user": user}))
+    assert (row.channel, row.coin, row.user) == ("userEvents", "_all", user)
+
+
+def test_partition_keys():
+    spot = _row({"channel": "activeSpotAssetCtx", "data": {"coin": "PURR/USDC", "ctx": {}}})
+    assert (spot.channel, spot.coin, spot.date) == ("activeAssetCtx", "PURR/USDC", "2025-07-02")
+    empty = _row({"channel": "trades", "data": []}, subscription=parse_subscription({"type": "trades", "coin": "ETH"}))
+    assert empty.coin == "ETH"
+    aggregated = _row(
+        {"channel": "l2Book", "data": {"coin": "BTC", "time": 1, "levels": [[], []]}},
+        subscription=parse_subscription({"type": "l2Book", "coin": "BTC", "nSigFigs": 5}),
+    )
+    assert aggregated.stream == "l2Book:btc,nSigFigs=5,mantissa=None"
+
+
+def test_exchange_time_of_each_channel():
+    real = {e["channel"]: e["message"] for e in load_real_frames()}
+    assert _row(real["l2Book"]).exch_ms == 1751427259657
+    assert _row(real["trades"]).exch_ms == 1751430933565
+    assert _row(real["user"]).exch_ms == 1781528065899
+    assert _row(real["allMids"]).exch_ms is None
+    candle = {"channel": "candle", "data": {"t": 60000, "T": 119999, "s": "BTC", "i": "1m", "o": "1", "c": "1", "h": "1", "l": "1", "v": "0", "n": 0}}
+    assert _row(candle).exch_ms == 60000
+
+
+@pytest.mark.parametrize("bad", [None, [], "text", {"data": 1}, {"channel": 3}])
+def test_things_that_are_not_frames_are_refused(bad):
+    with pytest.raises(FrameError):
+        _row(bad)
