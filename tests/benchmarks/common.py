@@ -1,0 +1,73 @@
+"""Shared bits of the benchmark scripts: synthetic frames, medians, a table, a simulator process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from replay.synthetic import SyntheticMarket
+from schemas import parse_subscription
+
+
+def synthetic_frames(sub: dict[str, Any], n: int, seed: int = 0, tick_ms: int = 100) -> list[dict[str, Any]]:
+    market = SyntheticMarket(seed=seed, tick_ms=tick_ms)
+    return list(itertools.islice(market.frames(parse_subscription(sub)), n))
+
+
+def median_of(runs: int, fn: Callable[[], float]) -> float:
+    return statistics.median(fn() for _ in range(runs))
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
+    cells = [tuple(str(c) for c in header)] + [tuple(_fmt(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def simulator_process(*args: str) -> Iterator[str]:
+    """``hlarchive simulate`` in its own process; yields its ws URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "simulate", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("ws URL:"):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        time.sleep(0.1)
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
