@@ -116,10 +116,13 @@ class ArchiveWriter:
     def __call__(self, message: Any) -> None:
         self.write(message)
 
-    def next_seq(self) -> int:
-        with self._lock:
+    def _take_seq(self, seq: int | None) -> int:
+        """The given seq (the recorder numbers frames itself), or the session's next one."""
+        if seq is None:
             self._seq += 1
             return self._seq
+        self._seq = max(self._seq, seq)
+        return seq
 
     def write(
         self,
@@ -135,12 +138,7 @@ class ArchiveWriter:
         with self._lock:
             self._check_open()
             recv_ns = self.clock() if recv_ns is None else recv_ns
-            if seq is None:
-                self._seq += 1
-                seq = self._seq
-            else:
-                self._seq = max(self._seq, seq)
-            row = to_row(message, recv_ns=recv_ns, session=self.session, seq=seq, subscription=subscription)
+            row = to_row(message, recv_ns=recv_ns, session=self.session, seq=self._take_seq(seq), subscription=subscription)
             self.stats.frames += 1
             buffer = self._buffer((row.partition, recv_ns // NS_PER_DAY), row.channel, row.coin, recv_ns)
             buffer.staged.append(row)
@@ -155,6 +153,7 @@ class ArchiveWriter:
         kind: str,
         *,
         recv_ns: int | None = None,
+        seq: int | None = None,
         connection: int | None = None,
         detail: Mapping[str, Any] | None = None,
         text: str | None = None,
@@ -163,11 +162,10 @@ class ArchiveWriter:
         with self._lock:
             self._check_open()
             recv_ns = self.clock() if recv_ns is None else recv_ns
-            self._seq += 1
             record = {
                 "recv_ns": recv_ns,
                 "session": self.session,
-                "seq": self._seq,
+                "seq": self._take_seq(seq),
                 "kind": kind,
                 "connection": connection,
                 "detail": orjson.dumps(detail).decode() if detail is not None else None,
@@ -177,16 +175,15 @@ class ArchiveWriter:
             buffer.staged.append(record)
             self._flush_due(buffer, recv_ns)
 
-    def write_meta(self, kind: str, payload: Any, *, recv_ns: int | None = None) -> None:
+    def write_meta(self, kind: str, payload: Any, *, recv_ns: int | None = None, seq: int | None = None) -> None:
         """Store an info endpoint answer (``meta``, ``spotMeta``) in ``_meta``."""
         with self._lock:
             self._check_open()
             recv_ns = self.clock() if recv_ns is None else recv_ns
-            self._seq += 1
             record = {
                 "recv_ns": recv_ns,
                 "session": self.session,
-                "seq": self._seq,
+                "seq": self._take_seq(seq),
                 "kind": kind,
                 "payload": orjson.dumps(payload).decode(),
             }
@@ -269,6 +266,9 @@ class ArchiveWriter:
             hlarchive_version=HLARCHIVE_VERSION,
         )
         directory = self.root / buffer.directory
+        while (directory / str(name)).exists():  # a recovered session continues an earlier numbering
+            self._part_n += 1
+            name = PartName(buffer.first_recv_ns, self.session, self._part_n)
         path = write_part(directory, name, table.replace_schema_metadata(metadata), self.row_group_rows, self.compression_level)
         self.stats.parts += 1
         self.stats.rows_committed += table.num_rows

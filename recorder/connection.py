@@ -1,0 +1,196 @@
+"""One websocket connection to Hyperliquid, kept alive: subscribe, ping, detect stalls, reconnect.
+
+Everything it sees goes to a sink: data frames with their receive time, and events (connect,
+subscribed, server error, malformed frame, stall, disconnect, reconnect) so gaps are visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from schemas.protocol import (
+    DataFrame,
+    Greeting,
+    Malformed,
+    Pong,
+    ServerError,
+    SubscriptionResponse,
+    parse_server_frame,
+    ping_frame,
+    subscribe_frame,
+)
+from schemas.subscriptions import Subscription, frame_identifier
+
+MAINNET_URL = "wss://api.hyperliquid.xyz/ws"
+TESTNET_URL = "wss://api.hyperliquid-testnet.xyz/ws"
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    ping_interval_s: float = 50.0  # Hyperliquid closes connections silent for 60 s
+    stall_s: float = 65.0  # no frame at all (not even a pong) for this long: reconnect
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    open_timeout_s: float = 10.0
+
+
+class Sink(Protocol):
+    def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None: ...
+
+    def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None: ...
+
+
+def backoff_s(attempt: int, config: ConnectionConfig, rng: random.Random) -> float:
+    """Capped exponential backoff with jitter (half to full of the step), so reconnects do not stampede."""
+    step = min(config.backoff_cap_s, config.backoff_base_s * (2**attempt))
+    return step * (0.5 + rng.random() / 2)
+
+
+class Connection:
+    """Carries a fixed set of subscriptions over one socket, reconnecting and resubscribing as needed.
+
+    The subscriptions of one connection never share an SDK identifier, so each frame's subscription
+    is known exactly (``user`` frames carry no user; l2Book frames carry no aggregation).
+    """
+
+    def __init__(self, number: int, url: str, subscriptions: list[Subscription], sink: Sink, config: ConnectionConfig, seed: int | None = None) -> None:
+        self.number = number
+        self.url = url
+        self.subscriptions = subscriptions
+        self.by_identifier = {s.identifier: s for s in subscriptions}
+        self.sink = sink
+        self.config = config
+        self.rng = random.Random(seed)
+        self.connects = 0
+        self.frames = 0
+        self._ws: ClientConnection | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                ws = await asyncio.wait_for(
+                    connect(self.url, ping_interval=None, max_size=None, open_timeout=None, compression=None),
+                    self.config.open_timeout_s,
+                )
+            except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+                detail: dict[str, Any] = {"url": self.url, "error": _describe(exc)}
+                if isinstance(exc, InvalidStatus):
+                    detail["status"] = exc.response.status_code
+                self.sink.on_event("connect_failed", self.number, detail)
+            else:
+                attempt = 0
+                self.connects += 1
+                self.sink.on_event("connect", self.number, {"url": self.url, "attempt": self.connects})
+                reason = await self._session(ws, stop)
+                self.sink.on_event("disconnect", self.number, reason)
+            if stop.is_set():
+                break
+            delay = backoff_s(attempt, self.config, self.rng)
+            attempt += 1
+            self.sink.on_event("reconnect_wait", self.number, {"delay_s": round(delay, 3), "attempt": attempt})
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> dict[str, Any]:
+        self._ws = ws
+        self.last_frame = time.monotonic()
+        watchdog = asyncio.create_task(self._watchdog(ws, stop))
+        reason: dict[str, Any] = {}
+        try:
+            for sub in self.subscriptions:
+                await ws.send(subscribe_frame(sub))
+            await self._receive(ws)
+        except ConnectionClosed:
+            pass
+        finally:
+            watchdog.cancel()
+            try:
+                reason = await watchdog
+            except asyncio.CancelledError:
+                pass
+            await ws.close()
+            self._ws = None
+        code = ws.close_code
+        reason = {**reason, "code": code, "reason": ws.close_reason or ""}
+        if stop.is_set():
+            reason["stopping"] = True
+        return reason
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        on_data = self.sink.on_data
+        by_identifier = self.by_identifier
+        single = self.subscriptions[0] if len(self.subscriptions) == 1 else None
+        async for text in ws:
+            recv_ns = time.time_ns()
+            self.last_frame = time.monotonic()
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            frame = parse_server_frame(text)
+            if isinstance(frame, DataFrame):
+                self.frames += 1
+                sub = single or by_identifier.get(frame_identifier(frame.message) or "")
+                on_data(self.number, frame.message, text, recv_ns, sub)
+            elif isinstance(frame, Pong) or isinstance(frame, Greeting):
+                continue
+            elif isinstance(frame, SubscriptionResponse):
+                self.sink.on_event("subscribed" if frame.method == "subscribe" else "unsubscribed", self.number, {"subscription": frame.subscription})
+            elif isinstance(frame, ServerError):
+                self.sink.on_event("server_error", self.number, {"error": frame.message})
+            elif isinstance(frame, Malformed):
+                self.sink.on_event("malformed", self.number, {"reason": frame.reason}, text=frame.text)
+
+    async def _watchdog(self, ws: ClientConnection, stop: asyncio.Event) -> dict[str, Any]:
+        """Ping on schedule; close on a stall or on stop. Returns why it closed the connection."""
+        config = self.config
+        next_ping = time.monotonic() + config.ping_interval_s
+        tick = min(0.25, config.ping_interval_s / 4, config.stall_s / 4)
+        while True:
+            if stop.is_set():
+                await ws.close(1000, "recorder stopping")
+                return {"by": "recorder"}
+            now = time.monotonic()
+            if now - self.last_frame > config.stall_s:
+                self.sink.on_event("stall", self.number, {"silent_s": round(now - self.last_frame, 3)})
+                ws.transport.abort()
+                return {"by": "stall"}
+            if now >= next_ping:
+                next_ping = now + config.ping_interval_s
+                try:
+                    await ws.send(ping_frame())
+                except ConnectionClosed:
+                    return {}
+            await asyncio.sleep(tick)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out opening the connection"
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def plan_connections(subscriptions: list[Subscription], max_per_connection: int) -> list[list[Subscription]]:
+    """Spread subscriptions over connections: at most ``max_per_connection`` each, and never two with
+    the same SDK identifier on one connection (their frames could not be told apart)."""
+    groups: list[list[Subscription]] = []
+    identifiers: list[set[str]] = []
+    for sub in subscriptions:
+        for group, ids in zip(groups, identifiers):
+            if len(group) < max_per_connection and sub.identifier not in ids:
+                group.append(sub)
+                ids.add(sub.identifier)
+                break
+        else:
+            groups.append([sub])
+            identifiers.append({sub.identifier})
+    return groups

@@ -1,0 +1,149 @@
+"""The write-ahead journal: every frame is appended here before the writer sees it.
+
+Layout: ``<root>/_journal/<session>/seg-<n>.wal``; each segment opens with the subscriptions it
+refers to, then length-prefixed records, so a torn tail (``kill -9`` mid-write) is recognised and
+ignored. A live recorder holds an advisory lock on its session directory: recovery leaves live
+journals alone. Segments are trimmed once every frame in them is in a committed part.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator
+
+from schemas.layout import JOURNAL_DIR, ArchiveError
+
+MAGIC = b"HLWAL1\n"
+HEADER = struct.Struct("<BqqIH")  # kind, recv_ns, seq, payload length, subscription id
+
+DATA, EVENT, META, SUBSCRIPTION = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: int
+    recv_ns: int
+    seq: int
+    sub_id: int
+    payload: bytes
+
+
+class Journal:
+    """Append-only segments for one session. Not thread-safe: one writer (the event loop) appends."""
+
+    def __init__(self, root: str | os.PathLike[str], session: str, *, buffer_bytes: int = 1 << 20) -> None:
+        self.directory = Path(root) / JOURNAL_DIR / session
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.directory / "LOCK", "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveError(f"session {session} is already being recorded by another process") from None
+        self.buffer_bytes = buffer_bytes
+        self.segment = max((n for n, _ in segments(self.directory)), default=0)
+        self._file: IO[bytes] | None = None
+        self._subscriptions: dict[int, bytes] = {}
+        self.unsynced_bytes = 0
+        self.rotate()
+
+    def define(self, sub_id: int, subscription_json: bytes) -> None:
+        """Name a subscription; every later segment repeats it, so each segment stands alone."""
+        self._subscriptions[sub_id] = subscription_json
+        self.append(SUBSCRIPTION, 0, 0, subscription_json, sub_id)
+
+    def append(self, kind: int, recv_ns: int, seq: int, payload: bytes, sub_id: int = 0) -> None:
+        assert self._file is not None
+        self._file.write(HEADER.pack(kind, recv_ns, seq, len(payload), sub_id))
+        self._file.write(payload)
+        self.unsynced_bytes += HEADER.size + len(payload)
+
+    def flush(self) -> int:
+        """Hand buffered records to the OS; returns the file descriptor to fsync (off the event loop)."""
+        assert self._file is not None
+        self._file.flush()
+        return self._file.fileno()
+
+    def sync(self) -> None:
+        os.fsync(self.flush())
+        self.unsynced_bytes = 0
+
+    def rotate(self) -> int:
+        """Start a new segment; returns its number. Earlier segments can be trimmed once committed."""
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+        self.segment += 1
+        self._file = open(self.directory / f"seg-{self.segment:08d}.wal", "ab", buffering=self.buffer_bytes)
+        self._file.write(MAGIC)
+        for sub_id, subscription_json in self._subscriptions.items():
+            self.append(SUBSCRIPTION, 0, 0, subscription_json, sub_id)
+        return self.segment
+
+    def trim(self, before: int) -> int:
+        """Delete the segments numbered below ``before``; returns how many were deleted."""
+        removed = 0
+        for n, path in segments(self.directory):
+            if n < before:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def close(self, *, remove: bool = False) -> None:
+        """Close; with ``remove`` (everything committed) delete the session's journal."""
+        if self._file is not None:
+            self.sync()
+            self._file.close()
+            self._file = None
+        if remove:
+            for _, path in segments(self.directory):
+                path.unlink(missing_ok=True)
+            (self.directory / "LOCK").unlink(missing_ok=True)
+            for directory in (self.directory, self.directory.parent):
+                try:
+                    directory.rmdir()  # only when empty: another session's journal stays
+                except OSError:
+                    break
+        self._lock.close()
+
+
+def segments(directory: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in directory.glob("seg-*.wal"):
+        try:
+            found.append((int(path.stem[4:]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def read_segment(path: Path) -> Iterator[Record]:
+    """The whole records of a segment; a torn tail is where it ends."""
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        return
+    offset = len(MAGIC)
+    while offset + HEADER.size <= len(data):
+        kind, recv_ns, seq, length, sub_id = HEADER.unpack_from(data, offset)
+        end = offset + HEADER.size + length
+        if end > len(data) or kind not in (DATA, EVENT, META, SUBSCRIPTION):
+            return
+        yield Record(kind, recv_ns, seq, sub_id, data[offset + HEADER.size : end])
+        offset = end
+
+
+def is_locked(session_dir: Path) -> bool:
+    """Whether a live recorder holds this session's journal."""
+    lock_path = session_dir / "LOCK"
+    if not lock_path.exists():
+        return False
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

@@ -1,0 +1,298 @@
+"""The live recorder: connections in, journal first, Parquet parts out, on a writer thread.
+
+The event loop only receives, stamps (``recv_ns``, ``seq``) and journals each frame, then hands it
+to the writer thread: receiving never waits on Parquet. The journal is fsynced at least every
+``sync_s``; every ``flush_seconds`` the journal rotates and, once the writer has committed every
+buffered row, the older segments are deleted. A crash leaves the journal for ``recover``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from schemas.layout import ArchiveError
+from schemas.subscriptions import Subscription
+
+from .connection import MAINNET_URL, Connection, ConnectionConfig, plan_connections
+from .journal import DATA, EVENT, META, Journal
+from .meta import fetch_info, info_url
+from .recovery import recover
+from .writer import ArchiveWriter
+
+
+class RecorderError(ArchiveError):
+    """The recorder had to stop; what is recorded so far is safe (committed, or in the journal)."""
+
+
+# Hyperliquid's per-IP limits ("Rate limits and user limits")
+MAX_SUBSCRIPTIONS = 1000
+MAX_CONNECTIONS = 100
+MAX_USERS = 10
+
+
+def check_limits(subscriptions: list[Subscription], max_per_connection: int) -> list[list[Subscription]]:
+    """Refuse, before connecting, a plan Hyperliquid would refuse part of."""
+    if not subscriptions:
+        raise RecorderError("nothing to record: give --coin/--channel, --user or --sub")
+    if len(subscriptions) > MAX_SUBSCRIPTIONS:
+        raise RecorderError(
+            f"{len(subscriptions)} subscriptions, Hyperliquid allows {MAX_SUBSCRIPTIONS} per IP: record fewer coins or channels, or shard over machines"
+        )
+    users = {s.user.lower() for s in subscriptions if s.user}
+    if len(users) > MAX_USERS:
+        raise RecorderError(f"{len(users)} users, Hyperliquid allows {MAX_USERS} distinct users per IP in user subscriptions")
+    plan = plan_connections(subscriptions, max_per_connection)
+    if len(plan) > MAX_CONNECTIONS:
+        raise RecorderError(f"{len(plan)} connections needed, Hyperliquid allows {MAX_CONNECTIONS} per IP: raise --per-connection")
+    return plan
+
+
+@dataclass
+class Status:
+    """What the status line shows; counters are cumulative."""
+
+    started: float = field(default_factory=time.monotonic)
+    frames: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    reconnects: int = 0
+    last_frames: Counter[str] = field(default_factory=Counter)
+    last_time: float = field(default_factory=time.monotonic)
+
+
+class Recorder:
+    """Record ``subscriptions`` from ``url`` into the archive at ``root`` until stopped."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        subscriptions: list[Subscription],
+        *,
+        url: str = MAINNET_URL,
+        max_per_connection: int = 200,
+        flush_seconds: float = 60.0,
+        sync_s: float = 0.5,
+        meta: bool = True,
+        meta_interval_s: float = 3600.0,
+        meta_url: str | None = None,
+        connection_config: ConnectionConfig = ConnectionConfig(),
+        status_s: float | None = 5.0,
+        status_out: Callable[[str], None] | None = None,
+        lag_warning_frames: int = 200_000,
+        session: str | None = None,
+        writer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.subscriptions = subscriptions
+        self.plan = check_limits(subscriptions, max_per_connection)
+        self.url = url
+        self.flush_seconds = flush_seconds
+        self.sync_s = sync_s
+        self.meta = meta
+        self.meta_interval_s = meta_interval_s
+        self.meta_url = meta_url or info_url(url)
+        self.connection_config = connection_config
+        self.status_s = status_s
+        self.status_out = status_out or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.lag_warning_frames = lag_warning_frames
+        self.recovered = recover(self.root)
+        self.writer = ArchiveWriter(self.root, session=session, source_url=url, flush_seconds=flush_seconds, **(writer_options or {}))
+        self.session = self.writer.session
+        self.journal = Journal(self.root, self.session)
+        self.status = Status()
+        self._seq = 0
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._put_count = 0  # written by the event loop only
+        self._got_count = 0  # written by the writer thread only
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lagging = False
+        self._writer_error: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self._sub_ids = {sub.stream: i + 1 for i, sub in enumerate(subscriptions)}
+        for sub in subscriptions:
+            self.journal.define(self._sub_ids[sub.stream], orjson.dumps(sub.to_dict()))
+        self.connections: list[Connection] = []
+
+    # --- the sink of every connection (runs on the event loop) ----------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None:
+        seq = self._next_seq()
+        self.journal.append(DATA, recv_ns, seq, text.encode(), self._sub_ids.get(sub.stream, 0) if sub else 0)
+        self._put(("data", message, recv_ns, seq, sub))
+        self.status.frames[message["channel"]] += 1
+
+    def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
+        recv_ns, seq = time.time_ns(), self._next_seq()
+        record = {"kind": kind, "connection": connection, "detail": detail, "text": text}
+        self.journal.append(EVENT, recv_ns, seq, orjson.dumps(record))
+        self._put(("event", record, recv_ns, seq))
+        self.status.events[kind] += 1
+        if kind == "connect" and (detail or {}).get("attempt", 1) > 1:
+            self.status.reconnects += 1
+        if kind in ("server_error", "stall", "connect_failed") and self.status_s is not None:
+            self.status_out(f"[{kind}] connection {connection}: {orjson.dumps(detail).decode()}")
+
+    @property
+    def lag_frames(self) -> int:
+        """Frames journaled but not yet handed to the archive writer."""
+        return self._put_count - self._got_count
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        self._put_count += 1
+        self._queue.put(item)
+        lag = self.lag_frames
+        if lag > self.lag_warning_frames and not self._lagging:
+            self._lagging = True
+            self.status_out(f"warning: the writer is {lag} frames behind (disk too slow?); frames are safe in the journal")
+            self.on_event("writer_lagging", 0, {"frames_behind": lag})
+        elif self._lagging and lag < self.lag_warning_frames // 2:
+            self._lagging = False
+
+    # --- the writer thread -----------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        writer, q = self.writer, self._queue
+        try:
+            while True:
+                try:
+                    item = q.get(timeout=0.2)
+                except queue.Empty:
+                    writer.flush_due()
+                    continue
+                self._got_count += 1
+                kind = item[0]
+                if kind == "data":
+                    _, message, recv_ns, seq, sub = item
+                    writer.write(message, recv_ns, sub, seq=seq)
+                elif kind == "event":
+                    _, record, recv_ns, seq = item
+                    writer.write_event(record["kind"], recv_ns=recv_ns, seq=seq, connection=record["connection"], detail=record["detail"], text=record["text"])
+                elif kind == "meta":
+                    _, info_type, payload, recv_ns, seq = item
+                    writer.write_meta(info_type, payload, recv_ns=recv_ns, seq=seq)
+                elif kind == "rotate":
+                    writer.flush()
+                    self.journal.trim(before=item[1])
+                elif kind == "stop":
+                    writer.close()
+                    return
+        except BaseException as exc:  # noqa: BLE001 - reported by run(); the journal keeps the frames
+            self._writer_error = exc
+            if self._stop is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+    # --- the event loop --------------------------------------------------------------------------
+
+    async def run(self, duration_s: float | None = None) -> Status:
+        """Record until ``stop()``, a signal handled by the caller, or ``duration_s``; then flush all."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = stop = asyncio.Event()
+        writer_thread = threading.Thread(target=self._write_loop, name="hlarchive-writer", daemon=True)
+        writer_thread.start()
+        self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
+        self.connections = [
+            Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)
+        ]
+        tasks = [asyncio.create_task(c.run(stop)) for c in self.connections]
+        helpers = [asyncio.create_task(self._sync_loop(stop)), asyncio.create_task(self._rotate_loop(stop))]
+        if self.meta:
+            helpers.append(asyncio.create_task(self._meta_loop(stop)))
+        if self.status_s:
+            helpers.append(asyncio.create_task(self._status_loop(stop)))
+        try:
+            if duration_s is not None:
+                try:
+                    await asyncio.wait_for(stop.wait(), duration_s)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await stop.wait()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.on_event("session_end", 0, {"frames": sum(self.status.frames.values())})
+            self.journal.sync()
+            self._queue.put(("stop",))
+            await asyncio.get_running_loop().run_in_executor(None, writer_thread.join)
+        if self._writer_error is not None:
+            self.journal.close()
+            raise RecorderError(
+                f"could not write parts ({_one_line(self._writer_error)}); every frame is kept in {self.journal.directory}: "
+                "free space or fix the problem, then run `hlarchive recover ROOT`"
+            )
+        self.journal.close(remove=True)
+        return self.status
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _sync_loop(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            await asyncio.sleep(self.sync_s)
+            fd = self.journal.flush()
+            await loop.run_in_executor(None, os.fsync, fd)
+            self.journal.unsynced_bytes = 0
+
+    async def _rotate_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.flush_seconds)
+            segment = self.journal.rotate()
+            self._put(("rotate", segment))
+
+    async def _meta_loop(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            for info_type in ("meta", "spotMeta"):
+                try:
+                    payload = await loop.run_in_executor(None, fetch_info, self.meta_url, info_type)
+                except Exception as exc:  # noqa: BLE001 - a failed snapshot is an event, never a crash
+                    self.on_event("meta_failed", 0, {"type": info_type, "url": self.meta_url, "error": _one_line(exc)})
+                    continue
+                recv_ns, seq = time.time_ns(), self._next_seq()
+                self.journal.append(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload}))
+                self._put(("meta", info_type, payload, recv_ns, seq))
+            try:
+                await asyncio.wait_for(stop.wait(), self.meta_interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _status_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self.status_s or 5.0)
+            self.status_out(self.status_line())
+
+    def status_line(self) -> str:
+        now = time.monotonic()
+        s = self.status
+        elapsed = max(now - s.last_time, 1e-9)
+        rates = {k: (v - s.last_frames.get(k, 0)) / elapsed for k, v in s.frames.items()}
+        s.last_frames, s.last_time = Counter(s.frames), now
+        total = sum(rates.values())
+        by_channel = " ".join(f"{k}={v:.0f}" for k, v in sorted(rates.items()))
+        return (
+            f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.writer.stats.parts} parts, "
+            f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames, {self.journal.unsynced_bytes:,} B unsynced"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]

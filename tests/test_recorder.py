@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import recorder.writer
+from recorder.live import Recorder, RecorderError
+from replay.cli import main
+from replay.server import Faults, HyperliquidServer, Limits, ServerThread
+from replay.synthetic import SyntheticMarket
+from schemas import parse_subscription
+
+from .conftest import same
+from .recording import USER, archived, events, record, sent_data
+
+EVERY_CHANNEL = [
+    {"type": "allMids"},
+    {"type": "l2Book", "coin": "BTC"},
+    {"type": "trades", "coin": "ETH"},
+    {"type": "bbo", "coin": "@1"},
+    {"type": "candle", "coin": "PURR/USDC", "interval": "5m"},
+    {"type": "activeAssetCtx", "coin": "BTC"},
+    {"type": "activeAssetCtx", "coin": "@1"},
+    {"type": "activeAssetData", "user": USER, "coin": "BTC"},
+    *({"type": t, "user": USER} for t in (
+        "userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2",
+        "notification", "userTwapSliceFills", "userTwapHistory",
+    )),
+]
+
+
+def simulator(log: Path, **kw: Any) -> ServerThread:
+    kw.setdefault("rate", 40)
+    market = SyntheticMarket(seed=kw.pop("seed", 11), tick_ms=kw.pop("tick_ms", 1000))
+    return ServerThread(lambda: HyperliquidServer(market, sent_log=log, **kw))
+
+
+def assert_archive_equals_sent(root: Path, sent: dict[str, list[Any]]) -> None:
+    got = archived(root)
+    assert sorted(got) == sorted(sent)
+    for stream, frames in sent.items():
+        assert len(got[stream]) == len(frames), stream
+        assert all(same(a, b) for a, b in zip(got[stream], frames)), stream
+
+
+def test_every_channel_is_recorded_and_replayed_equal_to_what_was_sent(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    # each connection gets exactly 120 data frames, then the server goes quiet: a finite feed
+    with simulator(log, faults=Faults(stall_after_frames=120), rate=200) as srv:
+        rec = record(tmp_path / "archive", srv.ws_url, EVERY_CHANNEL, 3.0, max_per_connection=4)
+    assert len(rec.plan) == 5 and srv.stats["connections"] == 5  # spread over several connections
+    assert_archive_equals_sent(tmp_path / "archive", sent_data(log))
+    kinds = [e[0] for e in events(tmp_path / "archive")]
+    assert kinds.count("subscribed") == len(EVERY_CHANNEL) and kinds.count("connect") == 5
+    assert not (tmp_path / "archive" / "_journal").exists()  # everything committed, journal removed
+
+
+def test_user_frames_keep_their_users_on_separate_connections(tmp_path):
+    other = "0x" + "ab" * 20
+    log = tmp_path / "sent.jsonl"
+    subs = [{"type": "userEvents", "user": USER}, {"type": "userEvents", "user": other}]
+    with simulator(log, faults=Faults(stall_after_frames=30), rate=100) as srv:
+        rec = record(tmp_path / "a", srv.ws_url, subs, 2.5)
+    assert len(rec.plan) == 2  # one identifier ("userEvents") per connection
+    users = duckdb.sql(f"select user, count(*) from read_parquet('{tmp_path}/a/channel=userEvents/*/*/*.parquet') group by 1 order by 1").fetchall()
+    assert users == sorted([(USER, 30), (other, 30)])
+
+
+def test_reconnect_after_a_dropped_connection_resubscribes_and_records_the_gap(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    with simulator(log, faults=Faults(drop_after_frames=25, connections=frozenset({1}))) as srv:
+        record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}], 2.0)
+    kinds = [e[0] for e in events(tmp_path / "a")]
+    assert kinds.index("disconnect") < kinds.index("reconnect_wait") < len(kinds) - 1 - kinds[::-1].index("connect")
+    assert kinds.count("connect") == 2 and kinds.count("subscribed") == 4  # resubscribed everything
+    sent_first = sent_data(log, connections={1})
+    assert sum(len(v) for v in sent_first.values()) == 25
+    got = archived(tmp_path / "a")
+    for stream, frames in sent_first.items():
+        assert all(same(a, b) for a, b in zip(got[stream], frames))  # the first connection's frames come first
+    assert sum(len(v) for v in got.values()) > 25  # and recording went on after the reconnect
+
+
+def test_a_stalled_connection_is_detected_and_replaced(tmp_path):
+    from recorder.connection import ConnectionConfig
+
+    log = tmp_path / "sent.jsonl"
+    config = ConnectionConfig(ping_interval_s=0.2, stall_s=0.8, backoff_base_s=0.05, backoff_cap_s=0.1)
+    with simulator(log, faults=Faults(stall_after_frames=5, connections=frozenset({1}))) as srv:
+        record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 3.0, connection_config=config)
+    evts = events(tmp_path / "a")
+    stall = next(e for e in evts if e[0] == "stall")
+    assert stall[1] == 1 and stall[2]["silent_s"] >= 0.8
+    assert sum(len(v) for v in sent_data(log, connections={2}).values()) > 10
+    assert_archive_equals_sent(tmp_path / "a", sent_data(log))
+
+
+def test_malformed_and_error_frames_become_events_and_recording_goes_on(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    with simulator(log, faults=Faults(malformed_every=7, error_every=11, stall_after_frames=60), rate=100) as srv:
+        record(tmp_path / "a", srv.ws_url, [{"type": "trades", "coin": "BTC"}], 2.0)
+    evts = events(tmp_path / "a")
+    malformed = [e for e in evts if e[0] == "malformed"]
+    errors = [e for e in evts if e[0] == "server_error"]
+    assert len(malformed) == 60 // 7 and all(e[3] == '{"channel":"trades","data":[{"coin":' for e in malformed)
+    assert len(errors) == 60 // 11 and "injected" in errors[0][2]["error"]
+    assert_archive_equals_sent(tmp_path / "a", sent_data(log))
+
+
+def test_meta_snapshots_are_stored_and_a_failing_endpoint_is_only_an_event(tmp_path):
+    answers = {"meta": {"universe": [{"name": "BTC", "szDecimals": 5}]}, "spotMeta": {"tokens": [], "universe": [{"name": "@1", "index": 1}]}}
+
+    class Info(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            payload = orjson.dumps(answers[body["type"]])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http = HTTPServer(("127.0.0.1", 0), Info)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    log = tmp_path / "sent.jsonl"
+    try:
+        with simulator(log) as srv:
+            record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True, meta_url=f"http://127.0.0.1:{http.server_port}/info")
+            record(tmp_path / "b", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True, meta_url="http://127.0.0.1:9/info")
+    finally:
+        http.shutdown()
+    rows = duckdb.sql(f"select kind, payload from read_parquet('{tmp_path}/a/channel=_meta/*/*/*.parquet') order by seq").fetchall()
+    assert [(k, orjson.loads(p)) for k, p in rows] == list(answers.items())
+    failed = [e for e in events(tmp_path / "b") if e[0] == "meta_failed"]
+    assert {e[2]["type"] for e in failed} == {"meta", "spotMeta"}
+    assert archived(tmp_path / "b")  # and it recorded anyway
+
+
+def test_a_writer_that_fails_stops_with_a_clear_error_and_keeps_every_frame(tmp_path, monkeypatch):
+    log = tmp_path / "sent.jsonl"
+
+    def full_disk(*args: Any, **kw: Any) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recorder.writer, "write_part", full_disk)
+    with simulator(log, faults=Faults(stall_after_frames=40), rate=100) as srv:
+        with pytest.raises(RecorderError, match="No space left on device.*hlarchive recover"):
+            record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.5, writer_options={"flush_rows": 10})
+    assert not list((tmp_path / "a").rglob("*.parquet"))
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, ["recover", str(tmp_path / "a")])
+    assert result.exit_code == 0 and "frames recovered" in result.output
+    assert_archive_equals_sent(tmp_path / "a", sent_data(log))
+
+
+def test_limits_are_refused_before_connecting(tmp_path):
+    subs = [parse_subscription({"type": "trades", "coin": f"C{i}"}) for i in range(1001)]
+    with pytest.raises(RecorderError, match="1001 subscriptions, Hyperliquid allows 1000 per IP"):
+        Recorder(tmp_path, subs)
+    users = [parse_subscription({"type": "userFills", "user": "0x" + f"{i:040x}"}) for i in range(11)]
+    with pytest.raises(RecorderError, match="11 users"):
+        Recorder(tmp_path, users)
+
+
+def _record_process(root: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "record", "--out", str(root), "--url", url, "--coin", "BTC", "--coin", "ETH",
+         "--channel", "l2Book", "--channel", "trades", "--no-meta", "--status-seconds", "0.5", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_sigkill_mid_stream_then_recover_loses_at_most_a_second_and_every_part_reads(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    root = tmp_path / "a"
+    with simulator(log, rate=100) as srv:
+        proc = _record_process(root, srv.ws_url, "--flush-seconds", "0.7")
+        time.sleep(4.0)
+        killed_ns = time.time_ns()
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)
+    assert (root / "_journal").exists()  # the crash left its journal
+    result = CliRunner().invoke(main, ["recover", str(root)])
+    assert result.exit_code == 0, result.output
+    assert not any((root / "_journal").rglob("*.wal"))
+    for part in root.rglob("*.parquet"):
+        pq.read_table(part)  # every part reads
+    got = archived(root)
+    safe = sent_data(log, before_ns=killed_ns - 1_000_000_000)
+    assert sum(len(v) for v in safe.values()) > 400
+    for stream, frames in safe.items():
+        assert len(got[stream]) >= len(frames)
+        assert all(same(a, b) for a, b in zip(got[stream], frames)), stream
+    seqs = duckdb.sql(f"select count(*), count(distinct (session, seq)) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true)").fetchall()
+    assert seqs[0][0] == seqs[0][1]  # nothing twice
+
+
+def test_sigterm_flushes_everything_and_exits_0(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    root = tmp_path / "a"
+    with simulator(log, rate=200, faults=Faults(stall_after_frames=150)) as srv:
+        proc = _record_process(root, srv.ws_url)
+        time.sleep(3.0)  # 4 streams x 150 frames at 200/s: all sent well before
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "frames/s" in err and "stopped:" in err
+    assert_archive_equals_sent(root, sent_data(log))
+
+
+def test_record_command_equal_to_what_was_sent(tmp_path):
+    """The issue's done-when: record BTC and ETH l2Book and trades for a fixed duration."""
+    log = tmp_path / "sent.jsonl"
+    with simulator(log, rate=50, faults=Faults(stall_after_frames=100)) as srv:
+        result = subprocess.run(
+            [sys.executable, "-m", "replay.cli", "record", "--url", srv.ws_url, "--coin", "BTC", "--coin", "ETH",
+             "--channel", "l2Book", "--channel", "trades", "--duration", "4", "--no-meta", "--out", str(tmp_path / "a")],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert_archive_equals_sent(tmp_path / "a", sent_data(log))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--channel", "l2book", "--coin", "BTC"], "unknown subscription type 'l2book' (did you mean 'l2Book'?)"),
+        (["--channel", "userFills", "--user", "0x12"], "bad user '0x12'"),
+        (["--channel", "userFills"], "needs at least one --user"),
+        (["--sub", "{nope"], "is not JSON"),
+        (["--coin", "BTC", "--channel", "candle", "--interval", "7m"], "bad candle interval '7m'"),
+        (["--coin", "BTC", "--url", "ws://x/ws", "--testnet"], "give --url or --testnet"),
+        (["--config", "/nonexistent.toml"], "cannot read config"),
+    ],
+)
+def test_record_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = CliRunner().invoke(main, ["record", "--out", str(tmp_path / "a"), "--duration", "0.1", "--no-meta", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_record_into_an_unwritable_place_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = CliRunner().invoke(main, ["record", "--out", str(tmp_path / "file" / "a"), "--coin", "BTC", "--duration", "0.1", "--no-meta"])
+    assert result.exit_code == 2 and "cannot create archive directory" in result.output
+
+
+def test_record_reads_a_toml_config(tmp_path):
+    log = tmp_path / "sent.jsonl"
+    config = tmp_path / "rec.toml"
+    with simulator(log, rate=100, faults=Faults(stall_after_frames=20)) as srv:
+        config.write_text(
+            f'url = "{srv.ws_url}"\nout = "{tmp_path / "a"}"\ncoins = ["SOL"]\nchannels = ["bbo"]\nno_meta = true\nduration = 1.5\n'
+            '[[subs]]\ntype = "l2Book"\ncoin = "BTC"\nnSigFigs = 5\n'
+        )
+        result = CliRunner().invoke(main, ["record", "--config", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    streams = duckdb.sql(f"select distinct stream from read_parquet('{tmp_path}/a/channel=*/*/*/*.parquet', union_by_name=true) where stream is not null order by 1").fetchall()
+    assert streams == [("bbo:sol",), ("l2Book:btc,nSigFigs=5,mantissa=None",)]
