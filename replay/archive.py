@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterator
+from typing import Collection
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.layout import ArchiveError, EVENTS_CHANNEL, META_CHANNEL, PartName, escape, parse_part_name, read_metadata, unescape, utc_date
-from schemas.rows import batch_messages
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -59,8 +57,12 @@ def find_parts(
     start_ns: int | None = None,
     end_ns: int | None = None,
     include_special: bool = False,
+    dates: Collection[str] | None = None,
 ) -> list[Part]:
-    """The committed parts of the chosen partitions that may hold rows in ``[start_ns, end_ns]``."""
+    """The committed parts of the chosen partitions that may hold rows in ``[start_ns, end_ns]``.
+
+    Partitions are chosen by directory names; a part by its name (first receive time) and, when it
+    starts before ``start_ns``, by its footer statistics, so no data is read to prune it."""
     root = check_root(root)
     first_date = utc_date(start_ns) if start_ns is not None else None
     last_date = utc_date(end_ns) if end_ns is not None else None
@@ -69,7 +71,7 @@ def find_parts(
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
             continue
         for coin, coin_dir in _values(channel_dir, "coin", coins):
-            for date, date_dir in _values(coin_dir, "date", None):
+            for date, date_dir in _values(coin_dir, "date", dates):
                 if (first_date and date < first_date) or (last_date and date > last_date):
                     continue
                 for entry in sorted(os.scandir(date_dir), key=lambda e: e.name):
@@ -78,8 +80,28 @@ def find_parts(
                         continue
                     if end_ns is not None and name.first_recv_ns > end_ns:
                         continue
+                    if start_ns is not None and name.first_recv_ns < start_ns and _ends_before(Path(entry.path), start_ns):
+                        continue
                     parts.append(Part(Path(entry.path), channel, coin, date, name))
     return parts
+
+
+def list_dates(
+    root: str | os.PathLike[str],
+    *,
+    channels: Collection[str] | None = None,
+    coins: Collection[str] | None = None,
+    include_special: bool = False,
+) -> list[str]:
+    """The UTC dates that the chosen partitions hold, in order: replay works through them one by one."""
+    root = check_root(root)
+    found: set[str] = set()
+    for channel, channel_dir in _values(root, "channel", channels):
+        if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
+            continue
+        for _coin, coin_dir in _values(channel_dir, "coin", coins):
+            found.update(date for date, _ in _values(coin_dir, "date", None))
+    return sorted(found)
 
 
 def open_part(part: Part) -> pq.ParquetFile:
@@ -91,50 +113,23 @@ def open_part(part: Part) -> pq.ParquetFile:
     return parquet
 
 
-def last_recv_ns(parquet: pq.ParquetFile) -> int | None:
+def _ends_before(path: Path, start_ns: int) -> bool:
+    """Whether the part's footer statistics say every row was received before ``start_ns``."""
+    try:
+        metadata = pq.read_metadata(path)
+    except (OSError, pa.ArrowInvalid):
+        return False  # let open_part report it
+    last = last_recv_ns(metadata)
+    return last is not None and last < start_ns
+
+
+def last_recv_ns(metadata: pq.FileMetaData) -> int | None:
     """The largest ``recv_ns`` from the footer's statistics, without reading any data."""
-    index = parquet.schema_arrow.get_field_index("recv_ns")
+    index = metadata.schema.to_arrow_schema().get_field_index("recv_ns")
     best = None
-    for i in range(parquet.metadata.num_row_groups):
-        stats = parquet.metadata.row_group(i).column(index).statistics
+    for i in range(metadata.num_row_groups):
+        stats = metadata.row_group(i).column(index).statistics
         if stats is None or not stats.has_min_max:
             return None
         best = stats.max if best is None else max(best, stats.max)
     return best
-
-
-def part_rows(
-    part: Part,
-    *,
-    streams: Collection[str] | None = None,
-    start_ns: int | None = None,
-    end_ns: int | None = None,
-    batch_size: int = 4096,
-) -> Iterator[tuple[int, str, int, int | None, str, dict[str, Any]]]:
-    """``(recv_ns, session, seq, exch_ms, stream, message)`` of one part, in its stored order, filtered."""
-    parquet = open_part(part)
-    if start_ns is not None:
-        last = last_recv_ns(parquet)
-        if last is not None and last < start_ns:
-            return
-    value_set = pa.array(sorted(streams), pa.string()) if streams is not None else None
-    for batch in parquet.iter_batches(batch_size=batch_size):
-        mask = None
-        if value_set is not None:
-            mask = pc.is_in(batch.column("stream"), value_set=value_set)
-        if start_ns is not None:
-            after = pc.greater_equal(batch.column("recv_ns"), start_ns)
-            mask = after if mask is None else pc.and_(mask, after)
-        if end_ns is not None:
-            before = pc.less_equal(batch.column("recv_ns"), end_ns)
-            mask = before if mask is None else pc.and_(mask, before)
-        if mask is not None:
-            batch = batch.filter(mask)
-            if batch.num_rows == 0:
-                continue
-        recv = batch.column("recv_ns").to_pylist()
-        sessions = batch.column("session").to_pylist()
-        seqs = batch.column("seq").to_pylist()
-        exch = batch.column("exch_ms").to_pylist()
-        streams_ = batch.column("stream").to_pylist()
-        yield from zip(recv, sessions, seqs, exch, streams_, batch_messages(batch))

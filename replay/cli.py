@@ -118,5 +118,109 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
     asyncio.run(serve_until_stopped())
 
 
+def _subscriptions_option(subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...]) -> list[Any]:
+    """``--sub JSON`` exactly, plus ``--coin`` x ``--channel`` filters, as subscription models."""
+    import orjson
+
+    from schemas.subscriptions import COIN_TYPES, parse_subscription
+
+    out = []
+    for raw in subs:
+        try:
+            out.append(parse_subscription(orjson.loads(raw), allow_unknown=True))
+        except orjson.JSONDecodeError:
+            raise click.BadParameter(f"{raw!r} is not JSON", param_hint="--sub") from None
+    for channel in channels:
+        for coin in coins if channel in COIN_TYPES else [None]:
+            out.append(parse_subscription({"type": channel, **({"coin": coin} if coin else {})}, allow_unknown=True))
+    if coins and not channels:
+        raise click.UsageError("--coin needs --channel (or give --sub)")
+    return out
+
+
+@main.command("replay")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--sub", "subs", multiple=True, metavar="JSON", help="A subscription to replay (repeat); default: every frame.")
+@click.option("--coin", "coins", multiple=True, help="With --channel: replay these coins.")
+@click.option("--channel", "channels", multiple=True, help="A subscription type to replay (with --coin for per-coin types).")
+@click.option("--from", "start", default=None, help="Start: ISO-8601 time or epoch ms.")
+@click.option("--to", "end", default=None, help="End (inclusive): ISO-8601 time or epoch ms.")
+@click.option("--speed", default=None, type=float, help="1.0 = real time, 10 = ten times faster; default: as fast as possible.")
+@click.option("--order", type=click.Choice(["recv", "exchange"]), default="recv", help="Receipt order or exchange-time order.")
+@click.option("--with-ts", is_flag=True, help="Prefix each line with its receive time (epoch ns) and a space.")
+def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, speed: float | None, order: str, with_ts: bool) -> None:
+    """Print archived frames as JSON lines on stdout, in order (pipe to jq)."""
+    import orjson
+
+    from .replay import Replay
+
+    replay = Replay(root, start, end, order=order)
+    for sub in _subscriptions_option(subs, coins, channels):
+        replay.subscribe(sub, _noop)
+    if speed is not None and speed <= 0:
+        raise click.BadParameter("give a positive factor (1.0 = real time)", param_hint="--speed")
+    out = sys.stdout.buffer
+    try:
+        for item in replay.items(speed):
+            if item.stream is None:
+                continue
+            if with_ts:
+                out.write(b"%d " % item.recv_ns)
+            out.write(orjson.dumps(item.message))
+            out.write(b"\n")
+            if speed is not None:
+                out.flush()
+        out.flush()
+    except BrokenPipeError:  # `| head` closed the pipe: not an error
+        sys.stderr.close()
+
+
+def _noop(message: Any) -> None:
+    pass
+
+
+@main.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", help="Interface to listen on (loopback by default).")
+@click.option("--port", default=8765, type=int, help="Port (0: any free port).")
+@click.option("--speed", default=1.0, type=float, help="1.0 = real time; 0 = as fast as the client reads.")
+@click.option("--from", "start", default=None, help="Where each connection's replay clock starts (ISO-8601 or epoch ms); default: the archive's start.")
+@click.option("--to", "end", default=None, help="Where replay ends (ISO-8601 or epoch ms).")
+@click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
+def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float) -> None:
+    """Serve an archive over Hyperliquid's websocket protocol, at ws://HOST:PORT/ws (Ctrl-C stops)."""
+    import asyncio
+    import signal
+
+    from .archive_source import ArchiveSource
+    from .server import HyperliquidServer
+
+    source = ArchiveSource(root, start=start, end=end, speed=speed or None, join_window_s=join_window)
+    if not source.available:
+        raise ArchiveError(f"the archive at {root!r} holds no frames yet: record into it first")
+
+    async def serve_until_stopped() -> None:
+        server = HyperliquidServer(source, host=host, port=port, rate=None)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ArchiveError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0: any free one)") from None
+        click.echo(f"ws URL:   {server.ws_url}")
+        click.echo(f"base URL: {server.base_url}")
+        click.echo(
+            "SDK: Info(base_url, meta=m['meta'], spot_meta=m['spotMeta']) with m = replay.archive_meta(ROOT) "
+            "(this server answers only the websocket, not POST /info)",
+            err=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(serve_until_stopped())
+
+
 if __name__ == "__main__":
     main()

@@ -6,18 +6,23 @@ channel and session. The merge streams part by part, so memory does not grow wit
 
 from __future__ import annotations
 
-import heapq
+import asyncio
 import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Protocol
 
-from schemas.layout import ArchiveError
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
-from .archive import find_parts, part_rows
+from .archive import Part, find_parts, list_dates, open_part
+from .merge import ORDERS, Item, merge
 
 Callback = Callable[[Any], None]
 
@@ -75,9 +80,21 @@ class Summary:
     def total(self) -> int:
         return sum(self.frames.values())
 
+    def add(self, item: Item) -> None:
+        self.frames[item.stream or ""] += 1
+        if self.first_recv_ns is None:
+            self.first_recv_ns = item.recv_ns
+        self.last_recv_ns = item.recv_ns
+
 
 class Replay:
-    """Replays the archive at ``root``: ``subscribe`` callbacks, then ``run``; or iterate ``messages()``."""
+    """Replays the archive at ``root``: ``subscribe`` callbacks, then ``run``; or iterate ``messages()``.
+
+    ``start``/``end`` bound the receive time (datetime, ISO-8601 text or epoch ms; ``end`` inclusive).
+    ``order="exchange"`` sorts by the exchange time frames carry. ``on_event`` receives the
+    recorder's connection events (disconnects, reconnects, stalls...) in order with the frames, so a
+    strategy can see gaps. ``clock`` is where real-time replay waits: tests pass a simulated one.
+    """
 
     def __init__(
         self,
@@ -87,22 +104,27 @@ class Replay:
         *,
         order: str = "recv",
         clock: Clock | None = None,
+        on_event: Callback | None = None,
     ) -> None:
-        if order not in ("recv",):
-            raise ArchiveError(f"bad order {order!r}: use 'recv'")
+        if order not in ORDERS:
+            raise ArchiveError(f"bad order {order!r}: use 'recv' (receipt order) or 'exchange' (exchange time)")
         self.root = root
         self.start_ns = to_ns(start, "start")
         self.end_ns = to_ns(end, "end")
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
+            raise ArchiveError("end is before start: swap them")
         self.order = order
         self.clock = clock or WallClock()
+        self.on_event = on_event
         self._subscriptions: dict[str, tuple[Subscription, list[tuple[int, Callback]]]] = {}
         self._next_id = 0
+        self.parts_opened: list[Part] = []
         find_parts(root, channels=())  # checks the root exists now, not at the first message
 
     # --- the SDK's interface --------------------------------------------------------------------
 
     def subscribe(self, subscription: Mapping[str, Any] | Subscription, callback: Callback) -> int:
-        sub = subscription if isinstance(subscription, Subscription) else parse_subscription(subscription, allow_unknown=True)
+        sub = _subscription(subscription)
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
         if not find_parts(self.root, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
@@ -111,7 +133,7 @@ class Replay:
         return self._next_id
 
     def unsubscribe(self, subscription: Mapping[str, Any] | Subscription, subscription_id: int) -> bool:
-        sub = subscription if isinstance(subscription, Subscription) else parse_subscription(subscription, allow_unknown=True)
+        sub = _subscription(subscription)
         entry = self._subscriptions.get(sub.stream)
         if entry is None:
             return False
@@ -131,52 +153,143 @@ class Replay:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _rows(self) -> Iterator[tuple[int, str, int, int, str, dict[str, Any]]]:
-        if self._subscriptions:
-            subs = [sub for sub, _ in self._subscriptions.values()]
-            channels = {s.type for s in subs}
-            coins = None
-            if all(s.type in COIN_TYPES and s.coin for s in subs):
-                coins = {s.coin for s in subs if s.coin}
-            streams = set(self._subscriptions)
-        else:
-            channels = coins = streams = None
-        parts = find_parts(self.root, channels=channels, coins=coins, start_ns=self.start_ns, end_ns=self.end_ns)
+    def _selection(self) -> tuple[dict[str, Any], set[str] | None]:
+        """Which partitions to read (``find_parts`` filters) and which streams to keep."""
+        if not self._subscriptions:
+            return {"channels": None, "coins": None}, None
+        subs = [sub for sub, _ in self._subscriptions.values()]
+        coins = None
+        if all(s.type in COIN_TYPES and s.coin for s in subs):
+            coins = {s.coin for s in subs if s.coin}
+        return {"channels": {s.type for s in subs}, "coins": coins}, set(self._subscriptions)
 
-        def rows_of(index: int) -> Iterator[tuple[int, str, int, int, str, dict[str, Any]]]:
-            for recv_ns, session, seq, _exch, stream, message in part_rows(
-                parts[index], streams=streams, start_ns=self.start_ns, end_ns=self.end_ns
-            ):
-                yield recv_ns, session, seq, index, stream, message
+    def _merged(self) -> Iterator[Item]:
+        """Day by day (a part never spans two UTC dates), so only one day's parts are ever listed."""
+        selection, streams = self._selection()
+        dates = list_dates(self.root, **selection)
+        if self.on_event is not None:
+            dates = sorted(set(dates) | set(list_dates(self.root, channels=[EVENTS_CHANNEL], include_special=True)))
+        bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        for date in dates:
+            parts = find_parts(self.root, **selection, **bounds, dates=[date])
+            if self.on_event is not None:
+                parts += find_parts(self.root, channels=[EVENTS_CHANNEL], include_special=True, dates=[date], **bounds)
+            self.parts_opened = parts
+            yield from merge(parts, streams=streams, order=self.order, **bounds)
 
-        return heapq.merge(*(rows_of(i) for i in range(len(parts))))
+    def items(self, speed: float | None = None) -> Iterator[Item]:
+        """Frames (and, with ``on_event``, events) in order, with their keys; ``speed`` paces them
+        against the receive times (1.0 = real time) on ``clock``."""
+        pacer = _Pacer(speed, self.clock)
+        for item in self._merged():
+            if speed is not None and item.stream is not None:
+                wait = pacer.wait_s(item.recv_ns)
+                if wait > 0:
+                    self.clock.sleep(wait)
+            yield item
 
-    def messages(self) -> Iterator[dict[str, Any]]:
+    def messages(self, speed: float | None = None) -> Iterator[dict[str, Any]]:
         """The archived frames in order: those subscribed, or all when nothing is subscribed."""
-        for row in self._rows():
-            yield row[5]
+        for item in self.items(speed):
+            if item.stream is not None:
+                yield item.message
 
     def run(self, speed: float | None = None) -> Summary:
         """Deliver every subscribed frame to its callbacks on this thread; ``speed`` 1.0 is real time."""
-        if speed is not None and speed <= 0:
-            raise ArchiveError(f"bad speed {speed!r}: give a positive factor (1.0 = real time) or None for as fast as possible")
         summary = Summary()
-        wall_start = recv_start = None
-        for recv_ns, _session, _seq, _index, stream, message in self._rows():
-            entry = self._subscriptions.get(stream)
+        for item in self.items(speed):
+            if item.stream is None:
+                if self.on_event is not None:
+                    self.on_event(item.message)
+                continue
+            entry = self._subscriptions.get(item.stream)
             if entry is None:
                 continue
-            if speed is not None:
-                if recv_start is None:
-                    recv_start, wall_start = recv_ns, self.clock.monotonic()
-                due = wall_start + (recv_ns - recv_start) / 1e9 / speed
-                wait = due - self.clock.monotonic()
-                if wait > 0:
-                    self.clock.sleep(wait)
             for _id, callback in list(entry[1]):
-                callback(message)
-            summary.frames[stream] += 1
-            if summary.first_recv_ns is None:
-                summary.first_recv_ns = recv_ns
-            summary.last_recv_ns = recv_ns
+                callback(item.message)
+            summary.add(item)
         return summary
+
+    async def stream(self, speed: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """``async for msg in replay.stream()``: the frames of ``messages()``, paced on the event loop."""
+        pacer = _Pacer(speed, self.clock)
+        for n, item in enumerate(self.items()):
+            if item.stream is None or (self._subscriptions and item.stream not in self._subscriptions):
+                continue
+            wait = pacer.wait_s(item.recv_ns)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif n % 256 == 0:
+                await asyncio.sleep(0)  # let other tasks run between frames read as fast as possible
+            yield item.message
+
+    def batches(
+        self, channel: str, *, coin: str | None = None, columns: list[str] | None = None, batch_size: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """The archive's Arrow batches of one channel, part by part in time order, for vectorised work.
+
+        Columns are the typed archive columns (``data`` nested as received); rows outside
+        ``[start, end]`` are dropped. Parts of different coins are not interleaved.
+        """
+        parts = find_parts(self.root, channels=[channel], coins=[coin] if coin else None, start_ns=self.start_ns, end_ns=self.end_ns)
+        parts.sort(key=lambda p: (p.name.first_recv_ns, p.coin))
+        for part in parts:
+            parquet = open_part(part)
+            wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=batch_size, columns=_with_recv(wanted)):
+                if self.start_ns is not None or self.end_ns is not None:
+                    batch = _in_range(batch, self.start_ns, self.end_ns)
+                if columns is not None and "recv_ns" not in columns:
+                    batch = batch.drop_columns(["recv_ns"])
+                if batch.num_rows:
+                    yield batch
+
+
+class _Pacer:
+    """Real-time pacing: how long to wait before a frame received at ``recv_ns``."""
+
+    def __init__(self, speed: float | None, clock: Clock) -> None:
+        if speed is not None and speed <= 0:
+            raise ArchiveError(f"bad speed {speed!r}: give a positive factor (1.0 = real time) or None for as fast as possible")
+        self.speed = speed
+        self.clock = clock
+        self.recv_start: int | None = None
+        self.wall_start = 0.0
+
+    def wait_s(self, recv_ns: int) -> float:
+        if self.speed is None:
+            return 0.0
+        if self.recv_start is None:
+            self.recv_start, self.wall_start = recv_ns, self.clock.monotonic()
+        due = self.wall_start + (recv_ns - self.recv_start) / 1e9 / self.speed
+        return due - self.clock.monotonic()
+
+
+def _subscription(subscription: Mapping[str, Any] | Subscription) -> Subscription:
+    return subscription if isinstance(subscription, Subscription) else parse_subscription(subscription, allow_unknown=True)
+
+
+def _with_recv(columns: list[str] | None) -> list[str] | None:
+    return None if columns is None else (columns if "recv_ns" in columns else [*columns, "recv_ns"])
+
+
+def _in_range(batch: pa.RecordBatch, start_ns: int | None, end_ns: int | None) -> pa.RecordBatch:
+    recv = batch.column("recv_ns")
+    mask = None
+    if start_ns is not None:
+        mask = pc.greater_equal(recv, start_ns)
+    if end_ns is not None:
+        before = pc.less_equal(recv, end_ns)
+        mask = before if mask is None else pc.and_(mask, before)
+    return batch.filter(mask)
+
+
+def archive_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The latest ``meta`` and ``spotMeta`` snapshots (``{"meta": ..., "spotMeta": ...}``), e.g. for
+    ``Info(base_url, meta=m["meta"], spot_meta=m["spotMeta"])`` against ``hlarchive serve``."""
+    latest: dict[str, tuple[int, Any]] = {}
+    for part in find_parts(root, channels=[META_CHANNEL], include_special=True):
+        for row in open_part(part).read(columns=["recv_ns", "kind", "payload"]).to_pylist():
+            if row["kind"] not in latest or row["recv_ns"] >= latest[row["kind"]][0]:
+                latest[row["kind"]] = (row["recv_ns"], row["payload"])
+    return {kind: orjson.loads(payload) for kind, (_, payload) in latest.items()}

@@ -1,0 +1,72 @@
+"""An archive as the local server's message source: ``hlarchive serve``.
+
+Each connection has its own replay clock, started by its first subscription at ``start``.
+Subscriptions sent within ``join_window_s`` of the first (clients subscribe in a burst on connect)
+all start at ``start``; a later one joins the running clock, as on a live feed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterator
+
+from schemas.subscriptions import COIN_TYPES, Subscription
+
+from .archive import find_parts
+from .replay import Replay, to_ns
+
+
+class ArchiveSource:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        start: datetime | str | int | None = None,
+        end: datetime | str | int | None = None,
+        speed: float | None = 1.0,
+        join_window_s: float = 1.0,
+    ) -> None:
+        self.root = root
+        parts = find_parts(root)
+        self.available: dict[str, set[str]] = defaultdict(set)
+        for part in parts:
+            self.available[part.channel].add(part.coin)
+        first = min((p.name.first_recv_ns for p in parts), default=0)
+        self.start_ns = to_ns(start, "--from") or first
+        self.end_ns = to_ns(end, "--to")
+        self.speed = speed
+        self.join_window_s = join_window_s
+
+    def check(self, sub: Subscription) -> str | None:
+        coins = self.available.get(sub.type, set())
+        if coins and (sub.type not in COIN_TYPES or sub.coin in coins):
+            return None
+        has = "; ".join(f"{ch} ({', '.join(sorted(c))})" for ch, c in sorted(self.available.items())) or "nothing"
+        return f"Invalid subscription {sub}: the archive has no data for it (it has {has})"
+
+    def _replay(self, sub: Subscription, from_ns: int) -> Replay:
+        replay = Replay(self.root, start=from_ns / 1_000_000, end=None if self.end_ns is None else self.end_ns / 1_000_000)
+        replay.subscribe(sub, _ignore)
+        return replay
+
+    def frames(self, sub: Subscription) -> Iterator[dict[str, Any]]:
+        return self._replay(sub, self.start_ns).messages()
+
+    def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float | None, dict[str, Any]]]:
+        elapsed_s = max(0.0, (time.time_ns() - clock_start_ns) / 1e9)
+        joined = elapsed_s > self.join_window_s
+        position_ns = self.start_ns + (int(elapsed_s * (self.speed or 0) * 1e9) if joined else 0)
+        for item in self._replay(sub, position_ns).items():
+            if item.stream is None:
+                continue
+            if self.speed is None:
+                yield None, item.message
+            else:
+                yield (item.recv_ns - self.start_ns) / 1e9 / self.speed - elapsed_s, item.message
+
+
+def _ignore(message: Any) -> None:
+    pass

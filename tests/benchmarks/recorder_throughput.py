@@ -1,0 +1,95 @@
+"""Recorder end to end (frames received -> parts committed) vs the official SDK's websocket client.
+
+    python -m tests.benchmarks.recorder_throughput [--seconds 10] [--runs 3]
+
+The simulator runs in its own process, as fast as it can (``--rate 0``), with mixed l2Book,
+trades, bbo and allMids traffic; each client runs in its own process too, so peak RSS is its own.
+Figures: frames/s the client took in (for the recorder: rows in committed parts / seconds), and
+peak RSS. The SDK baseline counts callback invocations of ``WebsocketManager``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import duckdb
+
+from .common import machine, median_of, simulator_process, table
+
+COINS = ["BTC", "ETH", "SOL", "@1"]
+SUBS = [{"type": t, "coin": c} for c in COINS for t in ("l2Book", "trades", "bbo")] + [{"type": "allMids"}]
+
+SDK_CLIENT = r"""
+import json, sys, threading, time, resource
+from hyperliquid.websocket_manager import WebsocketManager
+url, seconds, subs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+count = [0]
+def cb(msg): count[0] += 1
+manager = WebsocketManager(url.replace("ws://", "http://").removesuffix("/ws"))
+manager.start()
+for sub in subs:
+    manager.subscribe(sub, cb)
+time.sleep(1.0)
+start_count, start = count[0], time.perf_counter()
+time.sleep(seconds)
+rate = (count[0] - start_count) / (time.perf_counter() - start)
+manager.stop()
+print(json.dumps({"fps": rate, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_recorder(url: str, seconds: float) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as root:
+        args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--duration", str(seconds)]
+        for sub in SUBS:
+            args += ["--sub", json.dumps(sub)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        subprocess.run(args, check=True)
+        elapsed = time.perf_counter() - started
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        rows = duckdb.sql(
+            f"select count(*) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true) where wire_channel is not null"
+        ).fetchall()[0][0]
+        # the process also starts up and flushes: count its whole life, a conservative figure
+        return rows / elapsed, max(rss, before) / 1024
+
+
+def run_sdk(url: str, seconds: float) -> tuple[float, float]:
+    out = subprocess.run([sys.executable, "-c", SDK_CLIENT, url, str(seconds), json.dumps(SUBS)], check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["fps"], result["rss_mb"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    ours: list[tuple[float, float]] = []
+    sdk: list[tuple[float, float]] = []
+
+    def one(fn, out):  # type: ignore[no-untyped-def]
+        with simulator_process("--rate", "0") as url:
+            out.append(fn(url, args.seconds))
+        return out[-1][0]
+
+    ours_fps = median_of(args.runs, lambda: one(run_recorder, ours))
+    sdk_fps = median_of(args.runs, lambda: one(run_sdk, sdk))
+    ours_rss = sorted(r for _, r in ours)[len(ours) // 2]
+    sdk_rss = sorted(r for _, r in sdk)[len(sdk) // 2]
+    print(f"recorder vs SDK client, {len(SUBS)} subscriptions (l2Book/trades/bbo x {len(COINS)} + allMids), median of {args.runs} x {args.seconds:.0f}s ({machine()})")
+    print(table(
+        [("frames/s", ours_fps, sdk_fps, ours_fps / sdk_fps, ">= 50,000 and >= 8x"), ("peak RSS MB", ours_rss, sdk_rss, ours_rss / sdk_rss, "<= 300")],
+        ("figure", "hlarchive record", "SDK WebsocketManager", "ratio", "target"),
+    ))
+
+
+if __name__ == "__main__":
+    main()
