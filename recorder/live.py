@@ -9,6 +9,7 @@ buffered row, the older segments are deleted. A crash leaves the journal for ``r
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import queue
 import sys
@@ -201,6 +202,12 @@ class Recorder:
         """Record until ``stop()``, a signal handled by the caller, or ``duration_s``; then flush all."""
         self._loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()
+        # Frames are acyclic (JSON), so reference counting frees them; the cyclic collector would
+        # only rescan the growing buffers on every few hundred allocations, costing most of the CPU.
+        gc_threshold = gc.get_threshold()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(200_000, 50, 100)
         writer_thread = threading.Thread(target=self._write_loop, name="hlarchive-writer", daemon=True)
         writer_thread.start()
         self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
@@ -231,6 +238,8 @@ class Recorder:
             self.journal.sync()
             self._queue.put(("stop",))
             await asyncio.get_running_loop().run_in_executor(None, writer_thread.join)
+            gc.set_threshold(*gc_threshold)
+            gc.unfreeze()
         if self._writer_error is not None:
             self.journal.close()
             raise RecorderError(

@@ -80,7 +80,8 @@ class ArchiveWriter:
         flush_rows: int = 100_000,
         flush_bytes: int = 64 * 1024 * 1024,
         flush_seconds: float = 60.0,
-        stage_rows: int = 2048,
+        stage_rows: int = 256,
+        max_buffer_bytes: int = 96 * 1024 * 1024,
         row_group_rows: int = 16_384,
         compression_level: int | None = None,
         clock: Clock = time.time_ns,
@@ -100,6 +101,8 @@ class ArchiveWriter:
         self.flush_bytes = flush_bytes
         self.flush_ns = int(flush_seconds * 1e9)
         self.stage_rows = stage_rows
+        self.max_buffer_bytes = max_buffer_bytes
+        self._buffered_bytes = 0
         self.row_group_rows = row_group_rows
         self.compression_level = compression_level
         self.on_commit = on_commit
@@ -218,12 +221,17 @@ class ArchiveWriter:
         buffer.batches.append(batch)
         buffer.rows += batch.num_rows
         buffer.nbytes += batch.nbytes
+        self._buffered_bytes += batch.nbytes
         buffer.staged = []
 
     def _flush_due(self, buffer: _Buffer, now_ns: int) -> None:
         pending = buffer.rows + len(buffer.staged)
         if pending >= self.flush_rows or buffer.nbytes >= self.flush_bytes:
             self._commit(buffer)
+        elif self._buffered_bytes > self.max_buffer_bytes:
+            # one budget for all partitions: commit the biggest buffer, so memory stays bounded
+            # however many coins and channels are recorded
+            self._commit(max(self._buffers.values(), key=lambda b: b.nbytes))
 
     def flush_due(self) -> int:
         """Commit every buffer older than ``flush_seconds``; returns the number of parts written."""
@@ -254,6 +262,8 @@ class ArchiveWriter:
 
     def _commit(self, buffer: _Buffer) -> None:
         self._stage(buffer)
+        if not buffer.batches:
+            return
         table = pa.Table.from_batches(buffer.batches)
         self._part_n += 1
         name = PartName(buffer.first_recv_ns, self.session, self._part_n)
@@ -275,6 +285,7 @@ class ArchiveWriter:
         self.stats.bytes_committed += path.stat().st_size
         buffer.batches = []
         buffer.rows = 0
+        self._buffered_bytes -= buffer.nbytes
         buffer.nbytes = 0
         buffer.streams = set()
         if self.on_commit is not None:

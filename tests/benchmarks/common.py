@@ -71,3 +71,31 @@ def simulator_process(*args: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def vm_hwm_mb() -> float:
+    """This process's peak RSS from /proc (``ru_maxrss`` would include the parent's, inherited at fork)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+PEAK_WRAPPER = r"""
+import atexit, runpy, sys
+from tests.benchmarks.common import vm_hwm_mb
+atexit.register(lambda: print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr))
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_measured(module: str, *args: str, code: str | None = None) -> tuple[str, float]:
+    """Run ``python -m module args`` (or ``code``) in a fresh process; returns stdout and its peak RSS."""
+    argv = [sys.executable, "-c", PEAK_WRAPPER, module, *args] if code is None else [sys.executable, "-c", code, *args]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    peak = [float(line.split("=")[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_MB=")]
+    return result.stdout, peak[-1] if peak else float("nan")

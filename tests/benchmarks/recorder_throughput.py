@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,15 @@ import time
 
 import duckdb
 
-from .common import machine, median_of, simulator_process, table
+from .common import machine, median_of, run_measured, simulator_process, table
 
 COINS = ["BTC", "ETH", "SOL", "@1"]
 SUBS = [{"type": t, "coin": c} for c in COINS for t in ("l2Book", "trades", "bbo")] + [{"type": "allMids"}]
 
 SDK_CLIENT = r"""
-import json, sys, threading, time, resource
+import json, sys, threading, time
 from hyperliquid.websocket_manager import WebsocketManager
+from tests.benchmarks.common import vm_hwm_mb
 url, seconds, subs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
 count = [0]
 def cb(msg): count[0] += 1
@@ -40,7 +40,7 @@ start_count, start = count[0], time.perf_counter()
 time.sleep(seconds)
 rate = (count[0] - start_count) / (time.perf_counter() - start)
 manager.stop()
-print(json.dumps({"fps": rate, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"fps": rate, "rss_mb": vm_hwm_mb()}))
 """
 
 
@@ -49,16 +49,14 @@ def run_recorder(url: str, seconds: float) -> tuple[float, float]:
         args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--duration", str(seconds)]
         for sub in SUBS:
             args += ["--sub", json.dumps(sub)]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
-        subprocess.run(args, check=True)
+        _, rss = run_measured("replay.cli", *args[3:])
         elapsed = time.perf_counter() - started
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         rows = duckdb.sql(
             f"select count(*) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true) where wire_channel is not null"
         ).fetchall()[0][0]
         # the process also starts up and flushes: count its whole life, a conservative figure
-        return rows / elapsed, max(rss, before) / 1024
+        return rows / elapsed, rss
 
 
 def run_sdk(url: str, seconds: float) -> tuple[float, float]:
