@@ -169,3 +169,28 @@ def recover_command(root: str) -> None:
         click.echo("nothing to recover", err=True)
     for entry in report:
         click.echo(f"session {entry['session']}: {entry['frames']} frames recovered, {entry['skipped']} already committed")
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--root", required=True, type=click.Path(file_okay=False), help="The archive to import into.")
+@click.option("--start", default=None, help="Receive time of a first line that has none (ISO-8601 or epoch ms).")
+def import_command(files: tuple[str, ...], root: str, start: str | None) -> None:
+    """Import JSON lines of websocket frames (optionally after a timestamp; gzip or not) into an archive."""
+    from schemas.jsonlines import LineError, parse_timestamp_ns
+
+    from .importer import import_files
+
+    start_ns = None
+    if start is not None:
+        try:
+            start_ns = parse_timestamp_ns(start)
+        except LineError as exc:
+            raise click.BadParameter(str(exc), param_hint="--start") from None
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            click.echo(f"\rimporting: {done / max(total, 1):.0%}", err=True, nl=done >= total)
+
+    report = import_files(list(files), root, start_ns=start_ns, progress=progress)
+    click.echo(f"imported {report.frames:,} frames from {report.files} file(s)" + (f"; {report.bad_lines} bad line(s) kept as malformed events" if report.bad_lines else ""))

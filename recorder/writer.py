@@ -8,7 +8,6 @@ whole part or none.
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import threading
@@ -29,6 +28,7 @@ from schemas.layout import (
     ArchiveError,
     PartName,
     check_session,
+    parquet_options,
     part_metadata,
     partition_dir,
     session_id,
@@ -322,53 +322,13 @@ def write_part(
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / str(name)
     temporary = directory / name.temporary
-    delta, dictionary = _encodings(table.schema)
     with open(temporary, "wb") as sink:
-        pq.write_table(
-            table,
-            sink,
-            compression="zstd",
-            compression_level=compression_level,
-            row_group_size=row_group_rows,
-            use_dictionary=dictionary,
-            column_encoding={path: "DELTA_BINARY_PACKED" for path in delta},
-        )
+        pq.write_table(table, sink, **parquet_options(table.schema, row_group_rows, compression_level))
         sink.flush()
         os.fsync(sink.fileno())
     os.replace(temporary, final)
     _fsync_dir(directory)
     return final
-
-
-@functools.lru_cache(maxsize=256)
-def _encodings(schema: pa.Schema) -> tuple[tuple[str, ...], list[str]]:
-    """Integer columns (times, sequence numbers, ids) delta-encoded; the rest dictionary-encoded.
-
-    Receive times and sequence numbers grow steadily, so deltas take a few bits where plain
-    64-bit values take eight bytes: a third of a bbo row's size.
-    """
-    delta: list[str] = []
-    other: list[str] = []
-    for f in schema:
-        _leaves(f.type, f.name, delta, other)
-    return tuple(delta), other
-
-
-def _leaves(arrow_type: pa.DataType, path: str, delta: list[str], other: list[str]) -> None:
-    """Parquet's leaf column paths, as pyarrow names them (``a.list.element.b``)."""
-    if pa.types.is_struct(arrow_type):
-        for i in range(arrow_type.num_fields):
-            child = arrow_type.field(i)
-            _leaves(child.type, f"{path}.{child.name}", delta, other)
-    elif pa.types.is_map(arrow_type):
-        _leaves(arrow_type.key_type, f"{path}.key_value.key", delta, other)
-        _leaves(arrow_type.item_type, f"{path}.key_value.value", delta, other)
-    elif pa.types.is_list(arrow_type):
-        _leaves(arrow_type.value_type, f"{path}.list.element", delta, other)
-    elif pa.types.is_int64(arrow_type):
-        delta.append(path)
-    else:
-        other.append(path)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -222,5 +222,14 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
     asyncio.run(serve_until_stopped())
 
 
+def _register() -> None:
+    from .commands import compact, ls_command, sql, verify
+
+    for command in (sql, ls_command, verify, compact):
+        main.add_command(command)
+
+
+_register()
+
 if __name__ == "__main__":
     main()

@@ -135,6 +135,7 @@ def merge(parts: list[Part], *, order: str = "recv", **options: Any) -> Iterator
         if first is not None:
             heapq.heappush(heap, (first[0], index, first[1], rows))
 
+    previous: tuple[int, str, int] | None = None
     while heap or position < len(pending):
         while position < len(pending) and (not heap or pending[position][0] <= heap[0][0][0]):
             open_part_at(pending[position][1])
@@ -142,7 +143,10 @@ def merge(parts: list[Part], *, order: str = "recv", **options: Any) -> Iterator
         if not heap:
             continue
         key, index, item, rows = heap[0]
-        yield item
+        identity = (item.recv_ns, item.session, item.seq)
+        if identity != previous:  # the same row twice: a compaction caught between its two steps
+            yield item
+            previous = identity
         following = next(rows, None)
         if following is None:
             heapq.heappop(heap)

@@ -5,11 +5,14 @@ Pure: builds and parses names; the recorder and replay do the file work.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, unquote
+
+import pyarrow as pa
 
 FORMAT_VERSION = 1
 SCHEMA_VERSION = 1
@@ -133,3 +136,52 @@ def read_metadata(metadata: Mapping[bytes, bytes] | None, where: str) -> dict[st
             f"{where} has archive format version {version}, this hlarchive reads version {FORMAT_VERSION}: upgrade hlarchive"
         )
     return found
+
+
+# --- how parts are written ---------------------------------------------------------------------------
+
+
+def parquet_options(schema: pa.Schema, row_group_rows: int = 16_384, compression_level: int | None = None) -> dict[str, Any]:
+    """``pyarrow.parquet.write_table`` options of every part: zstd, integers delta-encoded, the rest
+    dictionary-encoded. One home, so parts written by the recorder and by compaction match."""
+    delta, dictionary = _encodings(schema)
+    return {
+        "compression": "zstd",
+        "compression_level": compression_level,
+        "row_group_size": row_group_rows,
+        "use_dictionary": dictionary,
+        "column_encoding": {path: "DELTA_BINARY_PACKED" for path in delta},
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _encodings(schema: pa.Schema) -> tuple[tuple[str, ...], list[str]]:
+    """Integer columns (times, sequence numbers, ids) delta-encoded; the rest dictionary-encoded.
+
+    Receive times and sequence numbers grow steadily, so deltas take a few bits where plain
+    64-bit values take eight bytes: a third of a bbo row's size.
+    """
+    delta: list[str] = []
+    other: list[str] = []
+    for f in schema:
+        _leaves(f.type, f.name, delta, other)
+    return tuple(delta), other
+
+
+def _leaves(arrow_type: pa.DataType, path: str, delta: list[str], other: list[str]) -> None:
+    """Parquet's leaf column paths, as pyarrow names them (``a.list.element.b``)."""
+    if pa.types.is_struct(arrow_type):
+        for i in range(arrow_type.num_fields):
+            child = arrow_type.field(i)
+            _leaves(child.type, f"{path}.{child.name}", delta, other)
+    elif pa.types.is_map(arrow_type):
+        _leaves(arrow_type.key_type, f"{path}.key_value.key", delta, other)
+        _leaves(arrow_type.item_type, f"{path}.key_value.value", delta, other)
+    elif pa.types.is_list(arrow_type):
+        _leaves(arrow_type.value_type, f"{path}.list.element", delta, other)
+    elif pa.types.is_int64(arrow_type):
+        delta.append(path)
+    else:
+        other.append(path)
+
+

@@ -1,0 +1,188 @@
+"""The archive commands: ``sql``, ``ls``, ``verify``, ``compact``."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from typing import Any, Callable, TextIO
+
+import click
+import duckdb
+import orjson
+
+from schemas.layout import ArchiveError
+
+
+def progress_line(label: str) -> Callable[[int, int], None]:
+    """A progress callback that rewrites one stderr line, at most a few times a second."""
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.25 and done != total:
+            return
+        last[0] = now
+        if sys.stderr.isatty():
+            end = "\n" if done == total else ""
+            click.echo(f"\r{label}: {done}/{total}", err=True, nl=False)
+            if end:
+                click.echo("", err=True)
+
+    return show
+
+
+def _cell(value: Any) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def print_table(columns: list[str], rows: list[tuple[Any, ...]], out: TextIO) -> None:
+    cells = [columns] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+    out.write(f"({len(rows)} row{'s' if len(rows) != 1 else ''})\n")
+
+
+def run_query(con: duckdb.DuckDBPyConnection, query: str, fmt: str, output: str | None) -> None:
+    try:
+        relation = con.sql(query)
+        if relation is None:  # a statement with no result (CREATE, SET...)
+            return
+        if fmt == "parquet":
+            if not output:
+                raise click.UsageError("--format parquet needs -o FILE")
+            relation.write_parquet(output)
+            click.echo(f"wrote {output}", err=True)
+            return
+        columns, rows = relation.columns, relation.fetchall()
+    except duckdb.Error as exc:
+        raise ArchiveError(f"SQL: {str(exc).splitlines()[0]}") from None
+    handle: TextIO = open(output, "w", newline="") if output else sys.stdout
+    try:
+        if fmt == "table":
+            print_table(columns, rows, handle)
+        elif fmt == "csv":
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(rows)
+        else:
+            for row in rows:
+                handle.write(orjson.dumps(dict(zip(columns, row)), default=str).decode() + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.argument("query", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", help="Output format (json: one object a line).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def sql(root: str, query: str | None, fmt: str, output: str | None) -> None:
+    """Query the archive with DuckDB SQL; with no QUERY, read statements from stdin (end each with ;).
+
+    Views: trades, l2book, l2book_levels, bbo, candles, all_mids, asset_ctx, fills, order_updates,
+    fundings, ledger, events, meta, and archive_<channel> for the stored columns. Macros: vwap(px, sz),
+    bucket(ts, '1 minute'), ns_to_time(ns), ms_to_time(ms).
+    """
+    from .views import open_archive
+
+    con = open_archive(root)
+    if query is not None:
+        run_query(con, query, fmt, output)
+        return
+    interactive = sys.stdin.isatty()
+    buffer: list[str] = []
+    while True:
+        if interactive:
+            click.echo("hlarchive> " if not buffer else "       ..> ", nl=False, err=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        buffer.append(line)
+        statement = "".join(buffer).strip()
+        if statement.endswith(";"):
+            buffer = []
+            try:
+                run_query(con, statement, fmt, output)
+            except ArchiveError as exc:
+                if not interactive:
+                    raise
+                click.echo(f"Error: {exc}", err=True)
+    if buffer and "".join(buffer).strip():
+        run_query(con, "".join(buffer), fmt, output)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _time(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ns / 1e9))
+
+
+@click.command("ls")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ls_command(root: str, as_json: bool) -> None:
+    """What the archive holds: channels, coins, dates, parts, rows, bytes, time span, gaps."""
+    from .tools import summarize
+
+    summary = summarize(root)
+    if as_json:
+        click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        return
+    rows = [
+        (p["channel"], p["coin"], f"{p['first_date']}..{p['last_date']}" if p["days"] > 1 else p["first_date"], p["parts"], f"{p['rows']:,}", _human_bytes(p["bytes"]), _time(p["first_recv_ns"]), _time(p["last_recv_ns"]))
+        for p in summary["partitions"]
+    ]
+    print_table(["channel", "coin", "dates", "parts", "rows", "bytes", "first (UTC)", "last (UTC)"], rows, sys.stdout)
+    total_rows = sum(p["rows"] for p in summary["partitions"])
+    total_bytes = sum(p["bytes"] for p in summary["partitions"])
+    click.echo(f"total: {total_rows:,} rows in {sum(p['parts'] for p in summary['partitions'])} parts, {_human_bytes(total_bytes)}")
+    if summary["gaps"]:
+        click.echo("gaps and trouble (from _events): " + ", ".join(f"{g['kind']} x{g['count']} (session {g['session']})" for g in summary["gaps"]))
+    for journal in summary["journals"]:
+        state = "being recorded" if journal["live"] else "NOT in parts: run `hlarchive recover`"
+        click.echo(f"journal of session {journal['session']}: {journal['segments']} segments, {_human_bytes(journal['bytes'])}, {state}")
+
+
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False))
+def verify(root: str) -> None:
+    """Read every part; check format versions, duplicate (session, seq), leftover journals. Exit 1 on a problem."""
+    from .tools import verify as verify_archive
+
+    result = verify_archive(root, progress=progress_line("verifying parts"))
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    for problem in result.problems:
+        click.echo(f"PROBLEM: {problem}")
+    click.echo(f"{result.parts} parts, {result.rows:,} rows read: " + ("OK" if result.ok else f"{len(result.problems)} problem(s)"))
+    if not result.ok:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--channel", "channels", multiple=True, help="Only these channels (subscription types).")
+@click.option("--date", "dates", multiple=True, help="Only these UTC dates (YYYY-MM-DD).")
+@click.option("--target-rows", default=1_000_000, show_default=True, type=int, help="Rows per compacted part at most.")
+def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int) -> None:
+    """Merge each partition's small parts into large ones, atomically and in order."""
+    from .tools import compact as compact_archive
+
+    report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"))
+    if report.finished_interrupted:
+        click.echo(f"finished {report.finished_interrupted} interrupted compaction(s)")
+    click.echo(f"{report.partitions} partitions: {report.parts_before} parts -> {report.parts_after}, {report.rows:,} rows")

@@ -1,0 +1,171 @@
+"""DuckDB views over the archive: one typed, analysis-ready view per channel.
+
+Base views (``archive_<channel>``) read the hive-partitioned parts as stored, so filters on
+``coin`` and ``date`` prune partitions. Typed views on top unnest lists, turn decimal strings into
+DOUBLE (the exact strings stay available as ``*_text``) and times into TIMESTAMP (UTC). A channel
+with no parts yet still has its views, empty and typed, so SQL written today runs tomorrow.
+
+Frames kept whole as ``raw`` text (a shape the typed columns could not hold exactly) are in the base
+views' ``raw`` column; the typed views cover the typed rows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from schemas.channels import channel_spec
+from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, escape
+from schemas.rows import EVENT_SCHEMA, META_SCHEMA, data_schema
+
+from .archive import check_root
+
+# partition (subscription type) -> the wire channel whose shape its typed columns have
+BASES = {
+    "trades": "trades",
+    "l2Book": "l2Book",
+    "bbo": "bbo",
+    "candle": "candle",
+    "allMids": "allMids",
+    "activeAssetCtx": "activeAssetCtx",
+    "userFills": "userFills",
+    "userEvents": "user",
+    "orderUpdates": "orderUpdates",
+    "userFundings": "userFundings",
+    "userNonFundingLedgerUpdates": "userNonFundingLedgerUpdates",
+    "activeAssetData": "activeAssetData",
+    "webData2": "webData2",
+}
+
+_TS = "make_timestamp(({ms})::BIGINT * 1000)"  # epoch ms -> TIMESTAMP
+_RECV = "make_timestamp(recv_ns // 1000) AS recv_time"
+
+_LEVELS = "list_transform({levels}, lambda x: {{'px': x.px::DOUBLE, 'sz': x.sz::DOUBLE, 'n': x.n}})"
+
+_FILL_COLUMNS = """
+    f.coin, {ts} AS time, f.px::DOUBLE AS px, f.sz::DOUBLE AS sz, f.side, f.dir, f.closedPnl::DOUBLE AS closed_pnl,
+    f.fee::DOUBLE AS fee, f.feeToken AS fee_token, f.oid, f.tid, f.hash, f.crossed, f.cloid, f.startPosition::DOUBLE AS start_position,
+    f.px AS px_text, f.sz AS sz_text""".format(ts=_TS.format(ms="f.time"))
+
+TYPED_VIEWS = {
+    "trades": f"""
+        SELECT coin, {_TS.format(ms="t.time")} AS time, t.px::DOUBLE AS px, t.sz::DOUBLE AS sz, t.side, t.tid, t.hash,
+               coalesce(t.users[1], CASE WHEN t.side = 'B' THEN t."user" END) AS buyer,
+               coalesce(t.users[2], CASE WHEN t.side = 'A' THEN t."user" END) AS seller,
+               t.px AS px_text, t.sz AS sz_text, recv_ns, {_RECV}, session, seq, date
+        FROM (SELECT coin, recv_ns, session, seq, date, unnest(data) AS t FROM archive_trades WHERE data IS NOT NULL)""",
+    "l2book": f"""
+        SELECT coin, time, exch_ms, bids, asks, bids[1].px AS best_bid, asks[1].px AS best_ask,
+               (bids[1].px + asks[1].px) / 2 AS mid, asks[1].px - bids[1].px AS spread,
+               stream, recv_ns, {_RECV}, session, seq, date
+        FROM (SELECT coin, {_TS.format(ms="data.time")} AS time, exch_ms,
+                     {_LEVELS.format(levels="data.levels[1]")} AS bids, {_LEVELS.format(levels="data.levels[2]")} AS asks,
+                     stream, recv_ns, session, seq, date
+              FROM archive_l2Book WHERE data IS NOT NULL)""",
+    "l2book_levels": f"""
+        SELECT coin, {_TS.format(ms="time_ms")} AS time, CASE WHEN side = 1 THEN 'bid' ELSE 'ask' END AS side,
+               level, lv.px::DOUBLE AS px, lv.sz::DOUBLE AS sz, lv.n, lv.px AS px_text, lv.sz AS sz_text,
+               stream, recv_ns, session, seq, date
+        FROM (SELECT coin, time_ms, side, generate_subscripts(levels, 1) AS level, unnest(levels) AS lv,
+                     stream, recv_ns, session, seq, date
+              FROM (SELECT coin, data.time AS time_ms, generate_subscripts(data.levels, 1) AS side,
+                           unnest(data.levels) AS levels, stream, recv_ns, session, seq, date
+                    FROM archive_l2Book WHERE data IS NOT NULL))""",
+    "bbo": f"""
+        SELECT coin, {_TS.format(ms="data.time")} AS time, data.bbo[1].px::DOUBLE AS bid_px, data.bbo[1].sz::DOUBLE AS bid_sz,
+               data.bbo[1].n AS bid_n, data.bbo[2].px::DOUBLE AS ask_px, data.bbo[2].sz::DOUBLE AS ask_sz, data.bbo[2].n AS ask_n,
+               (data.bbo[1].px::DOUBLE + data.bbo[2].px::DOUBLE) / 2 AS mid, data.bbo[2].px::DOUBLE - data.bbo[1].px::DOUBLE AS spread,
+               recv_ns, {_RECV}, session, seq, date
+        FROM archive_bbo WHERE data IS NOT NULL""",
+    "candles": f"""
+        SELECT data.s AS coin, data.i AS interval, {_TS.format(ms="data.t")} AS open_time, {_TS.format(ms="data.T")} AS close_time,
+               data.o::DOUBLE AS open, data.h::DOUBLE AS high, data.l::DOUBLE AS low, data.c::DOUBLE AS close,
+               data.v::DOUBLE AS volume, data.n AS trades, recv_ns, {_RECV}, session, seq, date
+        FROM archive_candle WHERE data IS NOT NULL""",
+    "all_mids": f"""
+        SELECT {_RECV}, m.key AS coin, m.value::DOUBLE AS mid, m.value AS mid_text, recv_ns, session, seq, date
+        FROM (SELECT recv_ns, session, seq, date, unnest(map_entries(data.mids)) AS m FROM archive_allMids WHERE data IS NOT NULL)""",
+    "asset_ctx": f"""
+        SELECT coin, wire_channel = 'activeSpotAssetCtx' AS is_spot, {_RECV},
+               data.ctx.funding::DOUBLE AS funding, data.ctx.openInterest::DOUBLE AS open_interest,
+               data.ctx.oraclePx::DOUBLE AS oracle_px, data.ctx.markPx::DOUBLE AS mark_px, data.ctx.midPx::DOUBLE AS mid_px,
+               data.ctx.premium::DOUBLE AS premium, data.ctx.prevDayPx::DOUBLE AS prev_day_px,
+               data.ctx.dayNtlVlm::DOUBLE AS day_ntl_vlm, data.ctx.dayBaseVlm::DOUBLE AS day_base_vlm,
+               recv_ns, session, seq, date
+        FROM archive_activeAssetCtx WHERE data IS NOT NULL""",
+    "fills": f"""
+        SELECT "user", is_snapshot, {_FILL_COLUMNS}, recv_ns, session, seq, date, source
+        FROM (SELECT "user", coalesce(data.isSnapshot, false) AS is_snapshot, unnest(data.fills) AS f, recv_ns, session, seq, date,
+                     'userFills' AS source FROM archive_userFills WHERE data IS NOT NULL
+              UNION ALL BY NAME
+              SELECT "user", false AS is_snapshot, unnest(data.fills) AS f, recv_ns, session, seq, date,
+                     'userEvents' AS source FROM archive_userEvents WHERE data.fills IS NOT NULL)""",
+    "order_updates": f"""
+        SELECT "user", u."order".coin AS coin, u."order".side AS side, u."order".limitPx::DOUBLE AS limit_px,
+               u."order".sz::DOUBLE AS sz, u."order".origSz::DOUBLE AS orig_sz, u."order".oid AS oid,
+               {_TS.format(ms='u."order".timestamp')} AS order_time, u.status, {_TS.format(ms="u.statusTimestamp")} AS status_time,
+               recv_ns, session, seq, date
+        FROM (SELECT "user", unnest(data) AS u, recv_ns, session, seq, date FROM archive_orderUpdates WHERE data IS NOT NULL)""",
+    "fundings": f"""
+        SELECT "user", coalesce(is_snapshot, false) AS is_snapshot, f.coin, {_TS.format(ms="f.time")} AS time, f.usdc::DOUBLE AS usdc,
+               f.szi::DOUBLE AS szi, f.fundingRate::DOUBLE AS funding_rate, recv_ns, session, seq, date
+        FROM (SELECT "user", data.isSnapshot AS is_snapshot, unnest(data.fundings) AS f, recv_ns, session, seq, date
+              FROM archive_userFundings WHERE data IS NOT NULL)""",
+    "ledger": f"""
+        SELECT "user", coalesce(is_snapshot, false) AS is_snapshot, {_TS.format(ms="u.time")} AS time, u.hash,
+               json_extract_string(u.delta, '$.type') AS type, TRY_CAST(json_extract_string(u.delta, '$.usdc') AS DOUBLE) AS usdc,
+               u.delta, recv_ns, session, seq, date
+        FROM (SELECT "user", data.isSnapshot AS is_snapshot, unnest(data.nonFundingLedgerUpdates) AS u, recv_ns, session, seq, date
+              FROM archive_userNonFundingLedgerUpdates WHERE data IS NOT NULL)""",
+    "events": f"""
+        SELECT {_RECV}, kind, connection, detail, text, recv_ns, session, seq, date FROM archive__events""",
+    "meta": f"""
+        SELECT {_RECV}, kind, payload, recv_ns, session, seq, date FROM archive__meta""",
+}
+
+MACROS = {
+    "vwap": "(px, sz) AS sum(px * sz) / sum(sz)",
+    "ns_to_time": "(ns) AS make_timestamp(ns // 1000)",
+    "ms_to_time": "(ms) AS make_timestamp(ms * 1000)",
+    "bucket": "(ts, width) AS time_bucket(CAST(width AS INTERVAL), ts)",
+}
+
+
+def _source(root: Path, partition: str) -> str | None:
+    if not any((root / f"channel={escape(partition)}").glob("coin=*/date=*/part-*.parquet")):
+        return None
+    glob = (root / f"channel={escape(partition)}" / "*" / "*" / "*.parquet").as_posix().replace("'", "''")
+    return f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    schema = schema.append(pa.field("channel", pa.string())).append(pa.field("date", pa.date32()))
+    if "coin" not in schema.names:
+        schema = schema.append(pa.field("coin", pa.string()))
+    return schema.empty_table()
+
+
+def open_archive(root: str | os.PathLike[str], connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the archive's views (``trades``, ``l2book``, ``events``...) and macros."""
+    root = check_root(root)
+    con = connection or duckdb.connect()
+    bases = {**BASES, EVENTS_CHANNEL: None, META_CHANNEL: None}
+    for partition, wire in bases.items():
+        source = _source(root, partition)
+        if source is None:
+            schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
+            name = f"empty_{partition}"
+            con.register(name, _empty(schema))
+            source = name
+        con.sql(f'CREATE OR REPLACE VIEW "archive_{partition}" AS SELECT * FROM {source}')
+    for name, body in TYPED_VIEWS.items():
+        con.sql(f'CREATE OR REPLACE VIEW "{name}" AS {body}')
+    for name, body in MACROS.items():
+        con.sql(f"CREATE OR REPLACE MACRO {name}{body}")
+    return con
+
+
+VIEW_NAMES = tuple(TYPED_VIEWS)
