@@ -298,10 +298,12 @@ class SyntheticMarket:
         candle: dict[str, Any] | None = None
         for m in self._ticks(sub.coin):
             t = m.time_ms - m.time_ms % span
-            if candle is None or candle["t"] != t:
-                px = _mid_text(m)
-                candle = {"t": t, "T": t + span - 1, "s": sub.coin, "i": sub.interval, "o": px, "c": px, "h": px, "l": px, "v": "0.0", "n": 0}
+            if candle is not None and candle["t"] != t:
+                candle = None  # a candle opens with the first trade of its interval
             for trade in m.trades():
+                if candle is None:
+                    px = trade["px"]
+                    candle = {"t": t, "T": t + span - 1, "s": sub.coin, "i": sub.interval, "o": px, "c": px, "h": px, "l": px, "v": "0.0", "n": 0}
                 px = float(trade["px"])
                 candle["c"] = trade["px"]
                 if px > float(candle["h"]):
@@ -310,7 +312,8 @@ class SyntheticMarket:
                     candle["l"] = trade["px"]
                 candle["v"] = fmt_sz(float(candle["v"]) + float(trade["sz"]), m.spec.sz_decimals)
                 candle["n"] += 1
-            yield {"channel": "candle", "data": dict(candle)}
+            if candle is not None:
+                yield {"channel": "candle", "data": dict(candle)}
 
     def _frames_activeAssetCtx(self, sub: Subscription) -> Iterator[dict[str, Any]]:
         assert sub.coin is not None

@@ -96,14 +96,24 @@ def test_book_bbo_trades_and_mids_agree_at_the_same_tick():
 
 def test_candles_are_built_from_the_trades():
     market = SyntheticMarket(seed=5, tick_ms=1000)
-    candles = market.frames(parse_subscription({"type": "candle", "coin": "BTC", "interval": "1m"}))
-    ticks = market._ticks("BTC")
-    count = 0
-    for _ in range(59):  # within the first minute
-        candle = next(candles)["data"]
-        count += len(next(ticks).trades())
-        assert candle["n"] == count
-        assert float(candle["l"]) <= float(candle["o"]) <= float(candle["h"])
+    end_ms = market.start_ms + 180_000  # three minutes
+    last_candle: dict[int, dict] = {}
+    for frame in market.frames(parse_subscription({"type": "candle", "coin": "BTC", "interval": "1m"})):
+        if frame["data"]["t"] >= end_ms - 60_000:
+            break
+        last_candle[frame["data"]["t"]] = frame["data"]
+    minutes: dict[int, list[dict]] = {}
+    for frame in market.frames(parse_subscription({"type": "trades", "coin": "BTC"})):
+        if frame["data"][0]["time"] >= end_ms - 60_000:
+            break
+        for trade in frame["data"]:
+            minutes.setdefault(trade["time"] - trade["time"] % 60_000, []).append(trade)
+    assert sorted(last_candle) == sorted(minutes) and len(minutes) == 2
+    for t, trades in minutes.items():
+        candle = last_candle[t]
+        assert (candle["o"], candle["c"], candle["n"]) == (trades[0]["px"], trades[-1]["px"], len(trades))
+        assert float(candle["h"]) == max(float(x["px"]) for x in trades) and float(candle["l"]) == min(float(x["px"]) for x in trades)
+        assert float(candle["v"]) == pytest.approx(sum(float(x["sz"]) for x in trades))
 
 
 def test_same_seed_same_frames_different_seed_different_frames():
