@@ -95,9 +95,14 @@ class Journal:
     def close(self, *, remove: bool = False) -> None:
         """Close; with ``remove`` (everything committed) delete the session's journal."""
         if self._file is not None:
-            self.sync()
-            self._file.close()
-            self._file = None
+            try:
+                self.sync()
+            finally:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # a full disk: what could be written is written; recovery reads whole records
+                self._file = None
         if remove:
             for _, path in segments(self.directory):
                 path.unlink(missing_ok=True)

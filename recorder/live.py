@@ -9,6 +9,7 @@ buffered row, the older segments are deleted. A crash leaves the journal for ``r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import queue
@@ -118,6 +119,7 @@ class Recorder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lagging = False
         self._writer_error: BaseException | None = None
+        self._journal_error: OSError | None = None
         self._stop: asyncio.Event | None = None
         self._sub_ids = {sub.stream: i + 1 for i, sub in enumerate(subscriptions)}
         for sub in subscriptions:
@@ -130,16 +132,36 @@ class Recorder:
         self._seq += 1
         return self._seq
 
+    def _journal(self, kind: int, recv_ns: int, seq: int, payload: bytes, sub_id: int = 0) -> bool:
+        """Append to the journal; on a write error (disk full) stop recording instead of losing frames silently."""
+        if self._journal_error is not None:
+            return False
+        try:
+            self.journal.append(kind, recv_ns, seq, payload, sub_id)
+            return True
+        except OSError as exc:
+            self._journal_failed(exc)
+            return False
+
+    def _journal_failed(self, exc: OSError) -> None:
+        if self._journal_error is None:
+            self._journal_error = exc
+            self.status_out(f"error: cannot write the journal ({_one_line(exc)}): stopping")
+            if self._stop is not None:
+                self._stop.set()
+
     def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None:
         seq = self._next_seq()
-        self.journal.append(DATA, recv_ns, seq, text.encode(), self._sub_ids.get(sub.stream, 0) if sub else 0)
+        if not self._journal(DATA, recv_ns, seq, text.encode(), self._sub_ids.get(sub.stream, 0) if sub else 0):
+            return
         self._put(("data", message, recv_ns, seq, sub))
         self.status.frames[message["channel"]] += 1
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
         recv_ns, seq = time.time_ns(), self._next_seq()
         record = {"kind": kind, "connection": connection, "detail": detail, "text": text}
-        self.journal.append(EVENT, recv_ns, seq, orjson.dumps(record))
+        if not self._journal(EVENT, recv_ns, seq, orjson.dumps(record)):
+            return
         self._put(("event", record, recv_ns, seq))
         self.status.events[kind] += 1
         if kind == "connect" and (detail or {}).get("attempt", 1) > 1:
@@ -235,11 +257,21 @@ class Recorder:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             self.on_event("session_end", 0, {"frames": sum(self.status.frames.values())})
-            self.journal.sync()
+            try:
+                self.journal.sync()
+            except OSError as exc:
+                self._journal_failed(exc)
             self._queue.put(("stop",))
             await asyncio.get_running_loop().run_in_executor(None, writer_thread.join)
             gc.set_threshold(*gc_threshold)
             gc.unfreeze()
+        if self._journal_error is not None:
+            with contextlib.suppress(OSError):
+                self.journal.close()
+            raise RecorderError(
+                f"could not write the journal ({_one_line(self._journal_error)}): recording stopped; the parts "
+                f"committed so far are intact. Free space, run `hlarchive recover {self.root}`, then record again"
+            )
         if self._writer_error is not None:
             self.journal.close()
             raise RecorderError(
@@ -257,8 +289,12 @@ class Recorder:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             await asyncio.sleep(self.sync_s)
-            fd = self.journal.flush()
-            await loop.run_in_executor(None, os.fsync, fd)
+            try:
+                fd = self.journal.flush()
+                await loop.run_in_executor(None, os.fsync, fd)
+            except OSError as exc:
+                self._journal_failed(exc)
+                return
             self.journal.unsynced_bytes = 0
 
     async def _rotate_loop(self, stop: asyncio.Event) -> None:
@@ -277,8 +313,8 @@ class Recorder:
                     self.on_event("meta_failed", 0, {"type": info_type, "url": self.meta_url, "error": _one_line(exc)})
                     continue
                 recv_ns, seq = time.time_ns(), self._next_seq()
-                self.journal.append(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload}))
-                self._put(("meta", info_type, payload, recv_ns, seq))
+                if self._journal(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload})):
+                    self._put(("meta", info_type, payload, recv_ns, seq))
             try:
                 await asyncio.wait_for(stop.wait(), self.meta_interval_s)
             except asyncio.TimeoutError:

@@ -131,6 +131,7 @@ class HyperliquidServer:
         rate: float | None = 10.0,
         limits: Limits = Limits(),
         faults: Faults = Faults(),
+        fault_schedule: Callable[[int], Faults] | None = None,
         sent_log: str | Path | IO[str] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -140,6 +141,7 @@ class HyperliquidServer:
         self.rate = rate
         self.limits = limits
         self.faults = faults
+        self.fault_schedule = fault_schedule  # faults per connection number: a soak test's script
         self.clock_ns = clock_ns
         self._sent_log_arg = sent_log
         self._sent_log: IO[str] | None = None
@@ -147,6 +149,7 @@ class HyperliquidServer:
         self._clients: dict[int, _Client] = {}
         self._next_id = 0
         self._refuse_until = 0.0
+        self._quiet = False
         self._per_ip_messages: dict[str, list[float]] = {}
         self.stats: Counter[str] = Counter()
 
@@ -198,6 +201,10 @@ class HyperliquidServer:
     def refuse_connections(self, seconds: float) -> None:
         self._refuse_until = max(self._refuse_until, time.monotonic() + seconds)
 
+    def quiesce(self) -> None:
+        """Stop sending data frames on every connection (pongs still flow): a feed that has ended."""
+        self._quiet = True
+
     def drop_all(self) -> None:
         """Cut every connection without a close frame, as a network failure would."""
         for client in list(self._clients.values()):
@@ -220,7 +227,11 @@ class HyperliquidServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._next_id += 1
-        client = _Client(self._next_id, _ip(ws), ws, self.faults if self.faults.applies_to(self._next_id) else Faults())
+        if self.fault_schedule is not None:
+            faults = self.fault_schedule(self._next_id)
+        else:
+            faults = self.faults if self.faults.applies_to(self._next_id) else Faults()
+        client = _Client(self._next_id, _ip(ws), ws, faults)
         self._clients[client.id] = client
         self.stats["connections"] += 1
         watchdog = asyncio.create_task(self._watchdog(client))
@@ -338,6 +349,8 @@ class HyperliquidServer:
 
     async def _send_data(self, client: _Client, payload: bytes) -> None:
         faults = client.faults
+        if self._quiet:
+            await asyncio.Event().wait()
         client.data_sent += 1
         n = client.data_sent
         if faults.stall_after_frames is not None and n > faults.stall_after_frames:

@@ -14,6 +14,15 @@ def load_real_frames() -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in (FIXTURES / "frames.jsonl").read_bytes().splitlines() if line.strip()]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", default=False, help="run the full soak test (about 10 minutes)")
+
+
+@pytest.fixture
+def long_run(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long"))
+
+
 @pytest.fixture
 def real_frames() -> list[dict[str, Any]]:
     return [entry["message"] for entry in load_real_frames()]

@@ -273,3 +273,36 @@ def test_record_reads_a_toml_config(tmp_path):
     assert result.exit_code == 0, result.output
     streams = duckdb.sql(f"select distinct stream from read_parquet('{tmp_path}/a/channel=*/*/*/*.parquet', union_by_name=true) where stream is not null order by 1").fetchall()
     assert streams == [("bbo:sol",), ("l2Book:btc,nSigFigs=5,mantissa=None",)]
+
+
+def test_a_full_disk_ends_with_a_clear_error_and_intact_parts(tmp_path, monkeypatch):
+    """On a real 3 MB tmpfs when this machine lets us mount one; otherwise a journal whose writes fail."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = os.environ.get("HLARCHIVE_TEST_NO_MOUNT") is None and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(small)], capture_output=True).returncode == 0
+    if not mounted:
+        import recorder.journal
+
+        real_append, calls = recorder.journal.Journal.append, [0]
+
+        def filling_append(self, *args):  # type: ignore[no-untyped-def]
+            calls[0] += 1
+            if calls[0] > 3_000:
+                raise OSError(28, "No space left on device")
+            return real_append(self, *args)
+
+        monkeypatch.setattr(recorder.journal.Journal, "append", filling_append)
+    log = tmp_path / "sent.jsonl"
+    try:
+        with simulator(log, rate=400) as srv:
+            with pytest.raises(RecorderError, match="No space left on device"):
+                record(small / "a", srv.ws_url, [{"type": "l2Book", "coin": c} for c in ("BTC", "ETH", "SOL")], 60.0,
+                       flush_seconds=0.5, writer_options={"flush_rows": 200})
+        parts = list((small / "a").rglob("*.parquet"))
+        assert parts, "parts were committed before the disk filled"
+        for part in parts:
+            pq.read_table(part)  # every committed part is whole
+        assert sum(len(v) for v in archived(small / "a").values()) >= 200
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(small)], check=False)
