@@ -70,10 +70,11 @@ def run() -> None:  # pragma: no cover - console script shim
 @click.option("--rate", default=10.0, type=float, help="Frames per second per subscription (0: as fast as possible).")
 @click.option("--coins", default=",".join(["BTC", "ETH", "SOL", "kPEPE", "xyz:HOOD", "@1", "PURR/USDC"]), help="Comma-separated coins to simulate.")
 @click.option("--tick-ms", default=100, type=int, help="Market time between two frames of a stream, in ms.")
+@click.option("--start", default="2026-01-01T00:00:00Z", help="Market time of the first tick (ISO-8601 or epoch ms), or 'now'. Fixed by default, so a seed always gives the same frames.")
 @click.option("--fault", "faults", multiple=True, metavar="NAME=VALUE", help="Inject a fault, e.g. drop-after-frames=100, stall-after-frames=50, malformed-every=20, error-every=30, drop-after-s=5, refuse-for-s=3, refuse-after-drop-s=2, connections=1,2.")
 @click.option("--sent-log", type=click.Path(dir_okay=False), default=None, help="Write every frame sent, with connection id and time, as JSON lines.")
 @click.option("--max-subscriptions", default=1000, type=int, help="Per-IP subscription limit (Hyperliquid: 1000).")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int) -> None:
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int) -> None:
     """Run a local Hyperliquid websocket server with a synthetic market, in the foreground (Ctrl-C stops it)."""
     import asyncio
     import signal
@@ -85,12 +86,17 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         fault_plan = Faults.parse(list(faults))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from None
+    import time
+
+    from .replay import to_ns
+
+    start_ms = int(time.time() * 1000) if start == "now" else (to_ns(start, "--start") or 0) // 1_000_000
     coin_list = [c.strip() for c in coins.split(",") if c.strip()]
     if not coin_list:
         raise click.BadParameter("give at least one coin", param_hint="--coins")
 
     async def serve_until_stopped() -> None:
-        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms)
+        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms)
         server = HyperliquidServer(
             market,
             host=host,
@@ -223,9 +229,9 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
 
 
 def _register() -> None:
-    from .commands import compact, ls_command, sql, verify
+    from .commands import compact, demo, ls_command, sql, verify
 
-    for command in (sql, ls_command, verify, compact):
+    for command in (sql, ls_command, verify, compact, demo):
         main.add_command(command)
 
 

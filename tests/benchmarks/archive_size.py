@@ -17,7 +17,7 @@ import orjson
 
 from recorder import ArchiveWriter
 
-from .common import machine, synthetic_frames, table
+from .common import HEADER, Figure, machine, synthetic_frames, table
 
 T0 = 1_767_225_600_000_000_000
 
@@ -35,17 +35,22 @@ def gzip_jsonl_bytes(frames: list[dict]) -> int:
     return len(gzip.compress(lines, compresslevel=6))
 
 
+def figures(frames_per_channel: int = 20_000) -> list[Figure]:
+    out = []
+    for sub in ({"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "ETH"}):
+        frames = synthetic_frames(sub, frames_per_channel)
+        ours, theirs = archive_bytes(frames, sub) / len(frames), gzip_jsonl_bytes(frames) / len(frames)
+        target = sub["type"] in ("l2Book", "trades")
+        out.append(Figure(f"archive bytes/msg, {sub['type']}", ours, theirs, "gzip JSON lines", "<= 0.6x" if target else "", ours / theirs <= 0.6 if target else None))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=20_000)
     args = parser.parse_args()
-    rows = []
-    for sub in ({"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "ETH"}):
-        frames = synthetic_frames(sub, args.frames)
-        ours, theirs = archive_bytes(frames, sub), gzip_jsonl_bytes(frames)
-        rows.append((sub["type"], len(frames), ours / len(frames), theirs / len(frames), ours / theirs, "<= 0.6"))
-    print(f"archive size, bytes per message ({machine()})")
-    print(table(rows, ("channel", "frames", "archive B/msg", "gzip jsonl B/msg", "ratio", "target")))
+    print(f"archive size, bytes per message, {args.frames:,} frames a channel ({machine()})")
+    print(table([f.row() for f in figures(args.frames)], HEADER))
 
 
 if __name__ == "__main__":

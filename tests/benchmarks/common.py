@@ -11,10 +11,36 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from replay.synthetic import SyntheticMarket
 from schemas import parse_subscription
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the benchmark table: our figure, the baseline's, and the target."""
+
+    name: str
+    ours: float
+    baseline: float | None
+    baseline_name: str
+    target: str
+    met: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.baseline else self.ours / self.baseline
+
+    def row(self) -> tuple[Any, ...]:
+        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}x"
+        met = "-" if self.met is None else ("met" if self.met else "NOT met")
+        baseline = "-" if self.baseline is None else self.baseline
+        return (self.name, self.ours, baseline, self.baseline_name, ratio, self.target, met)
+
+
+HEADER = ("figure", "hlarchive", "baseline", "baseline is", "ratio", "target", "")
 
 
 def synthetic_frames(sub: dict[str, Any], n: int, seed: int = 0, tick_ms: int = 100) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ peak RSS. The SDK baseline counts callback invocations of ``WebsocketManager``.
 from __future__ import annotations
 
 import argparse
+import statistics
+from typing import Any
 import json
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import time
 
 import duckdb
 
-from .common import machine, median_of, run_measured, simulator_process, table
+from .common import HEADER, Figure, machine, median_of, run_measured, simulator_process, table
 
 COINS = ["BTC", "ETH", "SOL", "@1"]
 SUBS = [{"type": t, "coin": c} for c in COINS for t in ("l2Book", "trades", "bbo")] + [{"type": "allMids"}]
@@ -65,28 +67,32 @@ def run_sdk(url: str, seconds: float) -> tuple[float, float]:
     return result["fps"], result["rss_mb"]
 
 
+def figures(seconds: float = 10.0, runs: int = 3) -> list[Figure]:
+    ours: list[tuple[float, float]] = []
+    sdk: list[tuple[float, float]] = []
+
+    def one(fn: Any, out: list[tuple[float, float]]) -> float:
+        with simulator_process("--rate", "0") as url:
+            out.append(fn(url, seconds))
+        return out[-1][0]
+
+    ours_fps = median_of(runs, lambda: one(run_recorder, ours))
+    sdk_fps = median_of(runs, lambda: one(run_sdk, sdk))
+    ours_rss = statistics.median(r for _, r in ours)
+    sdk_rss = statistics.median(r for _, r in sdk)
+    return [
+        Figure("recorder frames/s, end to end", ours_fps, sdk_fps, "SDK WebsocketManager receiving", ">= 50,000 and >= 8x", ours_fps >= 50_000 and ours_fps >= 8 * sdk_fps),
+        Figure("recorder peak RSS MB", ours_rss, sdk_rss, "SDK WebsocketManager", "<= 300", ours_rss <= 300),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    ours: list[tuple[float, float]] = []
-    sdk: list[tuple[float, float]] = []
-
-    def one(fn, out):  # type: ignore[no-untyped-def]
-        with simulator_process("--rate", "0") as url:
-            out.append(fn(url, args.seconds))
-        return out[-1][0]
-
-    ours_fps = median_of(args.runs, lambda: one(run_recorder, ours))
-    sdk_fps = median_of(args.runs, lambda: one(run_sdk, sdk))
-    ours_rss = sorted(r for _, r in ours)[len(ours) // 2]
-    sdk_rss = sorted(r for _, r in sdk)[len(sdk) // 2]
     print(f"recorder vs SDK client, {len(SUBS)} subscriptions (l2Book/trades/bbo x {len(COINS)} + allMids), median of {args.runs} x {args.seconds:.0f}s ({machine()})")
-    print(table(
-        [("frames/s", ours_fps, sdk_fps, ours_fps / sdk_fps, ">= 50,000 and >= 8x"), ("peak RSS MB", ours_rss, sdk_rss, ours_rss / sdk_rss, "<= 300")],
-        ("figure", "hlarchive record", "SDK WebsocketManager", "ratio", "target"),
-    ))
+    print(table([f.row() for f in figures(args.seconds, args.runs)], HEADER))
 
 
 if __name__ == "__main__":

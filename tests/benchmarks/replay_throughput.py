@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import orjson
 from recorder import ArchiveWriter
 from replay import Replay
 
-from .common import machine, median_of, run_measured, synthetic_frames, table
+from .common import HEADER, Figure, machine, median_of, run_measured, synthetic_frames, table
 
 T0 = 1_767_225_600_000_000_000
 
@@ -79,35 +78,37 @@ def peak_rss_mb(root: Path, channel: str) -> float:
     return run_measured("", str(root / "archive"), channel, code=PEAK)[1]
 
 
+def figures(frames_per_channel: int = 100_000, runs: int = 3) -> list[Figure]:
+    out = []
+    for sub in ({"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}, {"type": "l2Book", "coin": "BTC"}):
+        frames = synthetic_frames(sub, frames_per_channel)
+        with tempfile.TemporaryDirectory() as tmp:
+            lines = write_both(Path(tmp), sub, frames)
+            ours = median_of(runs, lambda: replay_fps(Path(tmp), sub))
+            theirs = median_of(runs, lambda: jsonl_fps(lines))
+            goal = 50_000 if sub["type"] == "l2Book" else 200_000
+            out.append(Figure(f"replay {sub['type']} frames/s", ours, theirs, "gzip JSON lines + orjson", f">= {goal:,}", ours >= goal))
+            if sub["type"] == "trades":
+                rows_s = median_of(runs, lambda: batch_rows_per_s(Path(tmp), "trades"))
+                out.append(Figure("batches() rows/s, trades", rows_s, theirs, "gzip JSON lines + orjson (frames/s)", ">= 5,000,000", rows_s >= 5_000_000))
+    sub = {"type": "l2Book", "coin": "BTC"}
+    frames = synthetic_frames(sub, max(frames_per_channel // 5, 1_000))
+    with tempfile.TemporaryDirectory() as small, tempfile.TemporaryDirectory() as large:
+        write_both(Path(small), sub, frames, copies=1)
+        write_both(Path(large), sub, frames, copies=10)
+        one = median_of(runs, lambda: peak_rss_mb(Path(small), "l2Book"))
+        ten = median_of(runs, lambda: peak_rss_mb(Path(large), "l2Book"))
+    out.append(Figure("replay peak RSS MB, 10x l2Book archive", ten, one, "the same replay of the 1x archive", "within 10%", ten <= one * 1.1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rows = []
-    for sub in ({"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}, {"type": "l2Book", "coin": "BTC"}):
-        frames = synthetic_frames(sub, args.frames)
-        with tempfile.TemporaryDirectory() as tmp:
-            lines = write_both(Path(tmp), sub, frames)
-            ours = median_of(args.runs, lambda: replay_fps(Path(tmp), sub))
-            theirs = median_of(args.runs, lambda: jsonl_fps(lines))
-            target = ">= 50,000/s" if sub["type"] == "l2Book" else ">= 200,000/s"
-            rows.append((f"replay {sub['type']} frames/s", ours, theirs, ours / theirs, target))
-            if sub["type"] == "trades":
-                batches = median_of(args.runs, lambda: batch_rows_per_s(Path(tmp), "trades"))
-                rows.append(("batches() trades rows/s", batches, theirs, batches / theirs, ">= 5,000,000/s"))
-    sub = {"type": "l2Book", "coin": "BTC"}
-    frames = synthetic_frames(sub, args.frames // 5)
-    with tempfile.TemporaryDirectory() as small, tempfile.TemporaryDirectory() as large:
-        write_both(Path(small), sub, frames, copies=1)
-        write_both(Path(large), sub, frames, copies=10)
-        one = median_of(args.runs, lambda: peak_rss_mb(Path(small), "l2Book"))
-        ten = median_of(args.runs, lambda: peak_rss_mb(Path(large), "l2Book"))
-        dicts_mb = sum(sys.getsizeof(json.dumps(f)) for f in frames) * 10 * 4 / 1e6  # rough: as Python dicts
-        rows.append(("replay peak RSS MB, 10x archive", ten, one, ten / one, "within 10% of 1x"))
-    print(f"replay, median of {args.runs} runs ({machine()}); baseline: gzip JSON lines + orjson (1x archive for RSS)")
-    print(table(rows, ("figure", "hlarchive", "baseline", "ratio", "target")))
-    print(f"(the 10x l2Book archive as Python dicts would take roughly {dicts_mb:,.0f} MB)")
+    print(f"replay, median of {args.runs} runs ({machine()})")
+    print(table([f.row() for f in figures(args.frames, args.runs)], HEADER))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 
 from schemas.protocol import subscribe_frame
 
-from .common import machine, median_of, simulator_process, table
+from .common import HEADER, Figure, machine, median_of, simulator_process, table
 
 MIXES = {
     "bbo x4": [{"type": "bbo", "coin": c} for c in ("BTC", "ETH", "SOL", "@1")],
@@ -38,25 +38,24 @@ async def receive(url: str, subs: list[dict], seconds: float) -> tuple[float, fl
         return frames / elapsed, nbytes / elapsed / 1e6
 
 
+def figures(seconds: float = 5.0, runs: int = 3) -> list[Figure]:
+    out = []
+    for name, subs in MIXES.items():
+        def one() -> float:
+            with simulator_process("--rate", "0") as url:
+                return asyncio.run(receive(url, subs, seconds))[0]
+
+        out.append(Figure(f"simulator -> 1 client frames/s, {name}", median_of(runs, one), None, "", "", None))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rows = []
-    for name, subs in MIXES.items():
-        results: list[tuple[float, float]] = []
-
-        def one() -> float:
-            with simulator_process("--rate", "0") as url:
-                results.append(asyncio.run(receive(url, subs, args.seconds)))
-            return results[-1][0]
-
-        fps = median_of(args.runs, one)
-        mbps = sorted(r[1] for r in results)[len(results) // 2]
-        rows.append((name, fps, mbps))
     print(f"simulator -> one client, median of {args.runs} runs of {args.seconds:.0f}s ({machine()})")
-    print(table(rows, ("subscriptions", "frames/s", "MB/s")))
+    print(table([f.row() for f in figures(args.seconds, args.runs)], HEADER))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from replay.synthetic import SyntheticMarket
 from replay.views import open_archive
 from schemas import parse_subscription
 
-from .common import machine, median_of, table
+from .common import HEADER, Figure, machine, median_of, table
 
 QUERY = "select bucket(time, '1 minute') as minute, vwap(px, sz) as vwap from trades where coin = 'BTC' group by 1 order by 1"
 
@@ -70,17 +69,21 @@ def pandas_baseline(lines: Path) -> float:
     return time.perf_counter() - start
 
 
+def figures(hours: float = 24.0, runs: int = 3) -> list[Figure]:
+    with tempfile.TemporaryDirectory() as tmp:
+        lines, _ = build(Path(tmp), hours)
+        ours_s = median_of(runs, lambda: ours(Path(tmp)))
+        theirs_s = median_of(runs, lambda: pandas_baseline(lines))
+    return [Figure(f"sql 1m VWAP over {hours:g} h of trades, seconds", ours_s, theirs_s, "pandas + gzip JSON lines", ">= 10x faster", theirs_s >= 10 * ours_s)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        lines, frames = build(Path(tmp), args.hours)
-        ours_s = median_of(args.runs, lambda: ours(Path(tmp)))
-        theirs_s = median_of(args.runs, lambda: pandas_baseline(lines))
-    print(f"1-minute VWAP over {args.hours:g} h of BTC trades ({frames:,} frames), median of {args.runs} ({machine()})")
-    print(table([("seconds", ours_s, theirs_s, theirs_s / ours_s, ">= 10x faster")], ("figure", "hlarchive sql", "pandas + gzip JSON lines", "speed-up", "target")))
+    print(f"1-minute VWAP over {args.hours:g} h of BTC trades, median of {args.runs} ({machine()})")
+    print(table([f.row() for f in figures(args.hours, args.runs)], HEADER))
 
 
 if __name__ == "__main__":
