@@ -9,7 +9,6 @@ the same way. A frame with no exchange time sorts at its receipt time, in millis
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 from typing import Any, Collection, Iterator
 
 import orjson
@@ -24,16 +23,21 @@ from .archive import Part, open_part
 ORDERS = ("recv", "exchange")
 
 
-@dataclass(frozen=True)
 class Item:
-    """One frame or event of the merged stream."""
+    """One frame or event of the merged stream (a slotted class: one is made per row, on the hot path)."""
 
-    recv_ns: int
-    session: str
-    seq: int
-    exch_ms: int | None
-    stream: str | None  # None for events
-    message: dict[str, Any]  # a frame; for an event: kind, connection, detail, text, recv_ns
+    __slots__ = ("recv_ns", "session", "seq", "exch_ms", "stream", "message")
+
+    def __init__(self, recv_ns: int, session: str, seq: int, exch_ms: int | None, stream: str | None, message: dict[str, Any]) -> None:
+        self.recv_ns = recv_ns
+        self.session = session
+        self.seq = seq
+        self.exch_ms = exch_ms
+        self.stream = stream  # None for events
+        self.message = message  # a frame; for an event: kind, connection, detail, text, recv_ns
+
+    def __repr__(self) -> str:
+        return f"Item({self.recv_ns}, {self.session!r}, {self.seq}, {self.stream!r})"
 
 
 def _filtered(batch: Any, streams: pa.Array | None, start_ns: int | None, end_ns: int | None) -> Any:
@@ -141,6 +145,24 @@ def merge(parts: list[Part], *, order: str = "recv", **options: Any) -> Iterator
             open_part_at(pending[position][1])
             position += 1
         if not heap:
+            continue
+        if len(heap) == 1:
+            # one open part (the common case of a single stream): no heap work until the next
+            # part could start
+            key, index, item, rows = heap.pop()
+            limit = pending[position][0] if position < len(pending) else None
+            while True:
+                identity = (item.recv_ns, item.session, item.seq)
+                if identity != previous:
+                    yield item
+                    previous = identity
+                following = next(rows, None)
+                if following is None:
+                    break
+                key, item = following
+                if limit is not None and key[0] >= limit:
+                    heapq.heappush(heap, (key, index, item, rows))
+                    break
             continue
         key, index, item, rows = heap[0]
         identity = (item.recv_ns, item.session, item.seq)
