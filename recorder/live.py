@@ -91,6 +91,7 @@ class Recorder:
         status_s: float | None = 5.0,
         status_out: Callable[[str], None] | None = None,
         lag_warning_frames: int = 200_000,
+        compact_queue_after: int = 1_000,
         session: str | None = None,
         writer_options: dict[str, Any] | None = None,
     ) -> None:
@@ -107,6 +108,7 @@ class Recorder:
         self.status_s = status_s
         self.status_out = status_out or (lambda line: print(line, file=sys.stderr, flush=True))
         self.lag_warning_frames = lag_warning_frames
+        self.compact_queue_after = compact_queue_after
         self.recovered = recover(self.root)
         self.writer = ArchiveWriter(self.root, session=session, source_url=url, flush_seconds=flush_seconds, **(writer_options or {}))
         self.session = self.writer.session
@@ -152,9 +154,14 @@ class Recorder:
 
     def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None:
         seq = self._next_seq()
-        if not self._journal(DATA, recv_ns, seq, text.encode(), self._sub_ids.get(sub.stream, 0) if sub else 0):
+        payload = text.encode()
+        if not self._journal(DATA, recv_ns, seq, payload, self._sub_ids.get(sub.stream, 0) if sub else 0):
             return
-        self._put(("data", message, recv_ns, seq, sub))
+        if self._put_count - self._got_count > self.compact_queue_after:
+            # the writer is behind: queue the frame's bytes, a fifth of its parsed size, to keep memory down
+            self._put(("text", payload, recv_ns, seq, sub))
+        else:
+            self._put(("data", message, recv_ns, seq, sub))
         self.status.frames[message["channel"]] += 1
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
@@ -201,6 +208,9 @@ class Recorder:
                 if kind == "data":
                     _, message, recv_ns, seq, sub = item
                     writer.write(message, recv_ns, sub, seq=seq)
+                elif kind == "text":
+                    _, payload, recv_ns, seq, sub = item
+                    writer.write(orjson.loads(payload), recv_ns, sub, seq=seq)
                 elif kind == "event":
                     _, record, recv_ns, seq = item
                     writer.write_event(record["kind"], recv_ns=recv_ns, seq=seq, connection=record["connection"], detail=record["detail"], text=record["text"])

@@ -81,7 +81,7 @@ class ArchiveWriter:
         flush_bytes: int = 64 * 1024 * 1024,
         flush_seconds: float = 60.0,
         stage_rows: int = 256,
-        max_buffer_bytes: int = 96 * 1024 * 1024,
+        max_buffer_bytes: int = 32 * 1024 * 1024,
         row_group_rows: int = 16_384,
         compression_level: int | None = None,
         clock: Clock = time.time_ns,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .shapes import Bool, Int, Json, List, Map, Shape, Str, Struct, field
+from .shapes import Bool, Int, Json, List, Map, Shape, Str, Struct, compile_prepare, field
 
 _s, _i, _b = Str(), Int(), Bool()
 
@@ -160,10 +160,11 @@ class ChannelSpec:
     channel: str
     shape: Shape
     exch_ms: Callable[[Any], Any]
+    prepare: Callable[[Any], Any]  # ``shape.prepare``, compiled where that is faster
 
 
 def _spec(channel: str, shape: Shape, exch_ms: Callable[[Any], Any] = lambda data: None) -> ChannelSpec:
-    return ChannelSpec(channel, shape, exch_ms)
+    return ChannelSpec(channel, shape, exch_ms, compile_prepare(shape))
 
 
 CHANNELS: dict[str, ChannelSpec] = {

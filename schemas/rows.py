@@ -47,7 +47,7 @@ def data_schema(spec: ChannelSpec | None) -> pa.Schema:
     return pa.schema(fields)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Row:
     """One archived frame: its partition, its order keys and its content."""
 
@@ -104,20 +104,24 @@ def to_row(
     channel = subscription_type_of_channel(wire_channel)
     if subscription is not None and subscription.type != channel:
         subscription = None  # the frame says what it is; a mismatched subscription must not misfile it
-    from_frame = frame_subscription(message)
-    sub = subscription or from_frame
-    assert sub is not None
+    if subscription is None:
+        sub = frame_subscription(message)
+        assert sub is not None
+        frame_coin, frame_user = sub.coin, sub.user
+    else:
+        sub = subscription
+        frame_coin, frame_user = _frame_coin_user(channel, data)
     coin = ALL
     if channel in COIN_TYPES or not sub.known:
-        coin = (from_frame.coin if from_frame else None) or sub.coin or ALL
-    user = sub.user or (from_frame.user if from_frame else None)
+        coin = frame_coin or sub.coin or ALL
+    user = sub.user or frame_user
 
     spec = channel_spec(wire_channel)
     typed_data = None
     typed = False
     if spec is not None and tuple(message) == ("channel", "data"):
         try:
-            typed_data = spec.shape.prepare(data)
+            typed_data = spec.prepare(data)
             typed = True
         except Mismatch:
             pass
@@ -136,6 +140,21 @@ def to_row(
         raw=None if typed else encode_raw(message),
         typed=typed,
     )
+
+
+def _frame_coin_user(channel: str, data: Any) -> tuple[str | None, str | None]:
+    """The coin and user a frame's data names (as ``frame_subscription`` reads them), cheaply."""
+    if type(data) is dict:
+        coin = data.get("s") if channel == "candle" else data.get("coin")
+        user = data.get("user")
+        return (coin if type(coin) is str else None), (user if type(user) is str and channel not in COIN_ONLY else None)
+    if type(data) is list and data and type(data[0]) is dict:
+        coin = data[0].get("coin")
+        return (coin if type(coin) is str else None), None
+    return None, None
+
+
+COIN_ONLY = frozenset({"l2Book", "trades", "bbo", "candle", "activeAssetCtx"})
 
 
 def from_row(row: Row | Mapping[str, Any]) -> dict[str, Any]:

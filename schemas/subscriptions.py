@@ -242,8 +242,18 @@ def frame_identifier(msg: Mapping[str, Any]) -> str | None:
     channel = msg.get("channel")
     if channel == "pong":
         return "pong"
-    if channel == "trades" and not msg.get("data"):
+    data = msg.get("data")
+    if channel == "trades" and not data:
         return None
+    try:  # the hot channels, without building a Subscription (the recorder routes every frame)
+        if channel in ("l2Book", "bbo", "activeAssetCtx"):
+            return f"{channel}:{data['coin'].lower()}"
+        if channel == "trades":
+            return f"trades:{data[0]['coin'].lower()}"
+        if channel == "allMids":
+            return "allMids"
+    except (KeyError, TypeError, IndexError, AttributeError):
+        pass
     sub = frame_subscription(msg)
     return None if sub is None else sub.identifier
 

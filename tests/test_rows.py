@@ -97,3 +97,32 @@ def test_exchange_time_of_each_channel():
 def test_things_that_are_not_frames_are_refused(bad):
     with pytest.raises(FrameError):
         _row(bad)
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+@given(data=st.data())
+@settings(max_examples=60)
+def test_compiled_checks_agree_with_the_shapes(channel, data):
+    from schemas.shapes import Mismatch
+
+    spec = CHANNELS[channel]
+    value = data.draw(st.one_of(frames_of(channel), mutated_frames_of(channel)))["data"]
+    results = []
+    for prepare in (spec.shape.prepare, spec.prepare):
+        try:
+            results.append(("ok", prepare(value)))
+        except Mismatch:
+            results.append(("mismatch", None))
+    assert results[0] == results[1]
+
+
+def test_rows_from_a_given_subscription_match_rows_inferred_from_the_frame(real_frames):
+    for msg in real_frames:
+        inferred = _row(msg)
+        if msg["channel"] == "subscriptionResponse":
+            continue
+        sub = parse_subscription({"l2Book": {"type": "l2Book", "coin": "BTC"}, "trades": {"type": "trades", "coin": "BTC"},
+                                  "allMids": {"type": "allMids"}}.get(msg["channel"], {"type": "userTwapHistory", "user": "0xe746435d136c4714383a64ee28e35c8bdb8d5cb1"}), allow_unknown=True)
+        given_row = _row(msg, subscription=sub)
+        if given_row.channel == inferred.channel:
+            assert (given_row.coin, given_row.data, given_row.raw) == (inferred.coin, inferred.data, inferred.raw)
