@@ -94,25 +94,27 @@ class Journal:
 
     def close(self, *, remove: bool = False) -> None:
         """Close; with ``remove`` (everything committed) delete the session's journal."""
-        if self._file is not None:
-            try:
-                self.sync()
-            finally:
+        try:
+            if self._file is not None:
                 try:
-                    self._file.close()
-                except OSError:
-                    pass  # a full disk: what could be written is written; recovery reads whole records
-                self._file = None
-        if remove:
-            for _, path in segments(self.directory):
-                path.unlink(missing_ok=True)
-            (self.directory / "LOCK").unlink(missing_ok=True)
-            for directory in (self.directory, self.directory.parent):
-                try:
-                    directory.rmdir()  # only when empty: another session's journal stays
-                except OSError:
-                    break
-        self._lock.close()
+                    self.sync()
+                finally:
+                    try:
+                        self._file.close()
+                    except OSError:
+                        pass  # a full disk: what could be written is written; recovery reads whole records
+                    self._file = None
+            if remove:
+                for _, path in segments(self.directory):
+                    path.unlink(missing_ok=True)
+                (self.directory / "LOCK").unlink(missing_ok=True)
+                for directory in (self.directory, self.directory.parent):
+                    try:
+                        directory.rmdir()  # only when empty: another session's journal stays
+                    except OSError:
+                        break
+        finally:
+            self._lock.close()
 
 
 def segments(directory: Path) -> list[tuple[int, Path]]:

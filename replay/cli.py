@@ -74,7 +74,8 @@ def run() -> None:  # pragma: no cover - console script shim
 @click.option("--fault", "faults", multiple=True, metavar="NAME=VALUE", help="Inject a fault, e.g. drop-after-frames=100, stall-after-frames=50, malformed-every=20, error-every=30, drop-after-s=5, refuse-for-s=3, refuse-after-drop-s=2, connections=1,2.")
 @click.option("--sent-log", type=click.Path(dir_okay=False), default=None, help="Write every frame sent, with connection id and time, as JSON lines.")
 @click.option("--max-subscriptions", default=1000, type=int, help="Per-IP subscription limit (Hyperliquid: 1000).")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int) -> None:
+@click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int) -> None:
     """Run a local Hyperliquid websocket server with a synthetic market, in the foreground (Ctrl-C stops it)."""
     import asyncio
     import signal
@@ -105,6 +106,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
             limits=Limits(max_subscriptions=max_subscriptions),
             faults=fault_plan,
             sent_log=sent_log,
+            prerender=prerender,
         )
         try:
             await server.start()

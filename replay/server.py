@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import itertools
 import threading
 import time
 from collections import Counter
@@ -116,6 +117,7 @@ class _Client:
     data_sent: int = 0
     stalled: bool = False
     last_heard: float = field(default_factory=time.monotonic)
+    sending_since: float | None = None
     clock_start_ns: int | None = None
 
 
@@ -134,8 +136,10 @@ class HyperliquidServer:
         fault_schedule: Callable[[int], Faults] | None = None,
         sent_log: str | Path | IO[str] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        prerender: int = 0,
     ) -> None:
         self.source = source
+        self.prerender = prerender  # >0: each stream cycles through its first N frames, encoded once
         self.host = host
         self.port = port
         self.rate = rate
@@ -258,15 +262,27 @@ class HyperliquidServer:
             if now - client.last_heard > self.limits.idle_timeout_s:
                 await client.ws.close(1000, "idle timeout")
                 return
+            if client.sending_since is not None and now - client.sending_since > self.limits.send_timeout_s:
+                self.stats["slow_consumers_dropped"] += 1  # it reads nothing: drop it, buffer nothing
+                client.ws.transport.abort()
+                return
             if client.faults.drop_after_s is not None and now - started >= client.faults.drop_after_s:
-                self._drop(client)
+                await self._drop(client)
                 return
 
-    def _drop(self, client: _Client) -> None:
+    async def _drop(self, client: _Client) -> None:
+        """Cut the connection without a close frame, once what the sent log calls sent has left
+        (aborting discards the transport's buffer: those frames would be logged but never sent)."""
         self.stats["dropped"] += 1
+        client.stalled = True  # nothing more goes out
         if client.faults.refuse_after_drop_s:
             self.refuse_connections(client.faults.refuse_after_drop_s)
-        client.ws.transport.abort()
+        transport = client.ws.transport
+        for _ in range(200):
+            if transport.is_closing() or transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.005)
+        transport.abort()
 
     def _rate_limited(self, client: _Client) -> bool:
         now = time.monotonic()
@@ -328,6 +344,10 @@ class HyperliquidServer:
         timed = getattr(self.source, "timed_frames", None)
         if timed is not None:
             items: Iterator[tuple[float | None, dict[str, Any]]] = timed(sub, client.clock_start_ns or self.clock_ns())
+        elif self.prerender:
+            rate = self.rate
+            encoded = [orjson.dumps(f) for f in itertools.islice(self.source.frames(sub), self.prerender)]
+            items = (((i / rate) if rate else None, frame) for i, frame in enumerate(itertools.cycle(encoded)))
         else:
             rate = self.rate
             items = (((i / rate) if rate else None, frame) for i, frame in enumerate(self.source.frames(sub)))
@@ -342,7 +362,7 @@ class HyperliquidServer:
                 if sent_since_yield >= 64:  # as fast as possible must still let the reader answer pings
                     await asyncio.sleep(0)
                     sent_since_yield = 0
-                await self._send_data(client, orjson.dumps(frame))
+                await self._send_data(client, frame if type(frame) is bytes else orjson.dumps(frame))
                 sent_since_yield += 1
         except ConnectionClosed:
             return
@@ -362,19 +382,16 @@ class HyperliquidServer:
             await self._send(client, error_frame("Internal server error (injected)"))
         await self._send(client, payload)
         if faults.drop_after_frames is not None and n >= faults.drop_after_frames:
-            self._drop(client)
+            await self._drop(client)
             raise ConnectionClosed(None, None)
 
     async def _send(self, client: _Client, payload: str | bytes) -> None:
         """Send a text frame; a client that does not read within the send timeout is dropped."""
         if client.stalled:
             return
-        try:
-            await asyncio.wait_for(client.ws.send(payload, text=True), self.limits.send_timeout_s)
-        except asyncio.TimeoutError:
-            self.stats["slow_consumers_dropped"] += 1
-            client.ws.transport.abort()
-            raise ConnectionClosed(None, None) from None
+        client.sending_since = time.monotonic()  # the watchdog drops a client stuck here too long
+        await client.ws.send(payload, text=True)
+        client.sending_since = None
         self.stats["frames_sent"] += 1
         if self._sent_log is not None:
             text = payload.decode() if isinstance(payload, bytes) else payload

@@ -257,6 +257,7 @@ def test_fault_malformed_and_error_frames():
             client = await Client.open(srv.ws_url)
             await client.subscribe({"type": "bbo", "coin": "BTC"})
             frames = [await client.next() for _ in range(20)]
+            await client.close()
             assert any(isinstance(f, Malformed) for f in frames)
             assert any(isinstance(f, ServerError) and "injected" in f.message for f in frames)
 

@@ -82,7 +82,12 @@ def test_soak_with_faults_sigkill_and_restart(tmp_path, long_run):
     everything_sent = Counter(orjson.dumps(m) for _, _, m in sent)
     got = Counter(orjson.dumps(m) for frames in archived(root).values() for m in frames)
     missing = must_have - got
-    assert not missing, f"{sum(missing.values())} frames sent while recording are not in the archive"
+    if missing:  # say where each lost frame came from: connection, its fault, when it left
+        lost = [
+            f"conn {conn} ({SCHEDULE[conn % len(SCHEDULE)]}) at {(t_ns - killed_ns) / 1e9:+.2f}s from the kill"
+            for conn, t_ns, m in sent if orjson.dumps(m) in missing
+        ]
+        pytest.fail(f"{sum(missing.values())} frames sent while recording are not in the archive: {lost[:5]}")
     assert not (got - everything_sent), "the archive holds frames nobody sent (or one twice)"
     assert sum(got.values()) > (1_000 if not long_run else 10_000)
 

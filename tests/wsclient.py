@@ -16,7 +16,7 @@ class Client:
 
     @classmethod
     async def open(cls, url: str) -> Client:
-        return cls(await connect(url, ping_interval=None))
+        return cls(await connect(url, ping_interval=None, close_timeout=0.5))
 
     async def subscribe(self, sub: dict[str, Any]) -> None:
         await self.ws.send(subscribe_frame(sub))
