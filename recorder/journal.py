@@ -61,6 +61,14 @@ class Journal:
         self._file.write(payload)
         self.unsynced_bytes += HEADER.size + len(payload)
 
+    def position(self) -> tuple[int, int]:
+        """(segment, offset) where the next record goes: where a reader can start, once flushed."""
+        assert self._file is not None
+        return self.segment, self._file.tell()
+
+    def segment_path(self, segment: int) -> Path:
+        return self.directory / f"seg-{segment:08d}.wal"
+
     def flush(self) -> int:
         """Hand buffered records to the OS; returns the file descriptor to fsync (off the event loop)."""
         assert self._file is not None
@@ -77,7 +85,7 @@ class Journal:
             self.sync()
             self._file.close()
         self.segment += 1
-        self._file = open(self.directory / f"seg-{self.segment:08d}.wal", "ab", buffering=self.buffer_bytes)
+        self._file = open(self.segment_path(self.segment), "ab", buffering=self.buffer_bytes)
         self._file.write(MAGIC)
         for sub_id, subscription_json in self._subscriptions.items():
             self.append(SUBSCRIPTION, 0, 0, subscription_json, sub_id)
@@ -127,19 +135,29 @@ def segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def read_segment(path: Path) -> Iterator[Record]:
-    """The whole records of a segment; a torn tail is where it ends."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        return
-    offset = len(MAGIC)
-    while offset + HEADER.size <= len(data):
-        kind, recv_ns, seq, length, sub_id = HEADER.unpack_from(data, offset)
-        end = offset + HEADER.size + length
-        if end > len(data) or kind not in (DATA, EVENT, META, SUBSCRIPTION):
+def read_segment(path: Path, offset: int = 0) -> Iterator[Record]:
+    """The whole records of a segment, from ``offset`` (a record boundary); a torn tail is where it ends.
+
+    Streams: a segment of a busy day can be larger than memory should hold.
+    """
+    kinds = (DATA, EVENT, META, SUBSCRIPTION)
+    with open(path, "rb", buffering=1 << 20) as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
             return
-        yield Record(kind, recv_ns, seq, sub_id, data[offset + HEADER.size : end])
-        offset = end
+        if offset > len(MAGIC):
+            handle.seek(offset)
+        read, unpack, size = handle.read, HEADER.unpack, HEADER.size
+        while True:
+            header = read(size)
+            if len(header) < size:
+                return
+            kind, recv_ns, seq, length, sub_id = unpack(header)
+            if kind not in kinds:
+                return
+            payload = read(length)
+            if len(payload) < length:
+                return
+            yield Record(kind, recv_ns, seq, sub_id, payload)
 
 
 def is_locked(session_dir: Path) -> bool:

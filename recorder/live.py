@@ -4,6 +4,10 @@ The event loop only receives, stamps (``recv_ns``, ``seq``) and journals each fr
 to the writer thread: receiving never waits on Parquet. The journal is fsynced at least every
 ``sync_s``; every ``flush_seconds`` the journal rotates and, once the writer has committed every
 buffered row, the older segments are deleted. A crash leaves the journal for ``recover``.
+
+If the writer falls ``spill_after`` frames behind (a burst, a slow disk), the event loop stops
+queueing frames in memory: they are in the journal already, so the writer later reads that stretch
+back from it. Memory stays bounded whatever the feed does, and receiving still never waits.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from schemas.layout import ArchiveError
 from schemas.subscriptions import Subscription
 
 from .connection import MAINNET_URL, Connection, ConnectionConfig, plan_connections
-from .journal import DATA, EVENT, META, Journal
+from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment
 from .meta import fetch_info, info_url
-from .recovery import recover
+from .recovery import recover, write_record
 from .writer import ArchiveWriter
 
 
@@ -68,6 +72,8 @@ class Status:
     frames: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
+    spills: int = 0  # times the writer fell behind and read frames back from the journal
+    spilled_frames: int = 0
     last_frames: Counter[str] = field(default_factory=Counter)
     last_time: float = field(default_factory=time.monotonic)
 
@@ -92,6 +98,7 @@ class Recorder:
         status_out: Callable[[str], None] | None = None,
         lag_warning_frames: int = 200_000,
         compact_queue_after: int = 1_000,
+        spill_after: int = 20_000,
         session: str | None = None,
         writer_options: dict[str, Any] | None = None,
     ) -> None:
@@ -109,6 +116,7 @@ class Recorder:
         self.status_out = status_out or (lambda line: print(line, file=sys.stderr, flush=True))
         self.lag_warning_frames = lag_warning_frames
         self.compact_queue_after = compact_queue_after
+        self.spill_after = spill_after
         self.recovered = recover(self.root)
         self.writer = ArchiveWriter(self.root, session=session, source_url=url, flush_seconds=flush_seconds, **(writer_options or {}))
         self.session = self.writer.session
@@ -116,8 +124,11 @@ class Recorder:
         self.status = Status()
         self._seq = 0
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._put_count = 0  # written by the event loop only
-        self._got_count = 0  # written by the writer thread only
+        self._put_count = 0  # frames handed over; written by the event loop only
+        self._got_count = 0  # frames taken; written by the writer thread only
+        self._spill_start: tuple[int, int] | None = None  # journal position where the current spill began
+        self._spilled = 0  # frames of the current spill
+        self._spill_last_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lagging = False
         self._writer_error: BaseException | None = None
@@ -157,19 +168,22 @@ class Recorder:
         payload = text.encode()
         if not self._journal(DATA, recv_ns, seq, payload, self._sub_ids.get(sub.stream, 0) if sub else 0):
             return
+        self.status.frames[message["channel"]] += 1
+        if self._spilling(seq):
+            return
         if self._put_count - self._got_count > self.compact_queue_after:
             # the writer is behind: queue the frame's bytes, a fifth of its parsed size, to keep memory down
             self._put(("text", payload, recv_ns, seq, sub))
         else:
             self._put(("data", message, recv_ns, seq, sub))
-        self.status.frames[message["channel"]] += 1
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
         recv_ns, seq = time.time_ns(), self._next_seq()
         record = {"kind": kind, "connection": connection, "detail": detail, "text": text}
         if not self._journal(EVENT, recv_ns, seq, orjson.dumps(record)):
             return
-        self._put(("event", record, recv_ns, seq))
+        if not self._spilling(seq):
+            self._put(("event", record, recv_ns, seq))
         self.status.events[kind] += 1
         if kind == "connect" and (detail or {}).get("attempt", 1) > 1:
             self.status.reconnects += 1
@@ -178,11 +192,36 @@ class Recorder:
 
     @property
     def lag_frames(self) -> int:
-        """Frames journaled but not yet handed to the archive writer."""
-        return self._put_count - self._got_count
+        """Frames journaled but not yet taken by the archive writer."""
+        return self._put_count - self._got_count + self._spilled
 
-    def _put(self, item: tuple[Any, ...]) -> None:
-        self._put_count += 1
+    def _spilling(self, seq: int) -> bool:
+        """Whether the record just journaled as ``seq`` stays in the journal only, for the writer to read back."""
+        behind = self._put_count - self._got_count
+        if self._spill_start is None:
+            if behind <= self.spill_after:
+                return False
+            self._spill_start = self.journal.position()  # from the next record on
+            self.status.spills += 1
+            return False
+        self._spilled += 1
+        self._spill_last_seq = seq
+        if behind <= self.spill_after // 4:
+            self._end_spill()
+        return True
+
+    def _end_spill(self) -> None:
+        """Queue the spilled stretch as one item: the writer reads it back from the journal files."""
+        if self._spill_start is None:
+            return
+        if self._spilled:
+            self.journal.flush()  # the records must be in the file before the writer thread reads them
+            self._put(("journal", *self._spill_start, self._spill_last_seq), frames=self._spilled)
+            self.status.spilled_frames += self._spilled
+        self._spill_start, self._spilled = None, 0
+
+    def _put(self, item: tuple[Any, ...], frames: int = 1) -> None:
+        self._put_count += frames
         self._queue.put(item)
         lag = self.lag_frames
         if lag > self.lag_warning_frames and not self._lagging:
@@ -217,6 +256,9 @@ class Recorder:
                 elif kind == "meta":
                     _, info_type, payload, recv_ns, seq = item
                     writer.write_meta(info_type, payload, recv_ns=recv_ns, seq=seq)
+                elif kind == "journal":
+                    self._got_count -= 1  # counted record by record below
+                    self._write_spilled(*item[1:])
                 elif kind == "rotate":
                     writer.flush()
                     self.journal.trim(before=item[1])
@@ -227,6 +269,16 @@ class Recorder:
             self._writer_error = exc
             if self._stop is not None and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _write_spilled(self, segment: int, offset: int, last_seq: int) -> None:
+        subscriptions = {i: sub for sub in self.subscriptions if (i := self._sub_ids[sub.stream])}
+        for record in read_segment(self.journal.segment_path(segment), offset):
+            if record.kind == SUBSCRIPTION:
+                continue
+            if record.seq > last_seq:
+                return
+            write_record(self.writer, record, subscriptions)
+            self._got_count += 1
 
     # --- the event loop --------------------------------------------------------------------------
 
@@ -269,6 +321,7 @@ class Recorder:
             self.on_event("session_end", 0, {"frames": sum(self.status.frames.values())})
             try:
                 self.journal.sync()
+                self._end_spill()
             except OSError as exc:
                 self._journal_failed(exc)
             self._queue.put(("stop",))
@@ -299,6 +352,8 @@ class Recorder:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             await asyncio.sleep(self.sync_s)
+            if self._spill_start is not None and self._put_count - self._got_count <= self.spill_after // 4:
+                self._end_spill()  # the feed went quiet while spilling: no frame will end the spill
             try:
                 fd = self.journal.flush()
                 await loop.run_in_executor(None, os.fsync, fd)
@@ -310,6 +365,8 @@ class Recorder:
     async def _rotate_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self.flush_seconds)
+            if self._spill_start is not None:
+                continue  # the spilled stretch is read back from the current segment: rotate next time
             segment = self.journal.rotate()
             self._put(("rotate", segment))
 
@@ -323,7 +380,7 @@ class Recorder:
                     self.on_event("meta_failed", 0, {"type": info_type, "url": self.meta_url, "error": _one_line(exc)})
                     continue
                 recv_ns, seq = time.time_ns(), self._next_seq()
-                if self._journal(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload})):
+                if self._journal(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload})) and not self._spilling(seq):
                     self._put(("meta", info_type, payload, recv_ns, seq))
             try:
                 await asyncio.wait_for(stop.wait(), self.meta_interval_s)
@@ -345,7 +402,7 @@ class Recorder:
         by_channel = " ".join(f"{k}={v:.0f}" for k, v in sorted(rates.items()))
         return (
             f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.writer.stats.parts} parts, "
-            f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames, {self.journal.unsynced_bytes:,} B unsynced"
+            f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames ({s.spills} spills), {self.journal.unsynced_bytes:,} B unsynced"
         )
 
 

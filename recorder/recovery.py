@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from schemas.layout import JOURNAL_DIR, parse_part_name
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .journal import DATA, EVENT, META, SUBSCRIPTION, is_locked, read_segment, segments
+from .journal import DATA, EVENT, META, SUBSCRIPTION, Record, is_locked, read_segment, segments
 from .writer import ArchiveWriter
 
 
@@ -53,6 +53,18 @@ def recover(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return report
 
 
+def write_record(writer: ArchiveWriter, record: Record, subscriptions: dict[int, Subscription]) -> None:
+    """Hand one journal record to the writer, as the live recorder would have."""
+    if record.kind == DATA:
+        writer.write(orjson.loads(record.payload), record.recv_ns, subscriptions.get(record.sub_id), seq=record.seq)
+    elif record.kind == EVENT:
+        event = orjson.loads(record.payload)
+        writer.write_event(event["kind"], recv_ns=record.recv_ns, seq=record.seq, connection=event["connection"], detail=event["detail"], text=event["text"])
+    elif record.kind == META:
+        meta = orjson.loads(record.payload)
+        writer.write_meta(meta["kind"], meta["payload"], recv_ns=record.recv_ns, seq=record.seq)
+
+
 def _recover_session(root: Path, session_dir: Path) -> Recovered:
     session = session_dir.name
     done = Recovered(session)
@@ -68,14 +80,7 @@ def _recover_session(root: Path, session_dir: Path) -> Recovered:
                     done.skipped += 1
                     continue
                 committed.add(record.seq)
-                if record.kind == DATA:
-                    writer.write(orjson.loads(record.payload), record.recv_ns, subscriptions.get(record.sub_id), seq=record.seq)
-                elif record.kind == EVENT:
-                    event = orjson.loads(record.payload)
-                    writer.write_event(event["kind"], recv_ns=record.recv_ns, seq=record.seq, connection=event["connection"], detail=event["detail"], text=event["text"])
-                elif record.kind == META:
-                    meta = orjson.loads(record.payload)
-                    writer.write_meta(meta["kind"], meta["payload"], recv_ns=record.recv_ns, seq=record.seq)
+                write_record(writer, record, subscriptions)
                 done.frames += 1
     for _, path in segments(session_dir):
         path.unlink()

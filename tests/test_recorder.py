@@ -68,6 +68,25 @@ def test_every_channel_is_recorded_and_replayed_equal_to_what_was_sent(tmp_path)
     assert not (tmp_path / "archive" / "_journal").exists()  # everything committed, journal removed
 
 
+def test_a_writer_far_behind_reads_frames_back_from_the_journal_and_loses_none(tmp_path, monkeypatch):
+    write = recorder.writer.ArchiveWriter.write
+
+    def slow_write(self, *args, **kwargs):  # a slow disk: the writer falls behind the feed
+        time.sleep(0.0003)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(recorder.writer.ArchiveWriter, "write", slow_write)
+    log = tmp_path / "sent.jsonl"
+    subs = [{"type": t, "coin": c} for t in ("trades", "bbo", "l2Book") for c in ("BTC", "ETH")]
+    with simulator(log, faults=Faults(stall_after_frames=1_500), rate=0) as srv:
+        rec = record(tmp_path / "archive", srv.ws_url, subs, 4.0, spill_after=200, compact_queue_after=20, flush_seconds=0.5)
+    assert rec.status.spills >= 1 and rec.status.spilled_frames > 500
+    assert_archive_equals_sent(tmp_path / "archive", sent_data(log))
+    kinds = [e[0] for e in events(tmp_path / "archive")]
+    assert kinds[0] == "session_start" and kinds[-1] == "session_end" and kinds.count("subscribed") == len(subs)
+    assert not (tmp_path / "archive" / "_journal").exists()
+
+
 def test_user_frames_keep_their_users_on_separate_connections(tmp_path):
     other = "0x" + "ab" * 20
     log = tmp_path / "sent.jsonl"
