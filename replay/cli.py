@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from schemas.layout import ArchiveError
 from schemas.protocol import ProtocolError
 from schemas.rows import FrameError
 from schemas.subscriptions import SubscriptionError
+
+if TYPE_CHECKING:
+    from .server import HyperliquidServer
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ArchiveError, SubscriptionError, ProtocolError, FrameError)
 
@@ -61,6 +64,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def run() -> None:  # pragma: no cover - console script shim
     sys.exit(main())
+
+
+async def _listen(server: HyperliquidServer) -> None:
+    """Start a server; a port in use is the user's to change, not a traceback."""
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ArchiveError(f"cannot listen on {server.host}:{server.port}: {exc.strerror}; pick another --port (0: any free one)") from None
 
 
 @main.command()
@@ -108,10 +119,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
             sent_log=sent_log,
             prerender=prerender,
         )
-        try:
-            await server.start()
-        except OSError as exc:
-            raise ArchiveError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0: any free one)") from None
+        await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}   (Info(base_url=...) / WebsocketManager(base_url))")
         click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
@@ -209,10 +217,7 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
 
     async def serve_until_stopped() -> None:
         server = HyperliquidServer(source, host=host, port=port, rate=None)
-        try:
-            await server.start()
-        except OSError as exc:
-            raise ArchiveError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port (0: any free one)") from None
+        await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}")
         click.echo(

@@ -172,10 +172,10 @@ class Replay:
         if self.on_event is not None:
             dates = sorted(set(dates) | set(list_dates(self.root, channels=[EVENTS_CHANNEL], include_special=True)))
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
-        for date in dates:
-            parts = find_parts(self.root, **selection, **bounds, dates=[date])
+        for day in dates:
+            parts = find_parts(self.root, **selection, **bounds, dates=[day])
             if self.on_event is not None:
-                parts += find_parts(self.root, channels=[EVENTS_CHANNEL], include_special=True, dates=[date], **bounds)
+                parts += find_parts(self.root, channels=[EVENTS_CHANNEL], include_special=True, dates=[day], **bounds)
             self.parts_opened = parts
             yield from merge(parts, streams=streams, order=self.order, **bounds)
 

@@ -20,12 +20,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recorder.journal import is_locked  # the journal's own lock rule: one place decides "live"
 from schemas import __version__ as HLARCHIVE_VERSION
 from schemas.layout import (
     EVENTS_CHANNEL,
     JOURNAL_DIR,
-    META_CHANNEL,
-    ArchiveError,
     ArchiveFormatError,
     PartName,
     parquet_options,
@@ -122,23 +121,9 @@ def journal_state(root: Path) -> list[dict[str, Any]]:
             segments = list(session_dir.glob("seg-*.wal"))
             if not segments:
                 continue
-            live = _locked(session_dir / "LOCK")
+            live = is_locked(session_dir)
             out.append({"session": session_dir.name, "segments": len(segments), "bytes": sum(s.stat().st_size for s in segments), "live": live})
     return out
-
-
-def _locked(lock_path: Path) -> bool:
-    import fcntl
-
-    if not lock_path.exists():
-        return False
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
 
 
 # --- verify ----------------------------------------------------------------------------------------
@@ -181,7 +166,7 @@ def verify(root: str | os.PathLike[str], progress: Callable[[int, int], None] | 
         result.rows += table.num_rows
         seen_keys.append(table.select(["session", "seq"]))
     if seen_keys:
-        keys = pa.concat_tables(seen_keys)
+        keys = pa.concat_tables(seen_keys)  # noqa: F841 - read by DuckDB's replacement scan below
         dupes = duckdb.sql("select session, seq, count(*) as n from keys group by 1, 2 having n > 1 order by 1, 2 limit 5").fetchall()
         if dupes:
             total = duckdb.sql("select count(*) from (select session, seq from keys group by 1, 2 having count(*) > 1)").fetchall()[0][0]

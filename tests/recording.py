@@ -17,6 +17,22 @@ from schemas import frame_identifier, parse_subscription
 from schemas.protocol import DataFrame, parse_server_frame
 
 USER = "0xe746435d136c4714383a64ee28e35c8bdb8d5cb1"
+# one subscription of every type the simulator serves, with l2Book aggregation and a spot pair
+EVERY_CHANNEL = [
+    {"type": "allMids"},
+    {"type": "l2Book", "coin": "BTC"},
+    {"type": "l2Book", "coin": "ETH", "nSigFigs": 5, "mantissa": 2},
+    {"type": "trades", "coin": "ETH"},
+    {"type": "bbo", "coin": "@1"},
+    {"type": "candle", "coin": "PURR/USDC", "interval": "1m"},
+    {"type": "activeAssetCtx", "coin": "BTC"},
+    {"type": "activeAssetCtx", "coin": "@1"},
+    {"type": "activeAssetData", "user": USER, "coin": "BTC"},
+    *({"type": t, "user": USER} for t in (
+        "userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2",
+        "notification", "userTwapSliceFills", "userTwapHistory",
+    )),
+]
 
 
 def stream_of(msg: dict[str, Any]) -> str:

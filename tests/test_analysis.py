@@ -1,14 +1,12 @@
 from __future__ import annotations
 
 import gzip
-import os
 import signal
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-import duckdb
 import orjson
 import pyarrow.parquet as pq
 import pytest

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from recorder import ArchiveWriter
 from replay import Replay
-from schemas import ArchiveError, parse_subscription
+from schemas import ArchiveError
 
 from .conftest import same
 from .strategies import any_frames, frames_of

@@ -19,27 +19,13 @@ from click.testing import CliRunner
 import recorder.writer
 from recorder.live import Recorder, RecorderError
 from replay.cli import main
-from replay.server import Faults, HyperliquidServer, Limits, ServerThread
+from replay.server import Faults, HyperliquidServer, ServerThread
 from replay.synthetic import SyntheticMarket
 from schemas import parse_subscription
 
 from .conftest import same
-from .recording import USER, archived, events, record, sent_data
+from .recording import EVERY_CHANNEL, USER, archived, events, record, sent_data
 
-EVERY_CHANNEL = [
-    {"type": "allMids"},
-    {"type": "l2Book", "coin": "BTC"},
-    {"type": "trades", "coin": "ETH"},
-    {"type": "bbo", "coin": "@1"},
-    {"type": "candle", "coin": "PURR/USDC", "interval": "5m"},
-    {"type": "activeAssetCtx", "coin": "BTC"},
-    {"type": "activeAssetCtx", "coin": "@1"},
-    {"type": "activeAssetData", "user": USER, "coin": "BTC"},
-    *({"type": t, "user": USER} for t in (
-        "userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2",
-        "notification", "userTwapSliceFills", "userTwapHistory",
-    )),
-]
 
 
 def simulator(log: Path, **kw: Any) -> ServerThread:

@@ -5,11 +5,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
-
-import pytest
 
 from replay import Replay, archive_meta
 from replay.archive_source import ArchiveSource

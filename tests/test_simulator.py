@@ -19,24 +19,9 @@ from schemas import parse_subscription, to_row
 from schemas.protocol import GREETING, DataFrame, Greeting, Malformed, Pong, ServerError, SubscriptionResponse
 
 from .conftest import same
+from .recording import EVERY_CHANNEL, USER
 from .wsclient import Client
 
-USER = "0xe746435d136c4714383a64ee28e35c8bdb8d5cb1"
-EVERY_CHANNEL = [
-    {"type": "allMids"},
-    {"type": "l2Book", "coin": "BTC"},
-    {"type": "l2Book", "coin": "ETH", "nSigFigs": 5, "mantissa": 2},
-    {"type": "trades", "coin": "ETH"},
-    {"type": "bbo", "coin": "@1"},
-    {"type": "candle", "coin": "PURR/USDC", "interval": "1m"},
-    {"type": "activeAssetCtx", "coin": "BTC"},
-    {"type": "activeAssetCtx", "coin": "@1"},
-    {"type": "activeAssetData", "user": USER, "coin": "BTC"},
-    *({"type": t, "user": USER} for t in (
-        "userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2",
-        "notification", "userTwapSliceFills", "userTwapHistory",
-    )),
-]
 SNAPSHOT_FIRST = {"userFills", "userFundings", "userNonFundingLedgerUpdates", "userTwapSliceFills", "userTwapHistory"}
 
 
