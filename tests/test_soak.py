@@ -98,3 +98,7 @@ def test_soak_with_faults_sigkill_and_restart(tmp_path, long_run):
 
     verified = CliRunner().invoke(main, ["verify", str(root)])
     assert verified.exit_code == 0, verified.output
+    print(  # the figures a run reports (pytest -s): frames, faults, gaps
+        f"soak {2 * phase_s:.0f}s: {sum(got.values()):,} frames archived, {sum(must_have.values()):,} required, "
+        f"{sum(everything_sent.values()):,} sent; server {dict(stats)}; events {dict(kinds)}"
+    )

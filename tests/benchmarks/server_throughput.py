@@ -40,9 +40,11 @@ async def receive(url: str, subs: list[dict], seconds: float) -> tuple[float, fl
 
 def figures(seconds: float = 5.0, runs: int = 3) -> list[Figure]:
     out = []
-    for name, subs in MIXES.items():
+    # the last row: frames encoded once and cycled, as the recorder benchmark feeds its clients
+    cases = [(name, subs, ()) for name, subs in MIXES.items()] + [("mixed, prerendered", MIXES["mixed"], ("--prerender", "5000"))]
+    for name, subs, extra in cases:
         def one() -> float:
-            with simulator_process("--rate", "0") as url:
+            with simulator_process("--rate", "0", *extra) as url:
                 return asyncio.run(receive(url, subs, seconds))[0]
 
         out.append(Figure(f"simulator -> 1 client frames/s, {name}", median_of(runs, one), None, "", "", None))
