@@ -31,7 +31,7 @@ from schemas.layout import ArchiveError
 from schemas.subscriptions import Subscription
 
 from .connection import MAINNET_URL, Connection, ConnectionConfig, plan_connections
-from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment
+from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment, segments
 from .meta import fetch_info, info_url
 from .recovery import recover, write_record
 from .writer import ArchiveWriter
@@ -74,6 +74,7 @@ class Status:
     reconnects: int = 0
     spills: int = 0  # times the writer fell behind and read frames back from the journal
     spilled_frames: int = 0
+    rotations_in_spill: int = 0  # journal rotations whose trimming waited for a spill to be read back
     last_frames: Counter[str] = field(default_factory=Counter)
     last_time: float = field(default_factory=time.monotonic)
 
@@ -129,6 +130,7 @@ class Recorder:
         self._spill_start: tuple[int, int] | None = None  # journal position where the current spill began
         self._spilled = 0  # frames of the current spill
         self._spill_last_seq = 0
+        self._trim_after_spill: int | None = None  # a rotation during a spill: trim once the stretch is read
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lagging = False
         self._writer_error: BaseException | None = None
@@ -219,6 +221,9 @@ class Recorder:
             self._put(("journal", *self._spill_start, self._spill_last_seq), frames=self._spilled)
             self.status.spilled_frames += self._spilled
         self._spill_start, self._spilled = None, 0
+        if self._trim_after_spill is not None:
+            self._put(("rotate", self._trim_after_spill))
+            self._trim_after_spill = None
 
     def _put(self, item: tuple[Any, ...], frames: int = 1) -> None:
         self._put_count += frames
@@ -270,15 +275,20 @@ class Recorder:
             if self._stop is not None and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._stop.set)
 
-    def _write_spilled(self, segment: int, offset: int, last_seq: int) -> None:
+    def _write_spilled(self, first_segment: int, offset: int, last_seq: int) -> None:
+        """Write the journal's records from ``(first_segment, offset)`` through ``last_seq`` (a spill
+        may span a rotation, so it reads on into the following segments)."""
         subscriptions = {i: sub for sub in self.subscriptions if (i := self._sub_ids[sub.stream])}
-        for record in read_segment(self.journal.segment_path(segment), offset):
-            if record.kind == SUBSCRIPTION:
+        for number, path in segments(self.journal.directory):
+            if number < first_segment:
                 continue
-            if record.seq > last_seq:
-                return
-            write_record(self.writer, record, subscriptions)
-            self._got_count += 1
+            for record in read_segment(path, offset if number == first_segment else 0):
+                if record.kind == SUBSCRIPTION:
+                    continue
+                if record.seq > last_seq:
+                    return
+                write_record(self.writer, record, subscriptions)
+                self._got_count += 1
 
     # --- the event loop --------------------------------------------------------------------------
 
@@ -365,10 +375,12 @@ class Recorder:
     async def _rotate_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self.flush_seconds)
-            if self._spill_start is not None:
-                continue  # the spilled stretch is read back from the current segment: rotate next time
             segment = self.journal.rotate()
-            self._put(("rotate", segment))
+            if self._spill_start is not None:
+                self._trim_after_spill = segment  # trimming now would delete the stretch still to be read back
+                self.status.rotations_in_spill += 1
+            else:
+                self._put(("rotate", segment))
 
     async def _meta_loop(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

@@ -58,15 +58,18 @@ def test_a_writer_far_behind_reads_frames_back_from_the_journal_and_loses_none(t
     write = recorder.writer.ArchiveWriter.write
 
     def slow_write(self, *args, **kwargs):  # a slow disk: the writer falls behind the feed
-        time.sleep(0.0003)
+        time.sleep(0.004)
         return write(self, *args, **kwargs)
 
     monkeypatch.setattr(recorder.writer.ArchiveWriter, "write", slow_write)
     log = tmp_path / "sent.jsonl"
     subs = [{"type": t, "coin": c} for t in ("trades", "bbo", "l2Book") for c in ("BTC", "ETH")]
-    with simulator(log, faults=Faults(stall_after_frames=1_500), rate=0) as srv:
-        rec = record(tmp_path / "archive", srv.ws_url, subs, 4.0, spill_after=200, compact_queue_after=20, flush_seconds=0.5)
-    assert rec.status.spills >= 1 and rec.status.spilled_frames > 500
+    # 1,000 frames arrive at once; draining the queue down to where a spill ends takes the writer
+    # > 0.3 s, so journal rotations (every 0.1 s) happen mid-spill: the read-back crosses segments
+    # and their trimming must wait for it
+    with simulator(log, faults=Faults(stall_after_frames=1_000), rate=0) as srv:
+        rec = record(tmp_path / "archive", srv.ws_url, subs, 3.0, spill_after=100, compact_queue_after=10, flush_seconds=0.1)
+    assert rec.status.spills >= 1 and rec.status.spilled_frames > 500 and rec.status.rotations_in_spill >= 1
     assert_archive_equals_sent(tmp_path / "archive", sent_data(log))
     kinds = [e[0] for e in events(tmp_path / "archive")]
     assert kinds[0] == "session_start" and kinds[-1] == "session_end" and kinds.count("subscribed") == len(subs)
