@@ -82,12 +82,6 @@ class Summary:
     def total(self) -> int:
         return sum(self.frames.values())
 
-    def add(self, item: Item) -> None:
-        self.frames[item.stream or ""] += 1
-        if self.first_recv_ns is None:
-            self.first_recv_ns = item.recv_ns
-        self.last_recv_ns = item.recv_ns
-
 
 class Replay:
     """Replays the archive at ``root``: ``subscribe`` callbacks, then ``run``; or iterate ``messages()``.
@@ -118,7 +112,9 @@ class Replay:
         self.order = order
         self.clock = clock or WallClock()
         self.on_event = on_event
-        self._subscriptions: dict[str, tuple[Subscription, list[tuple[int, Callback]]]] = {}
+        # stream -> (subscription, callbacks): the callbacks a tuple, replaced on change, so a run
+        # iterates it without a copy per frame and a callback may unsubscribe safely
+        self._subscriptions: dict[str, tuple[Subscription, tuple[Callback, ...], list[tuple[int, Callback]]]] = {}
         self._next_id = 0
         self.parts_opened: list[Part] = []
         find_parts(root, channels=())  # checks the root exists now, not at the first message
@@ -131,7 +127,8 @@ class Replay:
         if not find_parts(self.root, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
         self._next_id += 1
-        self._subscriptions.setdefault(sub.stream, (sub, []))[1].append((self._next_id, callback))
+        registered = self._subscriptions.get(sub.stream, (sub, (), []))[2] + [(self._next_id, callback)]
+        self._subscriptions[sub.stream] = (sub, tuple(cb for _, cb in registered), registered)
         return self._next_id
 
     def unsubscribe(self, subscription: Mapping[str, Any] | Subscription, subscription_id: int) -> bool:
@@ -139,11 +136,12 @@ class Replay:
         entry = self._subscriptions.get(sub.stream)
         if entry is None:
             return False
-        before = len(entry[1])
-        entry[1][:] = [(i, cb) for i, cb in entry[1] if i != subscription_id]
-        if not entry[1]:
+        registered = [(i, cb) for i, cb in entry[2] if i != subscription_id]
+        if registered:
+            self._subscriptions[sub.stream] = (sub, tuple(cb for _, cb in registered), registered)
+        else:
             del self._subscriptions[sub.stream]
-        return len(entry[1]) != before
+        return len(registered) != len(entry[2])
 
     def _describe(self) -> str:
         found = defaultdict(set)
@@ -159,7 +157,7 @@ class Replay:
         """Which partitions to read (``find_parts`` filters) and which streams to keep."""
         if not self._subscriptions:
             return {"channels": None, "coins": None}, None
-        subs = [sub for sub, _ in self._subscriptions.values()]
+        subs = [sub for sub, _, _ in self._subscriptions.values()]
         coins = None
         if all(s.type in COIN_TYPES and s.coin for s in subs):
             coins = {s.coin for s in subs if s.coin}
@@ -182,10 +180,14 @@ class Replay:
     def items(self, speed: float | None = None) -> Iterator[Item]:
         """Frames (and, with ``on_event``, events) in order, with their keys; ``speed`` paces them
         against the receive times (1.0 = real time) on ``clock``."""
+        if speed is None:
+            with quiet_gc():
+                yield from self._merged()
+            return
         pacer = _Pacer(speed, self.clock)
         with quiet_gc():
             for item in self._merged():
-                if speed is not None and item.stream is not None:
+                if item.stream is not None:
                     wait = pacer.wait_s(item.recv_ns)
                     if wait > 0:
                         self.clock.sleep(wait)
@@ -200,17 +202,24 @@ class Replay:
     def run(self, speed: float | None = None) -> Summary:
         """Deliver every subscribed frame to its callbacks on this thread; ``speed`` 1.0 is real time."""
         summary = Summary()
+        counts: dict[str, int] = {}
+        subscriptions, on_event = self._subscriptions, self.on_event
         for item in self.items(speed):
-            if item.stream is None:
-                if self.on_event is not None:
-                    self.on_event(item.message)
+            stream = item.stream
+            if stream is None:
+                if on_event is not None:
+                    on_event(item.message)
                 continue
-            entry = self._subscriptions.get(item.stream)
+            entry = subscriptions.get(stream)
             if entry is None:
                 continue
-            for _id, callback in list(entry[1]):
+            for callback in entry[1]:
                 callback(item.message)
-            summary.add(item)
+            counts[stream] = counts.get(stream, 0) + 1
+            if summary.first_recv_ns is None:
+                summary.first_recv_ns = item.recv_ns
+            summary.last_recv_ns = item.recv_ns
+        summary.frames.update(counts)
         return summary
 
     async def stream(self, speed: float | None = None) -> AsyncIterator[dict[str, Any]]:

@@ -114,6 +114,7 @@ class Struct(Shape):
         self._rebuild = any(not _passes_through(f.shape) for f in fields)
         self.restores = bool(self._optional) or any(f.shape.restores for f in fields)
         self._restoring = tuple((f.name, f.shape) for f in fields if f.shape.restores)
+        self._optional_order = tuple(f.name for f in fields if f.optional)
 
     def prepare(self, value: Any) -> Any:
         if type(value) is not dict:
@@ -151,10 +152,11 @@ class Struct(Shape):
                 raise Mismatch
 
     def restore(self, value: Any) -> Any:
+        """In place: the row's dict becomes the frame's (an absent optional field was stored as null)."""
         if value is None:
             return None
-        for name in self._optional:
-            if name in value and value[name] is None:
+        for name in self._optional_order:
+            if value.get(name, 0) is None:
                 del value[name]
         for name, shape in self._restoring:
             item = value.get(name)
@@ -170,6 +172,7 @@ class List(Shape):
         self.arrow_type = pa.list_(item.arrow_type)
         self.restores = item.restores
         self._rebuild = not _passes_through(item)
+        self._restores_in_place = isinstance(item, Struct)
 
     def prepare(self, value: Any) -> Any:
         if type(value) is not list:
@@ -187,6 +190,10 @@ class List(Shape):
         if value is None:
             return None
         restore = self.item.restore
+        if self._restores_in_place:  # a list from Arrow is ours to change: no second list per frame
+            for v in value:
+                restore(v)
+            return value
         return [restore(v) for v in value]
 
 
