@@ -46,6 +46,9 @@ DEFAULT_USERS = (
     "0xcc0a3b6e3267c84361e91d8230868eea53431e4b",
 )
 
+# resting liquidity comes from a few hundred market makers, not from a new address per trade
+MAKERS = tuple("0x" + hashlib.blake2b(f"maker {i}".encode(), digest_size=20).hexdigest() for i in range(256))
+
 INTERVAL_MS = {
     "1m": 60_000,
     "3m": 180_000,
@@ -174,7 +177,7 @@ class CoinMarket:
                 self.tid += 1 + int(size_draw * 1000)
                 hash_ = "0x" + bits.to_bytes(32, "big").hex()
                 taker = users[int(who_draw * len(users))]
-                maker = "0x" + hash_[-40:]
+                maker = MAKERS[(bits >> 8) % len(MAKERS)]
                 buyer, seller = (taker, maker) if side == "B" else (maker, taker)
                 self.day_ntl += float(sz) * float(level["px"])
                 self.day_base += float(sz)
