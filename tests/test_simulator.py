@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -116,6 +117,20 @@ def test_same_seed_same_frames_different_seed_different_frames():
 
     a, b, c = run(first_frames(1)), run(first_frames(1)), run(first_frames(2))
     assert same(a, b) and a != c
+
+
+def test_prerendered_streams_cycle_through_their_first_frames():
+    async def go() -> list[dict[str, Any]]:
+        async with server(prerender=3) as srv:
+            client = await Client.open(srv.ws_url)
+            await client.subscribe({"type": "l2Book", "coin": "BTC"})
+            frames = await client.data(7)
+            await client.close()
+            return frames
+
+    frames = run(go())
+    expected = list(itertools.islice(SyntheticMarket(seed=7, tick_ms=1000).frames(parse_subscription({"type": "l2Book", "coin": "BTC"})), 3))
+    assert same(frames[:3], expected) and same(frames[3:6], expected) and same(frames[6], expected[0])
 
 
 def test_protocol_replies_ping_errors_and_unsubscribe():
