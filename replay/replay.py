@@ -112,9 +112,9 @@ class Replay:
         self.order = order
         self.clock = clock or WallClock()
         self.on_event = on_event
-        # stream -> (subscription, callbacks): the callbacks a tuple, replaced on change, so a run
+        # stream -> (subscription, (id, callback) pairs): a tuple, replaced on change, so a run
         # iterates it without a copy per frame and a callback may unsubscribe safely
-        self._subscriptions: dict[str, tuple[Subscription, tuple[Callback, ...], list[tuple[int, Callback]]]] = {}
+        self._subscriptions: dict[str, tuple[Subscription, tuple[tuple[int, Callback], ...]]] = {}
         self._next_id = 0
         self.parts_opened: list[Part] = []
         find_parts(root, channels=())  # checks the root exists now, not at the first message
@@ -127,8 +127,8 @@ class Replay:
         if not find_parts(self.root, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
         self._next_id += 1
-        registered = self._subscriptions.get(sub.stream, (sub, (), []))[2] + [(self._next_id, callback)]
-        self._subscriptions[sub.stream] = (sub, tuple(cb for _, cb in registered), registered)
+        registered = self._subscriptions.get(sub.stream, (sub, ()))[1]
+        self._subscriptions[sub.stream] = (sub, (*registered, (self._next_id, callback)))
         return self._next_id
 
     def unsubscribe(self, subscription: Mapping[str, Any] | Subscription, subscription_id: int) -> bool:
@@ -136,12 +136,12 @@ class Replay:
         entry = self._subscriptions.get(sub.stream)
         if entry is None:
             return False
-        registered = [(i, cb) for i, cb in entry[2] if i != subscription_id]
+        registered = tuple((i, cb) for i, cb in entry[1] if i != subscription_id)
         if registered:
-            self._subscriptions[sub.stream] = (sub, tuple(cb for _, cb in registered), registered)
+            self._subscriptions[sub.stream] = (sub, registered)
         else:
             del self._subscriptions[sub.stream]
-        return len(registered) != len(entry[2])
+        return len(registered) != len(entry[1])
 
     def _describe(self) -> str:
         found = defaultdict(set)
@@ -157,7 +157,7 @@ class Replay:
         """Which partitions to read (``find_parts`` filters) and which streams to keep."""
         if not self._subscriptions:
             return {"channels": None, "coins": None}, None
-        subs = [sub for sub, _, _ in self._subscriptions.values()]
+        subs = [sub for sub, _ in self._subscriptions.values()]
         coins = None
         if all(s.type in COIN_TYPES and s.coin for s in subs):
             coins = {s.coin for s in subs if s.coin}
@@ -213,7 +213,7 @@ class Replay:
             entry = subscriptions.get(stream)
             if entry is None:
                 continue
-            for callback in entry[1]:
+            for _id, callback in entry[1]:
                 callback(item.message)
             counts[stream] = counts.get(stream, 0) + 1
             if summary.first_recv_ns is None:

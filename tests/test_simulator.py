@@ -35,6 +35,20 @@ def server(**kw: Any) -> HyperliquidServer:
     return HyperliquidServer(SyntheticMarket(seed=kw.pop("seed", 7), tick_ms=kw.pop("tick_ms", 1000)), **kw)
 
 
+def receive(sub: dict[str, Any], n: int, **server_options: Any) -> list[dict[str, Any]]:
+    """The first ``n`` data frames one client gets for ``sub`` from a fresh simulator."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with server(**server_options) as srv:
+            client = await Client.open(srv.ws_url)
+            await client.subscribe(sub)
+            frames = await client.data(n)
+            await client.close()
+        return frames
+
+    return run(go())
+
+
 @pytest.mark.parametrize("raw", EVERY_CHANNEL, ids=lambda s: "-".join(str(v) for v in s.values())[:40])
 def test_every_channel_is_served_with_hyperliquids_frames(raw):
     async def go() -> None:
@@ -120,15 +134,7 @@ def test_same_seed_same_frames_different_seed_different_frames():
 
 
 def test_prerendered_streams_cycle_through_their_first_frames():
-    async def go() -> list[dict[str, Any]]:
-        async with server(prerender=3) as srv:
-            client = await Client.open(srv.ws_url)
-            await client.subscribe({"type": "l2Book", "coin": "BTC"})
-            frames = await client.data(7)
-            await client.close()
-            return frames
-
-    frames = run(go())
+    frames = receive({"type": "l2Book", "coin": "BTC"}, 7, prerender=3)
     expected = list(itertools.islice(SyntheticMarket(seed=7, tick_ms=1000).frames(parse_subscription({"type": "l2Book", "coin": "BTC"})), 3))
     assert same(frames[:3], expected) and same(frames[3:6], expected) and same(frames[6], expected[0])
 
@@ -307,16 +313,7 @@ def test_wrong_path_is_404():
 
 def test_sent_log_has_every_frame_sent(tmp_path):
     log = tmp_path / "sent.jsonl"
-
-    async def go() -> list[Any]:
-        async with server(sent_log=log) as srv:
-            client = await Client.open(srv.ws_url)
-            await client.subscribe({"type": "trades", "coin": "BTC"})
-            frames = await client.data(20)
-            await client.close()
-        return frames
-
-    received = run(go())
+    received = receive({"type": "trades", "coin": "BTC"}, 20, sent_log=log)
     logged = [orjson.loads(line) for line in log.read_text().splitlines()]
     assert logged[0]["frame"] == GREETING and all(e["conn"] == 1 and e["t_ns"] > 0 for e in logged)
     sent_data = [orjson.loads(e["frame"]) for e in logged if e["frame"].startswith('{"channel":"trades"')]
