@@ -32,7 +32,7 @@ from schemas.subscriptions import Subscription
 
 from .connection import MAINNET_URL, Connection, ConnectionConfig, plan_connections
 from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment, segments
-from .meta import fetch_info, info_url
+from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
 from .recovery import recover, write_record
 from .writer import ArchiveWriter
 
@@ -385,12 +385,16 @@ class Recorder:
     async def _meta_loop(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
-            for info_type in ("meta", "spotMeta"):
+            requests: list[tuple[str, dict[str, Any]]] = [(kind, {"type": kind}) for kind in SNAPSHOT_KINDS]
+            while requests:
+                info_type, request = requests.pop(0)
                 try:
-                    payload = await loop.run_in_executor(None, fetch_info, self.meta_url, info_type)
+                    payload = await loop.run_in_executor(None, fetch_info, self.meta_url, request)
                 except Exception as exc:  # noqa: BLE001 - a failed snapshot is an event, never a crash
                     self.on_event("meta_failed", 0, {"type": info_type, "url": self.meta_url, "error": _one_line(exc)})
                     continue
+                if info_type == "perpDexs":
+                    requests.extend(snapshot_requests(payload))
                 recv_ns, seq = time.time_ns(), self._next_seq()
                 if self._journal(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload})) and not self._spilling(seq):
                     self._put(("meta", info_type, payload, recv_ns, seq))

@@ -1,6 +1,7 @@
-"""Metadata snapshots: the info endpoint's ``meta`` and ``spotMeta``, over the stdlib HTTP client.
+"""Metadata snapshots from the info endpoint, over the stdlib HTTP client.
 
-They let an archive resolve ``@N`` spot coins and size decimals long after the fact.
+They let an archive resolve ``@N`` spot coins and size decimals long after the fact, and let
+``hlarchive serve`` answer what clients ask at start (markets, asset contexts, builder dexs).
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ def info_url(ws_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, f"{path}/info", "", ""))
 
 
-def fetch_info(url: str, info_type: str, timeout_s: float = 10.0) -> Any:
+SNAPSHOT_KINDS = ("perpDexs", "meta", "spotMeta", "metaAndAssetCtxs", "spotMetaAndAssetCtxs")
+PER_DEX_KINDS = ("meta", "metaAndAssetCtxs")  # also taken for every builder dex, as "meta:<dex>"
+
+
+def snapshot_requests(perp_dexs: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(kind, request)`` of the per-dex snapshots, from a ``perpDexs`` answer (``[null, {"name": ...}, ...]``)."""
+    names = [d["name"] for d in perp_dexs or [] if isinstance(d, dict) and isinstance(d.get("name"), str)]
+    return [(f"{kind}:{name}", {"type": kind, "dex": name}) for name in names for kind in PER_DEX_KINDS]
+
+
+def fetch_info(url: str, info_type: str | dict[str, Any], timeout_s: float = 10.0) -> Any:
+    body = {"type": info_type} if isinstance(info_type, str) else info_type
     request = urllib.request.Request(
-        url, data=orjson.dumps({"type": info_type}), headers={"Content-Type": "application/json"}, method="POST"
+        url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - the user's endpoint
         return orjson.loads(response.read())

@@ -19,7 +19,7 @@ from schemas.rows import FrameError
 from schemas.subscriptions import SubscriptionError
 
 if TYPE_CHECKING:
-    from .server import HyperliquidServer
+    from .serving.server import HyperliquidServer
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ArchiveError, SubscriptionError, ProtocolError, FrameError)
 
@@ -86,13 +86,17 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--sent-log", type=click.Path(dir_okay=False), default=None, help="Write every frame sent, with connection id and time, as JSON lines.")
 @click.option("--max-subscriptions", default=1000, type=int, help="Per-IP subscription limit (Hyperliquid: 1000).")
 @click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int) -> None:
-    """Run a local Hyperliquid websocket server with a synthetic market, in the foreground (Ctrl-C stops it)."""
+@click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float) -> None:
+    """Run a local Hyperliquid (websocket at /ws, POST /info) over a synthetic market, in the foreground (Ctrl-C stops it).
+
+    Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
+    after start, and never before its exchange time, so exchange time never runs ahead of the clock."""
     import asyncio
     import signal
 
-    from .server import Faults, HyperliquidServer, Limits
-    from .synthetic import SyntheticMarket
+    from .serving.server import Faults, HyperliquidServer, Limits
+    from .serving.synthetic import SyntheticMarket
 
     try:
         fault_plan = Faults.parse(list(faults))
@@ -108,7 +112,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         raise click.BadParameter("give at least one coin", param_hint="--coins")
 
     async def serve_until_stopped() -> None:
-        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms)
+        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance)
         server = HyperliquidServer(
             market,
             host=host,
@@ -121,7 +125,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         )
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
-        click.echo(f"base URL: {server.base_url}   (Info(base_url=...) / WebsocketManager(base_url))")
+        click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")
         click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -204,12 +208,12 @@ def _noop(message: Any) -> None:
 @click.option("--to", "end", default=None, help="Where replay ends (ISO-8601 or epoch ms).")
 @click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
 def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float) -> None:
-    """Serve an archive over Hyperliquid's websocket protocol, at ws://HOST:PORT/ws (Ctrl-C stops)."""
+    """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
     import asyncio
     import signal
 
-    from .archive_source import ArchiveSource
-    from .server import HyperliquidServer
+    from .serving.archive_source import ArchiveSource
+    from .serving.server import HyperliquidServer
 
     source = ArchiveSource(root, start=start, end=end, speed=speed or None, join_window_s=join_window)
     if not source.available:
@@ -219,12 +223,8 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
         server = HyperliquidServer(source, host=host, port=port, rate=None)
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
-        click.echo(f"base URL: {server.base_url}")
-        click.echo(
-            "SDK: Info(base_url, meta=m['meta'], spot_meta=m['spotMeta']) with m = replay.archive_meta(ROOT) "
-            "(this server answers only the websocket, not POST /info)",
-            err=True,
-        )
+        click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")
+        click.echo("POST /info answers come from the archive as of each connection's replay clock.", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

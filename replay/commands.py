@@ -202,8 +202,8 @@ DEMO_QUERY = (
 @click.pass_context
 def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
     """The offline tour: a simulated Hyperliquid on loopback, every channel recorded, then ls, SQL and replay."""
-    from .server import HyperliquidServer, ServerThread
-    from .synthetic import DEFAULT_USERS, SyntheticMarket
+    from .serving.server import HyperliquidServer, ServerThread
+    from .serving.synthetic import DEFAULT_USERS, SyntheticMarket
 
     group = ctx.find_root().command
     assert isinstance(group, click.Group)
@@ -211,7 +211,7 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
     if record is None:
         raise ArchiveError("the record command is not installed: reinstall hlarchive (pip install -e .)")
     user = DEFAULT_USERS[0]
-    args = ["--out", out, "--duration", str(seconds), "--no-meta", "--status-seconds", "2", "--interval", "1m", "--user", user]
+    args = ["--out", out, "--duration", str(seconds), "--status-seconds", "2", "--interval", "1m", "--user", user]
     for coin in DEMO_COINS:
         args += ["--coin", coin]
     for channel in ("l2Book", "trades", "bbo", "candle", "activeAssetCtx"):
@@ -219,8 +219,9 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
     for channel in ("userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2", "notification", "userTwapSliceFills", "userTwapHistory"):
         args += ["--sub", orjson.dumps({"type": channel, "user": user}).decode()]
     args += ["--sub", '{"type":"allMids"}', "--sub", orjson.dumps({"type": "activeAssetData", "user": user, "coin": "BTC"}).decode()]
-    now_ms = int(time.time() * 1000)  # market time follows the wall clock, so exchange and receive times agree
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=7, start_ms=now_ms), rate=rate)) as server:
+    now_ms = int(time.time() * 1000)  # market time follows the wall clock: a tick of 1/rate s, never ahead of it
+    tick_ms = max(1, round(1000 / rate)) if rate else 100
+    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=7, start_ms=now_ms, tick_ms=tick_ms), rate=rate)) as server:
         click.echo(f"1. a simulated Hyperliquid is listening at {server.ws_url} (hlarchive simulate runs one on its own)", err=True)
         click.echo(f"2. recording every channel for {seconds:g} s into {out} ...", err=True)
         record.main(["--url", server.ws_url, *args], prog_name="hlarchive record", standalone_mode=False)
@@ -230,6 +231,6 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
     ctx.invoke(sql, root=out, query=DEMO_QUERY, fmt="table", output=None)
     click.echo("\n5. next:", err=True)
     click.echo(f"   hlarchive replay {out} --coin BTC --channel trades | head      # the frames, as JSON lines", err=True)
-    click.echo(f"   hlarchive serve {out}                                          # a Hyperliquid websocket replaying them", err=True)
+    click.echo(f"   hlarchive serve {out}                                          # a local Hyperliquid (/ws, POST /info) replaying them", err=True)
     click.echo(f"   python -c \"from replay import Replay; r = Replay('{out}'); r.subscribe({{'type': 'l2Book', 'coin': 'BTC'}}, print); r.run()\"", err=True)
     click.echo("   hlarchive record --coin BTC --channel l2Book --channel trades  # the real thing, from Hyperliquid mainnet", err=True)

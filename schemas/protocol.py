@@ -57,7 +57,16 @@ class Ping:
     pass
 
 
-ClientRequest = Union[Subscribe, Unsubscribe, Ping]
+@dataclass(frozen=True)
+class Post:
+    """``{"method":"post","id":N,"request":{"type":"info"|"action","payload":{...}}}``: an HTTP request over the socket."""
+
+    id: int
+    kind: str  # "info" or "action"
+    payload: dict[str, Any]
+
+
+ClientRequest = Union[Subscribe, Unsubscribe, Ping, Post]
 
 
 def parse_client_frame(text: str | bytes, *, allow_unknown: bool = False) -> ClientRequest:
@@ -66,10 +75,12 @@ def parse_client_frame(text: str | bytes, *, allow_unknown: bool = False) -> Cli
         request = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise ProtocolError(f"Error parsing JSON into valid websocket request: {_text(text)[:200]}") from None
-    if not isinstance(request, dict) or request.get("method") not in ("subscribe", "unsubscribe", "ping"):
+    if not isinstance(request, dict) or request.get("method") not in ("subscribe", "unsubscribe", "ping", "post"):
         raise ProtocolError(f"Error parsing JSON into valid websocket request: {_text(text)[:200]}")
     if request["method"] == "ping":
         return Ping()
+    if request["method"] == "post":
+        return _parse_post(request, text)
     raw_sub = request.get("subscription")
     try:
         subscription = parse_subscription(raw_sub, allow_unknown=allow_unknown)  # type: ignore[arg-type]
@@ -79,6 +90,25 @@ def parse_client_frame(text: str | bytes, *, allow_unknown: bool = False) -> Cli
     if request["method"] == "subscribe":
         return Subscribe(subscription, echo)
     return Unsubscribe(subscription, echo)
+
+
+def _parse_post(request: dict[str, Any], text: str | bytes) -> Post:
+    inner = request.get("request")
+    post_id = request.get("id")
+    if (
+        not isinstance(post_id, int)
+        or isinstance(post_id, bool)
+        or not isinstance(inner, dict)
+        or inner.get("type") not in ("info", "action")
+        or not isinstance(inner.get("payload"), dict)
+    ):
+        raise ProtocolError(f"Error parsing JSON into valid websocket request: {_text(text)[:200]}")
+    return Post(post_id, inner["type"], inner["payload"])
+
+
+def post_frame(post_id: int, kind: str, payload: Mapping[str, Any]) -> str:
+    """A client's post request (``kind`` "info" or "action")."""
+    return orjson.dumps({"method": "post", "id": post_id, "request": {"type": kind, "payload": payload}}).decode()
 
 
 def normalised_echo(subscription: Subscription) -> dict[str, Any]:
@@ -110,6 +140,16 @@ def pong_frame() -> bytes:
 
 def error_frame(sentence: str) -> bytes:
     return orjson.dumps({"channel": "error", "data": sentence})
+
+
+def post_response_frame(post_id: int, kind: str, data: Any, *, info_type: str | None = None) -> bytes:
+    """The answer to a post: ``info`` answers carry ``{"type": <info type>, "data": ...}``, actions
+    the ``/exchange`` response, errors the sentence."""
+    if kind == "info":
+        payload: Any = {"type": info_type, "data": data}
+    else:
+        payload = data
+    return orjson.dumps({"channel": "post", "data": {"id": post_id, "response": {"type": kind, "payload": payload}}})
 
 
 def data_frame(channel: str, data: Any) -> bytes:

@@ -4,9 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,8 @@ from click.testing import CliRunner
 import recorder.writer
 from recorder.live import Recorder, RecorderError
 from replay.cli import main
-from replay.server import Faults, HyperliquidServer, ServerThread
-from replay.synthetic import SyntheticMarket
+from replay.serving.server import Faults, HyperliquidServer, ServerThread
+from replay.serving.synthetic import SyntheticMarket
 from schemas import parse_subscription
 
 from .conftest import same
@@ -129,34 +127,21 @@ def test_malformed_and_error_frames_become_events_and_recording_goes_on(tmp_path
 
 
 def test_meta_snapshots_are_stored_and_a_failing_endpoint_is_only_an_event(tmp_path):
-    answers = {"meta": {"universe": [{"name": "BTC", "szDecimals": 5}]}, "spotMeta": {"tokens": [], "universe": [{"name": "@1", "index": 1}]}}
+    from recorder.meta import SNAPSHOT_KINDS
+    from replay.serving.synthetic_info import meta, perp_dexs, spot_meta
 
-    class Info(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            payload = orjson.dumps(answers[body["type"]])
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    http = HTTPServer(("127.0.0.1", 0), Info)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
     log = tmp_path / "sent.jsonl"
-    try:
-        with simulator(log) as srv:
-            record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True, meta_url=f"http://127.0.0.1:{http.server_port}/info")
-            record(tmp_path / "b", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True, meta_url="http://127.0.0.1:9/info")
-    finally:
-        http.shutdown()
+    with simulator(log) as srv:  # the simulator answers POST /info on the websocket's port, as the exchange does
+        record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True)
+        record(tmp_path / "b", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.0, meta=True, meta_url="http://127.0.0.1:9/info")
+        market = srv.source
     rows = duckdb.sql(f"select kind, payload from read_parquet('{tmp_path}/a/channel=_meta/*/*/*.parquet') order by seq").fetchall()
-    assert [(k, orjson.loads(p)) for k, p in rows] == list(answers.items())
+    stored = {k: orjson.loads(p) for k, p in rows}
+    assert list(stored) == [*SNAPSHOT_KINDS, "meta:xyz", "metaAndAssetCtxs:xyz"]  # every builder dex of perpDexs too
+    assert stored["meta"] == meta(market) and stored["spotMeta"] == spot_meta(market) and stored["perpDexs"] == perp_dexs(market)
+    assert stored["meta:xyz"] == meta(market, "xyz") and stored["metaAndAssetCtxs"][0] == meta(market)
     failed = [e for e in events(tmp_path / "b") if e[0] == "meta_failed"]
-    assert {e[2]["type"] for e in failed} == {"meta", "spotMeta"}
+    assert {e[2]["type"] for e in failed} == set(SNAPSHOT_KINDS)
     assert archived(tmp_path / "b")  # and it recorded anyway
 
 

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from replay import Replay, archive_meta
-from replay.archive_source import ArchiveSource
-from replay.server import HyperliquidServer, ServerThread
+from replay.serving.archive_source import ArchiveSource
+from replay.serving.server import HyperliquidServer, ServerThread
 from schemas.protocol import DataFrame, ServerError, SubscriptionResponse
 
 from .archives import make_archive

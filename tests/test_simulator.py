@@ -14,8 +14,8 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from replay.server import Faults, HyperliquidServer, Limits, ServerThread
-from replay.synthetic import SyntheticMarket
+from replay.serving.server import Faults, HyperliquidServer, Limits, ServerThread
+from replay.serving.synthetic import SyntheticMarket
 from schemas import parse_subscription, to_row
 from schemas.protocol import GREETING, DataFrame, Greeting, Malformed, Pong, ServerError, SubscriptionResponse
 

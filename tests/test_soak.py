@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from replay.cli import main
-from replay.server import Faults, HyperliquidServer, ServerThread
-from replay.synthetic import SyntheticMarket
+from replay.serving.server import Faults, HyperliquidServer, ServerThread
+from replay.serving.synthetic import SyntheticMarket
 from schemas.protocol import DataFrame, parse_server_frame
 
 from .recording import archived, events

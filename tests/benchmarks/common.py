@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from replay.synthetic import SyntheticMarket
+from replay.serving.synthetic import SyntheticMarket
 from schemas import parse_subscription
 
 

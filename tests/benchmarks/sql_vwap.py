@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from recorder import ArchiveWriter
-from replay.synthetic import SyntheticMarket
+from replay.serving.synthetic import SyntheticMarket
 from replay.views import open_archive
 from schemas import parse_subscription
 

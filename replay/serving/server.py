@@ -1,39 +1,51 @@
-"""A local Hyperliquid: an asyncio websocket server at ``/ws`` speaking Hyperliquid's protocol.
+"""A local Hyperliquid on one port: the websocket at ``/ws`` and ``POST /info``, as the exchange serves them.
 
-The frames come from a pluggable *message source* (the synthetic market, or an archive), so the
-same server is the simulator and the replay server. Faults can be injected per connection, and
-every frame sent can be logged, so tests can check an archive against exactly what was sent.
+The frames and answers come from a pluggable *message source* (the synthetic market, or an archive),
+so the same server is the simulator and the replay server. Faults can be injected per connection,
+and every frame sent can be logged, so tests can check an archive against exactly what was sent.
+
+The HTTP server is uvicorn (an ASGI server): ``websockets`` alone cannot read a request body, and
+uvicorn runs the socket on ``websockets``' own sans-I/O protocol (``ws="websockets-sansio"``), so
+frames on the wire are framed by the same library as before. The app below is plain ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import itertools
+import logging
+import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, Protocol
+from typing import IO, Any, Awaitable, Callable, Iterator, Protocol
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+import uvicorn
 
 from schemas.protocol import (
     GREETING,
     Ping,
+    Post,
     ProtocolError,
     Subscribe,
     error_frame,
     parse_client_frame,
     pong_frame,
+    post_response_frame,
     subscription_response_frame,
 )
 from schemas.subscriptions import Subscription
+
+from .faults import MALFORMED_TEXT, Faults, Limits
+from .info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_info_body
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class MessageSource(Protocol):
@@ -47,61 +59,42 @@ class MessageSource(Protocol):
 
 
 class TimedSource(MessageSource, Protocol):
-    def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float, dict[str, Any]]]:
-        """``(seconds after the connection's replay clock started, frame)``: the source paces itself."""
+    def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float | None, dict[str, Any]]]:
+        """``(seconds after the stream started, frame)``: the source paces itself."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Hyperliquid's per-IP limits (docs: "Rate limits and user limits") and its idle timeout."""
-
-    max_connections: int = 100
-    max_subscriptions: int = 1000
-    max_users: int = 10
-    max_messages_per_minute: int = 2000
-    idle_timeout_s: float = 60.0
-    send_timeout_s: float = 10.0  # a client that reads nothing for this long is dropped, not buffered for
+class _Closed(Exception):
+    """The connection is gone (closed, dropped or aborted): the stream that sent stops."""
 
 
-@dataclass(frozen=True)
-class Faults:
-    """Bad days on demand. Counts are data frames sent on one connection."""
+class _Socket:
+    """An accepted websocket under uvicorn, with what this server needs of it: text frames out, a
+    close frame, and the transport itself, to cut the connection without a close frame (a fault)
+    and to see a client that stopped reading."""
 
-    drop_after_frames: int | None = None
-    drop_after_s: float | None = None
-    stall_after_frames: int | None = None
-    malformed_every: int | None = None
-    error_every: int | None = None
-    refuse_for_s: float = 0.0  # refuse connections for this long after the server starts
-    refuse_after_drop_s: float = 0.0  # and for this long after each injected drop
-    connections: frozenset[int] | None = None  # which connections (1, 2, ...) get the faults; None: all
+    __slots__ = ("_send", "transport", "remote_address")
 
-    @classmethod
-    def parse(cls, specs: list[str] | tuple[str, ...]) -> Faults:
-        """From CLI words like ``drop-after-frames=100`` or ``connections=1,3``."""
-        known = {f.name.replace("_", "-"): f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for spec in specs:
-            name, _, value = spec.partition("=")
-            f = known.get(name.strip())
-            if f is None or not value:
-                raise ValueError(f"bad fault {spec!r}: use NAME=VALUE with NAME one of {', '.join(sorted(known))}")
-            try:
-                if f.name == "connections":
-                    values[f.name] = frozenset(int(v) for v in value.split(","))
-                elif "int" in str(f.type):
-                    values[f.name] = int(value)
-                else:
-                    values[f.name] = float(value)
-            except ValueError:
-                raise ValueError(f"bad fault {spec!r}: {value!r} is not a number") from None
-        return cls(**values)
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self._send = send
+        # uvicorn's protocol object is the owner of the ``send`` it hands the app
+        self.transport: asyncio.Transport | None = getattr(getattr(send, "__self__", None), "transport", None)
+        self.remote_address = scope.get("client")
 
-    def applies_to(self, connection: int) -> bool:
-        return self.connections is None or connection in self.connections
+    async def send(self, payload: str | bytes) -> None:
+        if self.transport is not None and self.transport.is_closing():
+            raise _Closed()
+        try:
+            await self._send({"type": "websocket.send", "text": payload if type(payload) is str else payload.decode()})
+        except (OSError, RuntimeError):
+            raise _Closed() from None
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        with contextlib.suppress(OSError, RuntimeError):
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
-MALFORMED_TEXT = '{"channel":"trades","data":[{"coin":'  # cut off mid-frame
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
 @dataclass
@@ -110,7 +103,7 @@ class _Client:
 
     id: int
     ip: str
-    ws: ServerConnection
+    ws: _Socket
     faults: Faults
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
@@ -121,8 +114,16 @@ class _Client:
     clock_start_ns: int | None = None
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its signal handlers: the CLI (or the test) that owns the loop owns Ctrl-C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HyperliquidServer:
-    """Serve ``source`` over Hyperliquid's websocket protocol on ``host:port`` (port 0: any free port)."""
+    """Serve ``source`` over Hyperliquid's protocol on ``host:port`` (port 0: any free port)."""
 
     def __init__(
         self,
@@ -149,7 +150,8 @@ class HyperliquidServer:
         self.clock_ns = clock_ns
         self._sent_log_arg = sent_log
         self._sent_log: IO[str] | None = None
-        self._server: Server | None = None
+        self._uvicorn: _Uvicorn | None = None
+        self._serving: asyncio.Task[None] | None = None
         self._clients: dict[int, _Client] = {}
         self._next_id = 0
         self._refuse_until = 0.0
@@ -165,22 +167,50 @@ class HyperliquidServer:
         elif self._sent_log_arg is not None:
             self._sent_log = self._sent_log_arg
         self._refuse_until = time.monotonic() + self.faults.refuse_for_s
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._process_request,
-            ping_interval=None,  # Hyperliquid relies on the client's {"method":"ping"}
-            max_size=2**20,
+        bind = getattr(self.source, "bind_clock", None)
+        if bind is not None:  # the synthetic market's tick 0 is now
+            bind(self.clock_ns(), None if self.prerender else self.rate)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            ws="websockets-sansio",
+            http="h11",
+            interface="asgi3",
+            lifespan="off",
+            ws_ping_interval=None,  # Hyperliquid relies on the client's {"method":"ping"}
+            ws_max_size=2**20,
+            ws_per_message_deflate=False,
+            log_level=logging.WARNING,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
+            timeout_graceful_shutdown=2,
+            h11_max_incomplete_event_size=16 * 1024,
         )
-        self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self.port
+        self._uvicorn = _Uvicorn(config)
+        self._serving = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        while not self._uvicorn.started:
+            if self._serving.done():
+                self._serving.result()  # raises what stopped it
+                raise OSError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.005)
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._uvicorn is not None and self._serving is not None:
+            self._uvicorn.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._serving, timeout=10)
+            self._uvicorn = None
+            self._serving = None
         if self._sent_log is not None:
             self._sent_log.flush()
             if isinstance(self._sent_log_arg, (str, Path)):
@@ -212,39 +242,84 @@ class HyperliquidServer:
     def drop_all(self) -> None:
         """Cut every connection without a close frame, as a network failure would."""
         for client in list(self._clients.values()):
-            client.ws.transport.abort()
+            client.ws.abort()
 
-    # --- HTTP ------------------------------------------------------------------------------------
+    # --- ASGI -----------------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if request.path.split("?")[0] != "/ws":
-            return connection.respond(http.HTTPStatus.NOT_FOUND, "Hyperliquid's websocket is at /ws\n")
-        if time.monotonic() < self._refuse_until:
-            self.stats["refused"] += 1
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "Refusing connections for now\n")
-        ip = _ip(connection)
-        if sum(1 for c in self._clients.values() if c.ip == ip) >= self.limits.max_connections:
-            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many connections\n")
-        return None
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/info":
+            if method != "POST":
+                await _respond(send, 405, "Method Not Allowed: use POST /info with a JSON body\n")
+                return
+            body = await _read_body(scope, receive)
+            self.stats["info_requests"] += 1
+            try:
+                if body is None:
+                    raise InfoError(413, "Failed to buffer the request body: length limit exceeded")
+                request = parse_info_body(body)
+                data = await self._answer_info(request, _client_ip(scope), None)
+            except InfoError as exc:
+                self.stats["info_errors"] += 1
+                await _respond(send, exc.status, exc.text)
+                return
+            await _respond(send, 200, orjson.dumps(data), "application/json")
+        elif path == "/ws":
+            await _respond(send, 426, "Upgrade Required: Hyperliquid's websocket is at /ws\n")
+        else:
+            await _respond(send, 404, "Not Found: Hyperliquid's websocket is at /ws and its info endpoint at POST /info\n")
+
+    async def _answer_info(self, request: dict[str, Any], ip: str, client: _Client | None) -> Any:
+        """Ask the source, as of the replay clock of ``client`` (or of the newest connection from ``ip``)."""
+        info = getattr(self.source, "info", None)
+        if info is None:
+            raise InfoError(404, "this server does not answer /info")
+        if client is None:
+            clocks = [c.clock_start_ns for c in self._clients.values() if c.ip == ip and c.clock_start_ns is not None]
+            clock_start = max(clocks) if clocks else None
+        else:
+            clock_start = client.clock_start_ns
+        now = self.clock_ns()
+        if getattr(self.source, "info_blocks", False):  # reads files: keep the loop serving streams
+            return await asyncio.to_thread(info, request, now, clock_start)
+        return info(request, now, clock_start)
 
     # --- one connection --------------------------------------------------------------------------
 
-    async def _handle(self, ws: ServerConnection) -> None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # websocket.connect
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            status, text = refusal
+            await send({"type": "websocket.http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "websocket.http.response.body", "body": text.encode()})
+            return
+        await send({"type": "websocket.accept"})
         self._next_id += 1
         if self.fault_schedule is not None:
             faults = self.fault_schedule(self._next_id)
         else:
             faults = self.faults if self.faults.applies_to(self._next_id) else Faults()
-        client = _Client(self._next_id, _ip(ws), ws, faults)
+        client = _Client(self._next_id, _client_ip(scope), _Socket(scope, send), faults)
         self._clients[client.id] = client
         self.stats["connections"] += 1
         watchdog = asyncio.create_task(self._watchdog(client))
         try:
             await self._send(client, GREETING)
-            async for text in ws:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break
                 client.last_heard = time.monotonic()
-                await self._on_request(client, text)
-        except ConnectionClosed:
+                text = message.get("text")
+                await self._on_request(client, text if text is not None else message.get("bytes", b""))
+        except _Closed:
             pass
         finally:
             watchdog.cancel()
@@ -253,6 +328,17 @@ class HyperliquidServer:
             await asyncio.gather(watchdog, *client.tasks.values(), return_exceptions=True)
             del self._clients[client.id]
 
+    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+        if scope["path"] != "/ws":
+            return 404, "Hyperliquid's websocket is at /ws\n"
+        if time.monotonic() < self._refuse_until:
+            self.stats["refused"] += 1
+            return 503, "Refusing connections for now\n"
+        ip = _client_ip(scope)
+        if sum(1 for c in self._clients.values() if c.ip == ip) >= self.limits.max_connections:
+            return 429, "Too many connections\n"
+        return None
+
     async def _watchdog(self, client: _Client) -> None:
         """Close a connection idle past the limit; apply time-based faults."""
         started = time.monotonic()
@@ -260,11 +346,13 @@ class HyperliquidServer:
             await asyncio.sleep(0.05)
             now = time.monotonic()
             if now - client.last_heard > self.limits.idle_timeout_s:
+                client.stalled = True
                 await client.ws.close(1000, "idle timeout")
                 return
             if client.sending_since is not None and now - client.sending_since > self.limits.send_timeout_s:
                 self.stats["slow_consumers_dropped"] += 1  # it reads nothing: drop it, buffer nothing
-                client.ws.transport.abort()
+                client.stalled = True
+                client.ws.abort()
                 return
             if client.faults.drop_after_s is not None and now - started >= client.faults.drop_after_s:
                 await self._drop(client)
@@ -279,10 +367,10 @@ class HyperliquidServer:
             self.refuse_connections(client.faults.refuse_after_drop_s)
         transport = client.ws.transport
         for _ in range(200):
-            if transport.is_closing() or transport.get_write_buffer_size() == 0:
+            if transport is None or transport.is_closing() or transport.get_write_buffer_size() == 0:
                 break
             await asyncio.sleep(0.005)
-        transport.abort()
+        client.ws.abort()
 
     def _rate_limited(self, client: _Client) -> bool:
         now = time.monotonic()
@@ -302,6 +390,9 @@ class HyperliquidServer:
             return
         if isinstance(request, Ping):
             await self._send(client, pong_frame())
+            return
+        if isinstance(request, Post):
+            await self._on_post(client, request)
             return
         sub = request.subscription
         key = sub.stream
@@ -328,6 +419,19 @@ class HyperliquidServer:
             await asyncio.gather(task, return_exceptions=True)
             await self._send(client, subscription_response_frame("unsubscribe", request.echo))
 
+    async def _on_post(self, client: _Client, post: Post) -> None:
+        """An HTTP request over the socket: answered on it, with its id."""
+        if post.kind != "info":
+            await self._send(client, post_response_frame(post.id, "error", "this server does not take exchange actions"))
+            return
+        try:
+            request = check_info_request(post.payload)
+            data = await self._answer_info(request, client.ip, client)
+        except InfoError as exc:
+            await self._send(client, post_response_frame(post.id, "error", exc.text))
+            return
+        await self._send(client, post_response_frame(post.id, "info", data, info_type=request["type"]))
+
     def _limit_problem(self, client: _Client, sub: Subscription) -> str | None:
         same_ip = [c for c in self._clients.values() if c.ip == client.ip]
         if sum(len(c.subscriptions) for c in same_ip) >= self.limits.max_subscriptions:
@@ -338,22 +442,27 @@ class HyperliquidServer:
                 return f"Cannot track more than {self.limits.max_users} total users"
         return None
 
-    async def _stream(self, client: _Client, sub: Subscription) -> None:
-        """Send one subscription's frames, paced by the rate (or by the source's own times)."""
-        start = time.monotonic()
+    def _items(self, client: _Client, sub: Subscription) -> Iterator[tuple[float | None, Any]]:
+        """``(seconds after the stream starts, frame)``: paced by the source's own clock, the shared
+        synthetic market, or the rate; frames already encoded when prerendered."""
         timed = getattr(self.source, "timed_frames", None)
         if timed is not None:
-            items: Iterator[tuple[float | None, dict[str, Any]]] = timed(sub, client.clock_start_ns or self.clock_ns())
-        elif self.prerender:
-            rate = self.rate
+            return timed(sub, client.clock_start_ns or self.clock_ns())
+        rate = self.rate
+        if self.prerender:
             encoded = [orjson.dumps(f) for f in itertools.islice(self.source.frames(sub), self.prerender)]
-            items = (((i / rate) if rate else None, frame) for i, frame in enumerate(itertools.cycle(encoded)))
-        else:
-            rate = self.rate
-            items = (((i / rate) if rate else None, frame) for i, frame in enumerate(self.source.frames(sub)))
+            return (((i / rate) if rate else None, frame) for i, frame in enumerate(itertools.cycle(encoded)))
+        live = getattr(self.source, "live_frames", None)
+        if live is not None and rate:
+            return live(sub, self.clock_ns())
+        return (((i / rate) if rate else None, frame) for i, frame in enumerate(self.source.frames(sub)))
+
+    async def _stream(self, client: _Client, sub: Subscription) -> None:
+        """Send one subscription's frames at their due times."""
+        start = time.monotonic()
         sent_since_yield = 0
         try:
-            for due, frame in items:
+            for due, frame in self._items(client, sub):
                 if due is not None:
                     wait = start + due - time.monotonic()
                     if wait > 0:
@@ -364,7 +473,7 @@ class HyperliquidServer:
                     sent_since_yield = 0
                 await self._send_data(client, frame if type(frame) is bytes else orjson.dumps(frame))
                 sent_since_yield += 1
-        except ConnectionClosed:
+        except _Closed:
             return
 
     async def _send_data(self, client: _Client, payload: bytes) -> None:
@@ -383,14 +492,14 @@ class HyperliquidServer:
         await self._send(client, payload)
         if faults.drop_after_frames is not None and n >= faults.drop_after_frames:
             await self._drop(client)
-            raise ConnectionClosed(None, None)
+            raise _Closed()
 
     async def _send(self, client: _Client, payload: str | bytes) -> None:
         """Send a text frame; a client that does not read within the send timeout is dropped."""
         if client.stalled:
             return
         client.sending_since = time.monotonic()  # the watchdog drops a client stuck here too long
-        await client.ws.send(payload, text=True)
+        await client.ws.send(payload)
         client.sending_since = None
         self.stats["frames_sent"] += 1
         if self._sent_log is not None:
@@ -398,9 +507,35 @@ class HyperliquidServer:
             self._sent_log.write(f'{{"conn":{client.id},"t_ns":{self.clock_ns()},"frame":{orjson.dumps(text).decode()}}}\n')
 
 
-def _ip(connection: ServerConnection) -> str:
-    address = connection.remote_address
-    return str(address[0]) if address else "?"
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The request body, or ``None`` past ``BODY_LIMIT_BYTES`` (read no further: never buffered without bound)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > BODY_LIMIT_BYTES:
+            return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > BODY_LIMIT_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+    data = body.encode() if isinstance(body, str) else body
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 class ServerThread:

@@ -15,11 +15,14 @@ from typing import Any, Iterator
 
 from schemas.subscriptions import COIN_TYPES, Subscription
 
-from .archive import find_parts
-from .replay import Replay, to_ns
+from ..archive import find_parts
+from ..replay import Replay, to_ns
+from .archive_info import ArchiveInfo
 
 
 class ArchiveSource:
+    info_blocks = True  # /info answers read parts: the server runs them off its event loop
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -39,6 +42,17 @@ class ArchiveSource:
         self.end_ns = to_ns(end, "--to")
         self.speed = speed
         self.join_window_s = join_window_s
+        self._info = ArchiveInfo(root)
+
+    def clock_ns(self, now_ns: int, clock_start_ns: int | None) -> int:
+        """Where a connection's replay clock stands: ``--from`` until it subscribes, then moving at ``speed``
+        (as fast as possible counts as real time here)."""
+        if clock_start_ns is None:
+            return self.start_ns
+        return self.start_ns + int(max(0, now_ns - clock_start_ns) * (self.speed or 1.0))
+
+    def info(self, request: dict[str, Any], now_ns: int, clock_start_ns: int | None = None) -> Any:
+        return self._info.answer(request, self.clock_ns(now_ns, clock_start_ns))
 
     def check(self, sub: Subscription) -> str | None:
         coins = self.available.get(sub.type, set())
