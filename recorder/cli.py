@@ -12,71 +12,15 @@ import click
 import orjson
 
 from schemas.layout import ArchiveError
-from schemas.subscriptions import (
-    COIN_TYPES,
-    USER_TYPES,
-    Subscription,
-    SubscriptionError,
-    check_user,
-    parse_subscription,
-)
 
 from .connection import MAINNET_URL, TESTNET_URL, ConnectionConfig
+from .markets import MARKET_WORDS, MarketsError, Selection
+from .plan import DEFAULT_CHANNELS, MarketPlan, expand
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-
-DEFAULT_CHANNELS = ("l2Book", "trades", "bbo")
-DEFAULT_USER_CHANNELS = ("userFills", "orderUpdates", "userFundings")
-
-
-def expand(
-    coins: list[str], channels: list[str], users: list[str], subs: list[Any], interval: str
-) -> list[Subscription]:
-    """``--coin`` x ``--channel`` (and ``--user`` x user channels) plus exact ``--sub``s, deduplicated."""
-    out: dict[str, Subscription] = {}
-
-    def add(raw: dict[str, Any], allow_unknown: bool = False) -> None:
-        sub = parse_subscription(raw, allow_unknown=allow_unknown)
-        out.setdefault(sub.stream, sub)
-
-    for user in users:
-        check_user(user)
-    channels = list(channels)
-    if not channels and coins:
-        channels = list(DEFAULT_CHANNELS)
-    if users and not any(c in USER_TYPES for c in channels):
-        channels += DEFAULT_USER_CHANNELS
-    for channel in channels:
-        needs_coin, needs_user = channel in COIN_TYPES, channel in USER_TYPES
-        if channel not in COIN_TYPES | USER_TYPES:
-            add({"type": channel})  # allMids, allDexsAssetCtxs; unknown names get the validator's error
-            continue
-        if needs_coin and not coins:
-            raise SubscriptionError(f"--channel {channel} needs at least one --coin")
-        if needs_user and not users:
-            raise SubscriptionError(f"--channel {channel} needs at least one --user ADDRESS")
-        for coin in coins if needs_coin else [None]:
-            for user in users if needs_user else [None]:
-                raw: dict[str, Any] = {"type": channel}
-                if user is not None:
-                    raw["user"] = user
-                if coin is not None:
-                    raw["coin"] = coin
-                if channel == "candle":
-                    raw["interval"] = interval
-                add(raw)
-    for raw in subs:
-        if isinstance(raw, str):
-            try:
-                raw = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise SubscriptionError(f"--sub {raw!r} is not JSON: give e.g. '{{\"type\": \"l2Book\", \"coin\": \"BTC\", \"nSigFigs\": 5}}'") from None
-        add(raw, allow_unknown=True)
-    return list(out.values())
-
 
 def load_config(path: str) -> dict[str, Any]:
     try:
@@ -92,7 +36,11 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--out", "out", default=None, type=click.Path(file_okay=False), help="Archive directory.  [default: ./archive]")
 @click.option("--url", default=None, help=f"Websocket URL.  [default: {MAINNET_URL}]")
 @click.option("--testnet", is_flag=True, help=f"Record from testnet ({TESTNET_URL}).")
-@click.option("--coin", "coins", multiple=True, help="A coin: BTC, kPEPE, @107, PURR/USDC, xyz:HOOD. Repeat for more.")
+@click.option("--coin", "coins", multiple=True, help="A coin: BTC, kPEPE, @107, PURR/USDC, xyz:HOOD; or all, all-perps, all-spot (resolved from /info, listings followed). Repeat for more.")
+@click.option("--dex", "dexes", multiple=True, help="With --coin all/all-perps: also this builder dex's perps (or 'all' of them). Default: the main dex only.")
+@click.option("--top", default=None, type=click.IntRange(min=1), help="With --coin all...: only the N most traded markets by 24 h notional volume.")
+@click.option("--exclude", "excludes", multiple=True, help="With --coin all...: leave this coin out. Repeat for more.")
+@click.option("--meta-seconds", default=300.0, show_default=True, type=click.FloatRange(min=1), help="With --coin all...: how often the market list is read again to follow listings and delistings.")
 @click.option("--channel", "channels", multiple=True, help="A subscription type for every --coin (or --user). Default: l2Book, trades, bbo.")
 @click.option("--interval", default="1m", show_default=True, help="Candle interval for --channel candle.")
 @click.option("--user", "users", multiple=True, help="A user address for user channels (default userFills, orderUpdates, userFundings).")
@@ -107,7 +55,8 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--status-seconds", default=5.0, show_default=True, type=float, help="Status line interval on stderr.")
 @click.option("--quiet", is_flag=True, help="No status line.")
 def record(
-    out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], channels: tuple[str, ...], interval: str,
+    out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
+    excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
     no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
 ) -> None:
@@ -119,13 +68,28 @@ def record(
     if url and testnet:
         raise click.UsageError("give --url or --testnet, not both")
     url = url or (TESTNET_URL if testnet or config.get("testnet") else config.get("url") or MAINNET_URL)
-    subscriptions = expand(
-        list(coins) or list(config.get("coins", [])),
-        list(channels) or list(config.get("channels", [])),
-        list(users) or list(config.get("users", [])),
-        list(config.get("subs", [])) + list(subs),
-        interval if interval != "1m" else config.get("interval", "1m"),
+    coin_words = list(coins) or list(config.get("coins", []))
+    channel_list = list(channels) or list(config.get("channels", []))
+    user_list = list(users) or list(config.get("users", []))
+    sub_list = list(config.get("subs", [])) + list(subs)
+    interval = interval if interval != "1m" else config.get("interval", "1m")
+    selection = Selection(
+        tuple(coin_words),
+        tuple(dexes) or tuple(config.get("dex", [])),
+        top or config.get("top"),
+        tuple(excludes) or tuple(config.get("exclude", [])),
     )
+    market_plan = None
+    if selection.follows_listings:
+        market_plan = MarketPlan(
+            selection, channel_list or list(DEFAULT_CHANNELS), user_list, sub_list, interval,
+            _info_fetcher(url), per_connection,
+        )
+        subscriptions = market_plan.resolve_at_start()
+    else:
+        if selection.top or selection.exclude or selection.dexes:
+            raise click.UsageError(f"--top, --exclude and --dex go with --coin {'/'.join(MARKET_WORDS)}")
+        subscriptions = expand(coin_words, channel_list, user_list, sub_list, interval)
     recorder = Recorder(
         Path(out),
         subscriptions,
@@ -135,6 +99,8 @@ def record(
         meta=not (no_meta or config.get("no_meta", False)),
         connection_config=ConnectionConfig(ping_interval_s=ping_seconds, stall_s=stall_seconds),
         status_s=None if quiet else status_seconds,
+        market_plan=market_plan,
+        market_refresh_s=config.get("meta_seconds", meta_seconds),
     )
     if recorder.recovered:
         click.echo(f"recovered from a previous crash: {orjson.dumps(recorder.recovered).decode()}", err=True)
@@ -154,6 +120,25 @@ def record(
     status = asyncio.run(main())
     if not quiet:
         click.echo(f"stopped: {sum(status.frames.values()):,} frames, {recorder.writer.stats.parts} parts written, {status.reconnects} reconnects", err=True)
+
+
+def _info_fetcher(ws_url: str) -> Any:
+    """A POST to the info endpoint beside ``ws_url``; a failure is one line naming the way out."""
+    from .meta import fetch_info, info_url
+
+    url = info_url(ws_url)
+
+    def fetch(request: dict[str, Any]) -> Any:
+        try:
+            return fetch_info(url, request)
+        except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MarketsError(
+                f"cannot list markets from {url} ({reason}): name the coins instead (--coin BTC --coin ETH ...) "
+                f"or point --url at a server that answers POST /info"
+            ) from None
+
+    return fetch
 
 
 @click.command()

@@ -7,6 +7,7 @@ subscribed, server error, malformed frame, stall, disconnect, reconnect) so gaps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from schemas.protocol import (
     parse_server_frame,
     ping_frame,
     subscribe_frame,
+    unsubscribe_frame,
 )
 from schemas.subscriptions import Subscription, frame_identifier
 
@@ -71,6 +73,36 @@ class Connection:
         self.connects = 0
         self.frames = 0
         self._ws: ClientConnection | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+
+    def has_room_for(self, sub: Subscription, max_per_connection: int) -> bool:
+        return len(self.subscriptions) < max_per_connection and sub.identifier not in self.by_identifier
+
+    def add(self, sub: Subscription) -> None:
+        """Subscribe now if connected; every reconnect subscribes the current set."""
+        self.subscriptions.append(sub)
+        self.by_identifier[sub.identifier] = sub
+        self._send_now(subscribe_frame(sub))
+
+    def remove(self, streams: set[str]) -> None:
+        gone = [s for s in self.subscriptions if s.stream in streams]
+        self.subscriptions = [s for s in self.subscriptions if s.stream not in streams]
+        for sub in gone:
+            self.by_identifier.pop(sub.identifier, None)
+            self._send_now(unsubscribe_frame(sub))
+
+    def _send_now(self, text: str) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+
+        async def send() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(text)
+
+        task = asyncio.create_task(send())
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     async def run(self, stop: asyncio.Event) -> None:
         attempt = 0
@@ -129,7 +161,6 @@ class Connection:
     async def _receive(self, ws: ClientConnection) -> None:
         on_data = self.sink.on_data
         by_identifier = self.by_identifier
-        single = self.subscriptions[0] if len(self.subscriptions) == 1 else None
         async for text in ws:
             recv_ns = time.time_ns()
             self.last_frame = time.monotonic()
@@ -138,7 +169,8 @@ class Connection:
             frame = parse_server_frame(text)
             if isinstance(frame, DataFrame):
                 self.frames += 1
-                sub = single or by_identifier.get(frame_identifier(frame.message) or "")
+                subs = self.subscriptions
+                sub = subs[0] if len(subs) == 1 else by_identifier.get(frame_identifier(frame.message) or "")
                 on_data(self.number, frame.message, text, recv_ns, sub)
             elif isinstance(frame, Pong) or isinstance(frame, Greeting):
                 continue

@@ -27,41 +27,14 @@ from typing import Any, Callable
 
 import orjson
 
-from schemas.layout import ArchiveError
 from schemas.subscriptions import Subscription
 
-from .connection import MAINNET_URL, Connection, ConnectionConfig, plan_connections
+from .connection import MAINNET_URL, Connection, ConnectionConfig
 from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment, segments
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
+from .plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
 from .recovery import recover, write_record
 from .writer import ArchiveWriter
-
-
-class RecorderError(ArchiveError):
-    """The recorder had to stop; what is recorded so far is safe (committed, or in the journal)."""
-
-
-# Hyperliquid's per-IP limits ("Rate limits and user limits")
-MAX_SUBSCRIPTIONS = 1000
-MAX_CONNECTIONS = 100
-MAX_USERS = 10
-
-
-def check_limits(subscriptions: list[Subscription], max_per_connection: int) -> list[list[Subscription]]:
-    """Refuse, before connecting, a plan Hyperliquid would refuse part of."""
-    if not subscriptions:
-        raise RecorderError("nothing to record: give --coin/--channel, --user or --sub")
-    if len(subscriptions) > MAX_SUBSCRIPTIONS:
-        raise RecorderError(
-            f"{len(subscriptions)} subscriptions, Hyperliquid allows {MAX_SUBSCRIPTIONS} per IP: record fewer coins or channels, or shard over machines"
-        )
-    users = {s.user.lower() for s in subscriptions if s.user}
-    if len(users) > MAX_USERS:
-        raise RecorderError(f"{len(users)} users, Hyperliquid allows {MAX_USERS} distinct users per IP in user subscriptions")
-    plan = plan_connections(subscriptions, max_per_connection)
-    if len(plan) > MAX_CONNECTIONS:
-        raise RecorderError(f"{len(plan)} connections needed, Hyperliquid allows {MAX_CONNECTIONS} per IP: raise --per-connection")
-    return plan
 
 
 @dataclass
@@ -102,10 +75,15 @@ class Recorder:
         spill_after: int = 20_000,
         session: str | None = None,
         writer_options: dict[str, Any] | None = None,
+        market_plan: MarketPlan | None = None,
+        market_refresh_s: float = 300.0,
     ) -> None:
         self.root = Path(root)
-        self.subscriptions = subscriptions
-        self.plan = check_limits(subscriptions, max_per_connection)
+        self.subscriptions = list(subscriptions)
+        self.max_per_connection = max_per_connection
+        self.plan = check_limits(self.subscriptions, max_per_connection)
+        self.market_plan = market_plan  # --coin all: re-resolved every market_refresh_s
+        self.market_refresh_s = market_refresh_s
         self.url = url
         self.flush_seconds = flush_seconds
         self.sync_s = sync_s
@@ -136,10 +114,15 @@ class Recorder:
         self._writer_error: BaseException | None = None
         self._journal_error: OSError | None = None
         self._stop: asyncio.Event | None = None
-        self._sub_ids = {sub.stream: i + 1 for i, sub in enumerate(subscriptions)}
-        for sub in subscriptions:
-            self.journal.define(self._sub_ids[sub.stream], orjson.dumps(sub.to_dict()))
+        self._sub_ids: dict[str, int] = {}
+        for sub in self.subscriptions:
+            self._define(sub)
         self.connections: list[Connection] = []
+        self._connection_tasks: list[asyncio.Task[None]] = []
+
+    def _define(self, sub: Subscription) -> None:
+        self._sub_ids[sub.stream] = len(self._sub_ids) + 1
+        self.journal.define(self._sub_ids[sub.stream], orjson.dumps(sub.to_dict()))
 
     # --- the sink of every connection (runs on the event loop) ----------------------------------
 
@@ -308,8 +291,10 @@ class Recorder:
         self.connections = [
             Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)
         ]
-        tasks = [asyncio.create_task(c.run(stop)) for c in self.connections]
+        self._connection_tasks = [asyncio.create_task(c.run(stop)) for c in self.connections]
         helpers = [asyncio.create_task(self._sync_loop(stop)), asyncio.create_task(self._rotate_loop(stop))]
+        if self.market_plan is not None:
+            helpers.append(asyncio.create_task(self._market_loop(stop)))
         if self.meta:
             helpers.append(asyncio.create_task(self._meta_loop(stop)))
         if self.status_s:
@@ -324,7 +309,7 @@ class Recorder:
                 await stop.wait()
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._connection_tasks, return_exceptions=True)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -357,6 +342,68 @@ class Recorder:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+    # --- following the market list ------------------------------------------------------------------
+
+    def add_subscriptions(self, subs: list[Subscription]) -> None:
+        """Subscribe more while recording: onto a connection with room, else a new one (within the limits)."""
+        assert self._stop is not None, "add_subscriptions runs while recording"
+        for sub in subs:
+            if sub.stream in self._sub_ids and any(s.stream == sub.stream for s in self.subscriptions):
+                continue
+            if sub.stream not in self._sub_ids:
+                self._define(sub)
+            self.subscriptions.append(sub)
+            for connection in self.connections:
+                if connection.has_room_for(sub, self.max_per_connection):
+                    connection.add(sub)
+                    break
+            else:
+                if len(self.connections) >= MAX_CONNECTIONS:
+                    self.on_event("subscription_left_out", 0, {"subscription": sub.to_dict(), "why": f"{MAX_CONNECTIONS} connections in use"})
+                    continue
+                connection = Connection(len(self.connections) + 1, self.url, [sub], self, self.connection_config)
+                self.connections.append(connection)
+                self._connection_tasks.append(asyncio.create_task(connection.run(self._stop)))
+
+    def remove_subscriptions(self, subs: list[Subscription]) -> None:
+        streams = {s.stream for s in subs}
+        self.subscriptions = [s for s in self.subscriptions if s.stream not in streams]
+        for connection in self.connections:
+            connection.remove(streams)
+
+    async def _market_loop(self, stop: asyncio.Event) -> None:
+        """Every ``market_refresh_s``: subscribe markets listed since, drop the delisted, each an event."""
+        assert self.market_plan is not None
+        loop = asyncio.get_running_loop()
+        left_out: list[str] = []
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), self.market_refresh_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                wanted = await loop.run_in_executor(None, self.market_plan.resolve)
+            except Exception as exc:  # noqa: BLE001 - a failed refresh is an event; the current set goes on
+                self.on_event("market_refresh_failed", 0, {"error": _one_line(exc)})
+                continue
+            current = {s.stream: s for s in self.subscriptions}
+            wanted_streams = {s.stream for s in wanted}
+            added = [s for s in wanted if s.stream not in current]
+            removed = [s for s in current.values() if s.stream not in wanted_streams]
+            for coin, group in _by_coin(added).items():
+                self.on_event("subscribed_new_market", 0, {"coin": coin, "subscriptions": [s.to_dict() for s in group]})
+            for coin, group in _by_coin(removed).items():
+                self.on_event("unsubscribed_delisted", 0, {"coin": coin, "subscriptions": [s.to_dict() for s in group]})
+            if added:
+                self.add_subscriptions(added)
+            if removed:
+                self.remove_subscriptions(removed)
+            if self.market_plan.left_out != left_out:
+                left_out = list(self.market_plan.left_out)
+                if left_out:
+                    self.on_event("markets_left_out", 0, {"coins": left_out, "why": "past Hyperliquid's per-IP limits; the most traded are recorded"})
 
     async def _sync_loop(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -420,6 +467,13 @@ class Recorder:
             f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.writer.stats.parts} parts, "
             f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames ({s.spills} spills), {self.journal.unsynced_bytes:,} B unsynced"
         )
+
+
+def _by_coin(subs: list[Subscription]) -> dict[str, list[Subscription]]:
+    out: dict[str, list[Subscription]] = {}
+    for sub in subs:
+        out.setdefault(sub.coin or "_all", []).append(sub)
+    return out
 
 
 def _one_line(exc: BaseException) -> str:

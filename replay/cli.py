@@ -87,7 +87,8 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--max-subscriptions", default=1000, type=int, help="Per-IP subscription limit (Hyperliquid: 1000).")
 @click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
 @click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float) -> None:
+@click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None) -> None:
     """Run a local Hyperliquid (websocket at /ws, POST /info) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
@@ -112,7 +113,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         raise click.BadParameter("give at least one coin", param_hint="--coins")
 
     async def serve_until_stopped() -> None:
-        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance)
+        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance, list_every_s=list_every)
         server = HyperliquidServer(
             market,
             host=host,

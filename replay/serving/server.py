@@ -397,6 +397,9 @@ class HyperliquidServer:
         sub = request.subscription
         key = sub.stream
         if isinstance(request, Subscribe):
+            list_due = getattr(self.source, "list_due", None)
+            if list_due is not None:  # markets listed since (simulate --list-every)
+                list_due(self.clock_ns())
             problem = self.source.check(sub) or self._limit_problem(client, sub)
             if problem:
                 await self._send(client, error_frame(problem))

@@ -253,8 +253,12 @@ class SyntheticMarket:
         start_ms: int = 1_767_225_600_000,  # 2026-01-01T00:00:00Z
         tick_ms: int = 100,
         balance: float = 100_000.0,
+        list_every_s: float | None = None,
     ) -> None:
         self.seed = seed
+        self.list_every_s = list_every_s  # a new market (perp NEW<k>, spot @<300+k>, by turns) this often
+        self.listed = 0
+        self.delisted: set[str] = set()
         if coins is None:
             self.coins = dict(DEFAULT_COINS)
         elif isinstance(coins, dict):
@@ -269,6 +273,20 @@ class SyntheticMarket:
 
     def market(self, coin: str) -> CoinMarket:
         return CoinMarket(self.coins[coin], self.seed, self.start_ms, self.tick_ms)
+
+    def list_due(self, now_ns: int) -> None:
+        """List the markets whose time has come (``list_every_s``): in meta, /info and streams from then on."""
+        if not self.list_every_s:
+            return
+        due = int((now_ns - self._clock(now_ns).started_ns) / 1e9 / self.list_every_s)
+        while self.listed < due:
+            self.listed += 1
+            coin = f"NEW{self.listed}" if self.listed % 2 else f"@{300 + self.listed}"
+            self.coins[coin] = _guess_spec(coin)
+
+    def delist(self, coin: str) -> None:
+        """Mark ``coin`` delisted (``isDelisted`` in meta); its streams go on, as the exchange's wind down."""
+        self.delisted.add(coin)
 
     def check(self, sub: Subscription) -> str | None:
         """``None`` when this source serves ``sub``; otherwise the sentence of the server's error."""
@@ -302,6 +320,7 @@ class SyntheticMarket:
     def info(self, request: dict[str, Any], now_ns: int, clock_start_ns: int | None = None) -> Any:
         from .synthetic_info import answer
 
+        self.list_due(now_ns)
         return answer(self, request, self.tick_at(now_ns))
 
     # --- frames -----------------------------------------------------------------------------------

@@ -54,7 +54,10 @@ def meta(market: SyntheticMarket, dex: str = "") -> dict[str, Any]:
     tables: dict[int, Any] = {}
     for coin in coins:
         spec = market.coins[coin]
-        universe.append({"szDecimals": spec.sz_decimals, "name": coin, "maxLeverage": spec.max_leverage, "marginTableId": spec.max_leverage})
+        asset = {"szDecimals": spec.sz_decimals, "name": coin, "maxLeverage": spec.max_leverage, "marginTableId": spec.max_leverage}
+        if coin in market.delisted:
+            asset["isDelisted"] = True
+        universe.append(asset)
         tables[spec.max_leverage] = {"description": "", "marginTiers": [{"lowerBound": "0.0", "maxLeverage": spec.max_leverage}]}
     return {"universe": universe, "marginTables": [[k, v] for k, v in sorted(tables.items())], "collateralToken": 0}
 
@@ -96,6 +99,9 @@ def spot_meta(market: SyntheticMarket) -> dict[str, Any]:
     for _, _, token in pairs:
         tokens[token["index"]] = token
     universe = [{"tokens": [token["index"], 0], "name": coin, "index": index, "isCanonical": not coin.startswith("@")} for coin, index, token in pairs]
+    for pair in universe:
+        if pair["name"] in market.delisted:
+            pair["isDelisted"] = True
     return {"universe": universe, "tokens": [tokens[i] for i in sorted(tokens)]}
 
 
