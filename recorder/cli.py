@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
+from schemas.history import DATASETS
 from schemas.layout import ArchiveError
 
 from .connection import MAINNET_URL, TESTNET_URL, ConnectionConfig
@@ -157,11 +159,47 @@ def recover_command(root: str) -> None:
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("sources", nargs=-1, required=True)
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The archive to import into.")
-@click.option("--start", default=None, help="Receive time of a first line that has none (ISO-8601 or epoch ms).")
-def import_command(files: tuple[str, ...], root: str, start: str | None) -> None:
-    """Import JSON lines of websocket frames (optionally after a timestamp; gzip or not) into an archive."""
+@click.option("--dataset", type=click.Choice(["jsonl", *DATASETS]), default=None, help="What the sources are; default: told by their key layout (market_data/…/l2Book, asset_ctxs/, node_fills_by_block/, node_fills/, node_trades/, .lz4) or JSON lines.")
+@click.option("--start", default=None, help="JSON lines: receive time of a first line that has none (ISO-8601 or epoch ms).")
+@click.option("--silent", is_flag=True, help="No progress on stderr.")
+def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, silent: bool) -> None:
+    """Import Hyperliquid's published history (L2 snapshots, asset contexts, node fills, node trades:
+    a directory in the buckets' layout, .lz4 files, or s3:// prefixes, requester-pays), or JSON lines
+    of websocket frames from other collectors (gzip or not). Importing the same file twice adds nothing."""
+    if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
+        _import_json_lines(sources, root, start, silent)
+        return
+    from .history import import_history
+
+    def progress(report: Any, total: int) -> None:
+        if silent:
+            return
+        rate = report.rows / max(time.monotonic() - began, 1e-9)
+        click.echo(
+            f"\rimporting: {report.files + report.skipped} file(s), {report.bytes_read / 1e6:,.1f}/{total / 1e6:,.1f} MB, "
+            f"{report.rows:,} rows ({rate:,.0f}/s)   ",
+            err=True, nl=False,
+        )
+
+    began = time.monotonic()
+    report = import_history(list(sources), root, dataset=dataset, progress=progress)
+    if not silent:
+        click.echo("", err=True)
+    parts = ", ".join(f"{n:,} {d}" for d, n in sorted(report.by_dataset.items()))
+    click.echo(
+        f"imported {report.rows:,} rows ({parts or 'nothing new'}) and {report.trades:,} trades frames from {report.files} file(s)"
+        + (f"; {report.skipped} file(s) imported before, skipped" if report.skipped else "")
+        + (f"; {report.unpaired_fills} fill(s) without their other side (import the neighbouring hours in the same command)" if report.unpaired_fills else "")
+    )
+
+
+def _is_history(source: str) -> bool:
+    return source.startswith("s3://") or source.endswith(".lz4") or Path(source).is_dir()
+
+
+def _import_json_lines(files: tuple[str, ...], root: str, start: str | None, silent: bool) -> None:
     from schemas.jsonlines import LineError, parse_timestamp_ns
 
     from .importer import import_files
@@ -174,7 +212,7 @@ def import_command(files: tuple[str, ...], root: str, start: str | None) -> None
             raise click.BadParameter(str(exc), param_hint="--start") from None
 
     def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not silent:
             click.echo(f"\rimporting: {done / max(total, 1):.0%}", err=True, nl=done >= total)
 
     report = import_files(list(files), root, start_ns=start_ns, progress=progress)

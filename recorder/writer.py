@@ -136,7 +136,7 @@ class ArchiveWriter:
         seq: int | None = None,
     ) -> Row:
         """Archive one frame. ``recv_ns`` defaults to now; ``seq`` to the session's next number."""
-        if isinstance(subscription, Mapping):
+        if subscription is not None and type(subscription) is not Subscription:
             subscription = parse_subscription(subscription, allow_unknown=True)
         with self._lock:
             self._check_open()
@@ -150,6 +150,22 @@ class ArchiveWriter:
                 self._stage(buffer)
             self._flush_due(buffer, recv_ns)
             return row
+
+    def write_text(self, text: str, recv_ns: int, subscription: Subscription, *, exch_ms: int | None = None) -> None:
+        """Archive a frame of a channel the schemas do not type, given as its exact JSON text (kept in
+        ``raw``): bulk imports skip parsing it again."""
+        with self._lock:
+            self._check_open()
+            coin = subscription.coin or ALL
+            row = Row(subscription.type, coin, recv_ns, self.session, self._take_seq(None), exch_ms, subscription.user,
+                      subscription.stream, subscription.channel, None, text, False)
+            self.stats.frames += 1
+            buffer = self._buffer((row.partition, recv_ns // NS_PER_DAY), row.channel, coin, recv_ns)
+            buffer.staged.append(row)
+            buffer.streams.add(row.stream)
+            if len(buffer.staged) >= self.stage_rows:
+                self._stage(buffer)
+            self._flush_due(buffer, recv_ns)
 
     def write_event(
         self,

@@ -38,6 +38,10 @@ BASES = {
     "userNonFundingLedgerUpdates": "userNonFundingLedgerUpdates",
     "activeAssetData": "activeAssetData",
     "webData2": "webData2",
+    # Hyperliquid's published history (hlarchive import): kept whole as JSON in `raw`
+    "nodeFills": None,
+    "nodeTrades": None,
+    "assetCtxs": None,
 }
 
 _TS = "make_timestamp(({ms})::BIGINT * 1000)"  # epoch ms -> TIMESTAMP
@@ -120,6 +124,31 @@ TYPED_VIEWS = {
                u.delta, recv_ns, session, seq, date
         FROM (SELECT "user", data.isSnapshot AS is_snapshot, unnest(data.nonFundingLedgerUpdates) AS u, recv_ns, session, seq, date
               FROM archive_userNonFundingLedgerUpdates WHERE data IS NOT NULL)""",
+    "node_fills": f"""
+        SELECT coin, "user", {_TS.format(ms="(fill->>'time')::BIGINT")} AS time, (fill->>'px')::DOUBLE AS px,
+               (fill->>'sz')::DOUBLE AS sz, fill->>'side' AS side, fill->>'dir' AS dir, (fill->>'closedPnl')::DOUBLE AS closed_pnl,
+               (fill->>'fee')::DOUBLE AS fee, fill->>'feeToken' AS fee_token, (fill->>'oid')::UBIGINT AS oid,
+               (fill->>'tid')::UBIGINT AS tid, fill->>'hash' AS hash, (fill->>'crossed')::BOOLEAN AS crossed, fill->>'cloid' AS cloid,
+               (fill->>'startPosition')::DOUBLE AS start_position, fill->'liquidation' AS liquidation,
+               block_number, block_time, fill->>'px' AS px_text, fill->>'sz' AS sz_text, fill, recv_ns, {_RECV}, session, seq, date
+        FROM (SELECT coin, raw::JSON->'data'->'fill' AS fill, raw::JSON->'data'->>'user' AS "user",
+                     (raw::JSON->'data'->>'block_number')::UBIGINT AS block_number, raw::JSON->'data'->>'block_time' AS block_time,
+                     recv_ns, session, seq, date
+              FROM archive_nodeFills)""",
+    "node_trades": """
+        SELECT coin, make_timestamp(recv_ns // 1000) AS time, (t->>'px')::DOUBLE AS px, (t->>'sz')::DOUBLE AS sz, t->>'side' AS side,
+               t->>'hash' AS hash, t->>'trade_dir_override' AS trade_dir_override,
+               t->'side_info'->0->>'user' AS buyer, t->'side_info'->1->>'user' AS seller, t->'side_info' AS side_info,
+               t->>'px' AS px_text, t->>'sz' AS sz_text, recv_ns, session, seq, date
+        FROM (SELECT coin, raw::JSON->'data' AS t, recv_ns, session, seq, date FROM archive_nodeTrades)""",
+    "asset_ctxs": """
+        SELECT coin, make_timestamp(recv_ns // 1000) AS time, TRY_CAST(c->>'funding' AS DOUBLE) AS funding,
+               TRY_CAST(c->>'open_interest' AS DOUBLE) AS open_interest, TRY_CAST(c->>'prev_day_px' AS DOUBLE) AS prev_day_px,
+               TRY_CAST(c->>'day_ntl_vlm' AS DOUBLE) AS day_ntl_vlm, TRY_CAST(c->>'premium' AS DOUBLE) AS premium,
+               TRY_CAST(c->>'oracle_px' AS DOUBLE) AS oracle_px, TRY_CAST(c->>'mark_px' AS DOUBLE) AS mark_px,
+               TRY_CAST(c->>'mid_px' AS DOUBLE) AS mid_px, TRY_CAST(c->>'impact_bid_px' AS DOUBLE) AS impact_bid_px,
+               TRY_CAST(c->>'impact_ask_px' AS DOUBLE) AS impact_ask_px, c->>'time' AS time_text, recv_ns, session, seq, date
+        FROM (SELECT coin, raw::JSON->'data' AS c, recv_ns, session, seq, date FROM archive_assetCtxs)""",
     "events": f"""
         SELECT {_RECV}, kind, connection, detail, text, recv_ns, session, seq, date FROM archive__events""",
     "meta": f"""

@@ -1,0 +1,322 @@
+"""``hlarchive import`` of Hyperliquid's published history: L2 snapshots, asset contexts, node fills
+and node trades, from a directory in the buckets' layout, single files, or ``s3://`` (requester-pays).
+
+Files are LZ4 frames, decoded as a stream (memory does not grow with the file). Each file is one
+import *session* named after its key and content: its parts carry that session and the key, and a
+marker in ``_imports/`` written after its last part commits makes a second import of it add nothing.
+A file that fails half-way (a bad line, a truncated frame) or was interrupted leaves no part behind
+once the next run (or the error itself) removes that session's parts; nothing is half-imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+import orjson
+
+from schemas.history import (
+    ASSET_CTXS,
+    DATASETS,
+    NODE_FILLS,
+    NODE_TRADES,
+    FillPairer,
+    HistoryError,
+    asset_ctx_row,
+    check_asset_ctx_header,
+    detect_dataset,
+    fills_of_line,
+    l2book_record,
+    node_trade,
+)
+from schemas.layout import ArchiveError, parse_part_name
+from schemas.rows import encode_raw
+from schemas.subscriptions import Subscription, parse_subscription
+
+from .writer import ArchiveWriter
+
+MARKERS = "_imports"
+HEAD_BYTES = 1 << 20  # the content part of a file's identity: its size and first and last MiB
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to import: where it is, its key (the bucket key, or the path below the directory given)."""
+
+    location: str  # a local path or s3://bucket/key
+    key: str
+    size: int
+    dataset: str
+
+
+@dataclass
+class HistoryReport:
+    files: int = 0
+    skipped: int = 0  # imported before: nothing added
+    rows: int = 0
+    trades: int = 0
+    unpaired_fills: int = 0  # fills whose other side was in no file imported with them
+    bytes_read: int = 0
+    seconds: float = 0.0
+    by_dataset: dict[str, int] = field(default_factory=dict)
+
+
+# --- where the files are ------------------------------------------------------------------------------
+
+
+def list_sources(locations: list[str], dataset: str | None = None) -> list[Source]:
+    """Every file under the given directories, files and ``s3://`` prefixes, in key order."""
+    if dataset is not None and dataset not in DATASETS:
+        raise ArchiveError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    found: list[Source] = []
+    for location in locations:
+        if location.startswith("s3://"):
+            entries = [(f"s3://{bucket}/{key}", key, size) for bucket, key, size in _s3_list(location)]
+        else:
+            path = Path(location)
+            if path.is_dir():
+                entries = [(str(p), p.relative_to(path).as_posix(), p.stat().st_size) for p in sorted(path.rglob("*")) if p.is_file() and p.suffix == ".lz4"]
+            elif path.is_file():
+                entries = [(str(path), path.name, path.stat().st_size)]
+            else:
+                raise ArchiveError(f"no file or directory {location!r} to import")
+        for where, key, size in entries:
+            kind = dataset or detect_dataset(key) or detect_dataset(where)
+            if kind is None:
+                raise ArchiveError(f"cannot tell which dataset {where} is: give --dataset ({', '.join(DATASETS)})")
+            found.append(Source(where, key, size, kind))
+    if not found:
+        raise ArchiveError(f"no .lz4 files under {', '.join(locations)}")
+    return sorted(found, key=lambda s: (_hour_order(s.key), s.key))
+
+
+def _hour_order(key: str) -> tuple[str, int]:
+    """Hourly files sort by date, then hour as a number (``10`` after ``9``), so fills pair across hours."""
+    parts = key.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if len(part) == 8 and part.isdigit():
+            stem = parts[i + 1].split(".")[0]
+            return part, int(stem) if stem.isdigit() else -1
+    return "", -1
+
+
+def _s3_client() -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise ArchiveError("reading s3:// needs boto3: pip install 'hlarchive[s3]'") from None
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        raise ArchiveError(
+            "no AWS credentials for s3:// (the buckets are requester-pays: your account pays for reads): "
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION)"
+        )
+    return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def _s3_list(url: str) -> Iterator[tuple[str, str, int]]:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    client = _s3_client()
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, RequestPayer="requester")
+        for page in pages:
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".lz4"):
+                    yield bucket, item["Key"], item["Size"]
+    except Exception as exc:  # noqa: BLE001 - botocore's errors all mean "cannot list": say which
+        raise ArchiveError(f"cannot list {url}: {_one_line(exc)}") from None
+
+
+def _open(source: Source) -> IO[bytes]:
+    if source.location.startswith("s3://"):
+        bucket, _, key = source.location.removeprefix("s3://").partition("/")
+        try:
+            body = _s3_client().get_object(Bucket=bucket, Key=key, RequestPayer="requester")["Body"]
+        except Exception as exc:  # noqa: BLE001
+            raise ArchiveError(f"cannot read {source.location}: {_one_line(exc)}") from None
+        return io.BufferedReader(_BodyReader(body), 1 << 20)
+    return open(source.location, "rb")
+
+
+class _BodyReader(io.RawIOBase):
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def identity(source: Source) -> str:
+    """The import session of a file: its key, size, and first and last MiB (an S3 range read each)."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(f"{source.key}\0{source.size}\0".encode())
+    with _open(source) as handle:
+        digest.update(handle.read(HEAD_BYTES))
+        if source.size > 2 * HEAD_BYTES and not source.location.startswith("s3://"):
+            handle.seek(source.size - HEAD_BYTES)
+            digest.update(handle.read(HEAD_BYTES))
+    return "h" + digest.hexdigest()
+
+
+# --- importing ------------------------------------------------------------------------------------------
+
+
+class _Counted(io.RawIOBase):
+    """Counts the compressed bytes read, for progress."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self.inner, self.count = inner, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        self.count += len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    import lz4.frame
+
+    with lz4.frame.open(handle, "rb") as stream:
+        yield from stream
+
+
+def import_history(
+    locations: list[str],
+    root: str | os.PathLike[str],
+    *,
+    dataset: str | None = None,
+    progress: Callable[[HistoryReport, int], None] | None = None,
+) -> HistoryReport:
+    """Import every file under ``locations`` into the archive at ``root``; see the module's docstring."""
+    root = Path(root)
+    sources = list_sources(locations, dataset)
+    total = sum(s.size for s in sources)
+    report = HistoryReport()
+    pairer = FillPairer()
+    started = time.monotonic()
+    (root / MARKERS).mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        session = identity(source)
+        marker = root / MARKERS / f"{session}.json"
+        if marker.exists():
+            report.skipped += 1
+            report.bytes_read += source.size
+            continue
+        _remove_session(root, session)  # parts of an interrupted run of this file
+        try:
+            rows, trades = _import_file(source, root, session, pairer, report, progress, total)
+        except BaseException:
+            _remove_session(root, session)
+            raise
+        _write_marker(marker, {"key": source.key, "location": source.location, "dataset": source.dataset, "rows": rows, "trades": trades, "size": source.size})
+        report.files += 1
+        report.rows += rows
+        report.trades += trades
+        report.by_dataset[source.dataset] = report.by_dataset.get(source.dataset, 0) + rows
+    report.unpaired_fills = len(pairer.pending)
+    report.seconds = time.monotonic() - started
+    if progress:
+        progress(report, total)
+    return report
+
+
+def _import_file(
+    source: Source, root: Path, session: str, pairer: FillPairer, report: HistoryReport,
+    progress: Callable[[HistoryReport, int], None] | None, total: int,
+) -> tuple[int, int]:
+    rows = trades = 0
+    subs = _Subscriptions()
+    counted = _Counted(_open(source))
+    before = report.bytes_read
+    number = 0
+    try:
+        with ArchiveWriter(root, session=session, source_url=source.key) as writer:
+            lines = _lines(io.BufferedReader(counted, 1 << 20))
+            if source.dataset == "asset_ctxs":
+                number += 1
+                check_asset_ctx_header(next(lines, b"").decode("utf-8", "replace"))
+            for number, line in enumerate(lines, start=number + 1):
+                if not line.strip():
+                    continue
+                r, t = _write_line(writer, source.dataset, line, pairer, subs)
+                rows += r
+                trades += t
+                if progress and number % 20_000 == 0:
+                    report.bytes_read = before + counted.count
+                    progress(report, total)
+    except HistoryError as exc:
+        raise ArchiveError(f"{source.location}, line {number}: {exc}; nothing of this file was imported") from None
+    except (RuntimeError, EOFError, OSError) as exc:  # lz4's "truncated frame", a read error
+        raise ArchiveError(f"{source.location}, line {number + 1}: cannot decode the LZ4 frame ({_one_line(exc)}); nothing of this file was imported") from None
+    finally:
+        counted.inner.close()
+    report.bytes_read = before + source.size
+    return rows, trades
+
+
+class _Subscriptions(dict):  # type: ignore[type-arg]
+    """One Subscription per (type, coin), parsed once: an import writes millions of rows."""
+
+    def __missing__(self, key: tuple[str, str]) -> Subscription:
+        sub = self[key] = parse_subscription({"type": key[0], "coin": key[1]}, allow_unknown=True)
+        return sub
+
+
+def _write_line(writer: ArchiveWriter, dataset: str, line: bytes, pairer: FillPairer, subs: _Subscriptions) -> tuple[int, int]:
+    """Write one line's frames; ``(rows, trades frames)`` written."""
+    if dataset == "l2Book":
+        recv_ns, frame = l2book_record(line)
+        writer.write(frame, recv_ns, subs["l2Book", frame["data"]["coin"]])
+        return 1, 0
+    if dataset == "asset_ctxs":
+        recv_ns, coin, frame = asset_ctx_row(line.decode("utf-8", "replace"))
+        writer.write_text(encode_raw(frame), recv_ns, subs[ASSET_CTXS, coin])
+        return 1, 0
+    if dataset == "node_trades":
+        recv_ns, record_frame, trade_frame = node_trade(line)
+        coin = trade_frame["data"][0]["coin"]
+        writer.write_text(encode_raw(record_frame), recv_ns, subs[NODE_TRADES, coin])
+        writer.write(trade_frame, recv_ns, subs["trades", coin])
+        return 1, 1
+    rows = trades = 0
+    for recv_ns, user, fill, frame in fills_of_line(line, dataset):
+        writer.write_text(encode_raw(frame), recv_ns, subs[NODE_FILLS, fill["coin"]], exch_ms=fill["time"])
+        rows += 1
+        paired = pairer.add(recv_ns, user, fill)
+        if paired is not None:
+            trade_ns, trade_frame = paired
+            writer.write(trade_frame, trade_ns, subs["trades", fill["coin"]])
+            trades += 1
+    return rows, trades
+
+
+def _remove_session(root: Path, session: str) -> None:
+    for part in root.glob(f"channel=*/coin=*/date=*/part-*-{session}-*.parquet"):
+        name = parse_part_name(part.name)
+        if name is not None and name.session == session:
+            part.unlink()
+
+
+def _write_marker(marker: Path, record: dict[str, Any]) -> None:
+    temporary = marker.with_suffix(".tmp")
+    temporary.write_bytes(orjson.dumps(record))
+    os.replace(temporary, marker)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,119 @@
+"""Importing Hyperliquid's published history: MB/s of LZ4 input and rows/s, with peak RSS, beside a
+baseline of ``lz4.frame`` decompression plus ``orjson.loads`` of the same lines, in the same run.
+
+    python -m tests.benchmarks.history_import [--mb 50] [--runs 3]
+
+Each import runs in a fresh process (its peak RSS is its own); the baseline too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from ..history_files import HOUR9_NS, block_line, l2book_lines, trade_pairs, write_lz4
+from .common import HEADER, Figure, machine, median_of, run_measured, table
+
+IMPORT = """
+import sys, time
+from recorder.history import import_history
+started = time.perf_counter()
+report = import_history([sys.argv[1]], sys.argv[2])
+print(report.rows, time.perf_counter() - started)
+from tests.benchmarks.common import vm_hwm_mb
+print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
+"""
+
+BASELINE = """
+import sys, time, lz4.frame, orjson
+started = time.perf_counter()
+rows = 0
+with lz4.frame.open(sys.argv[1], "rb") as stream:
+    for line in stream:
+        orjson.loads(line)
+        rows += 1
+print(rows, time.perf_counter() - started)
+"""
+
+
+def make_files(directory: Path, mb: float) -> dict[str, Path]:
+    """An l2Book file of 20 levels a side and a fills-by-block file, each about ``mb`` MB of LZ4."""
+    rng = random.Random(7)
+    out = {}
+    book_lines: list[bytes] = []
+    book = directory / "market_data" / "20250311" / "9" / "l2Book" / "BTC.lz4"
+    while True:
+        chunk = l2book_lines("BTC", 2000, rng, HOUR9_NS + len(book_lines) * 500_000_000)
+        for i, line in enumerate(chunk):  # 20 levels a side, as the real snapshots
+            record = orjson.loads(line)
+            levels = record["raw"]["data"]["levels"]
+            for side in levels:
+                while len(side) < 20:
+                    side.append({"px": f"{124 + rng.uniform(-2, 2):.2f}", "sz": f"{rng.uniform(1, 900):.2f}", "n": rng.randint(1, 40)})
+            chunk[i] = orjson.dumps(record)
+        book_lines.extend(chunk)
+        if len(book_lines) * 1500 / 4 > mb * 1e6:  # about 4x compression
+            break
+    out["l2Book"] = write_lz4(book, book_lines)
+    fills = directory / "node_fills_by_block" / "hourly" / "20250311" / "9.lz4"
+    lines = []
+    number = 0
+    while sum(len(x) for x in lines) / 3 < mb * 1e6:
+        pairs = trade_pairs(500, rng, HOUR9_NS // 1_000_000 + number * 500)
+        for buy, sell in pairs:
+            number += 1
+            lines.append(block_line(560_000_000 + number, buy[1]["time"] * 1_000_000, [buy, sell]))
+    out["fills"] = write_lz4(fills, lines)
+    return out
+
+
+def figures(mb: float = 50.0, runs: int = 3) -> list[Figure]:
+    directory = Path(tempfile.mkdtemp(prefix="hl-history-bench-"))
+    try:
+        files = make_files(directory, mb)
+        out = []
+        for name, path in files.items():
+            size_mb = path.stat().st_size / 1e6
+            peaks: list[float] = []
+
+            def ours() -> float:
+                root = Path(tempfile.mkdtemp(prefix="hl-history-root-", dir=directory))
+                stdout, peak = run_measured("", str(path), str(root), code=IMPORT)
+                peaks.append(peak)
+                shutil.rmtree(root)
+                rows, seconds = stdout.split()
+                ours.rows = int(rows)  # type: ignore[attr-defined]
+                return float(seconds)
+
+            def baseline() -> float:
+                stdout, _ = run_measured("", str(path), code=BASELINE)
+                return float(stdout.split()[1])
+
+            seconds = median_of(runs, ours)
+            base_seconds = median_of(runs, baseline)
+            rows = ours.rows  # type: ignore[attr-defined]
+            ratio_ok = (size_mb / seconds) >= 0.5 * (size_mb / base_seconds)
+            out.append(Figure(f"import {name}, MB/s of LZ4 input ({size_mb:.0f} MB)", size_mb / seconds, size_mb / base_seconds, "lz4.frame + orjson.loads", ">= 0.5x", ratio_ok))
+            out.append(Figure(f"import {name}, rows/s", rows / seconds, None, "", "", None))
+            out.append(Figure(f"import {name}, peak RSS MB", max(peaks), None, "", "<= 400", max(peaks) <= 400))
+        return out
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=float, default=50.0, help="about this many MB of LZ4 per file")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"history import, median of {args.runs} runs ({machine()})")
+    print(table([f.row() for f in figures(args.mb, args.runs)], HEADER))
+
+
+if __name__ == "__main__":
+    main()
