@@ -56,17 +56,22 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--stall-seconds", default=65.0, show_default=True, type=float, help="Reconnect when a connection is silent this long.")
 @click.option("--status-seconds", default=5.0, show_default=True, type=float, help="Status line interval on stderr.")
 @click.option("--quiet", is_flag=True, help="No status line.")
+@click.option("--upload", "upload_url", default=None, metavar="URL", help="Copy each committed part to this store (s3://bucket/prefix) in the background; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL.")
+@click.option("--keep-local-days", default=None, type=click.FloatRange(min=0), help="With --upload: remove a local part once uploaded and its day is this many days old (0: at once).")
 def record(
     out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
     excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
     no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
+    upload_url: str | None, keep_local_days: float | None,
 ) -> None:
     """Record Hyperliquid websocket subscriptions into a Parquet archive, through disconnects and crashes."""
     from .live import Recorder
 
     config = load_config(config_path) if config_path else {}
     out = out or config.get("out") or "./archive"
+    if keep_local_days is not None and not (upload_url or config.get("upload")):
+        raise click.UsageError("--keep-local-days goes with --upload URL")
     if url and testnet:
         raise click.UsageError("give --url or --testnet, not both")
     url = url or (TESTNET_URL if testnet or config.get("testnet") else config.get("url") or MAINNET_URL)
@@ -103,6 +108,8 @@ def record(
         status_s=None if quiet else status_seconds,
         market_plan=market_plan,
         market_refresh_s=config.get("meta_seconds", meta_seconds),
+        upload_url=upload_url or config.get("upload"),
+        keep_local_days=keep_local_days if keep_local_days is not None else config.get("keep_local_days"),
     )
     if recorder.recovered:
         click.echo(f"recovered from a previous crash: {orjson.dumps(recorder.recovered).decode()}", err=True)

@@ -110,6 +110,7 @@ def _s3_client() -> Any:
         import boto3
     except ImportError:
         raise ArchiveError("reading s3:// needs boto3: pip install 'hlarchive[s3]'") from None
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")  # never probe the EC2 metadata address for keys
     session = boto3.session.Session()
     if session.get_credentials() is None:
         raise ArchiveError(

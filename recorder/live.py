@@ -77,6 +77,8 @@ class Recorder:
         writer_options: dict[str, Any] | None = None,
         market_plan: MarketPlan | None = None,
         market_refresh_s: float = 300.0,
+        upload_url: str | None = None,
+        keep_local_days: float | None = None,
     ) -> None:
         self.root = Path(root)
         self.subscriptions = list(subscriptions)
@@ -97,6 +99,12 @@ class Recorder:
         self.compact_queue_after = compact_queue_after
         self.spill_after = spill_after
         self.recovered = recover(self.root)
+        self.uploader = None
+        if upload_url is not None:  # every committed part goes to the store in the background
+            from .upload import Uploader
+
+            self.uploader = Uploader(self.root, upload_url, keep_local_days=keep_local_days, on_event=lambda kind, detail: self._upload_event(kind, detail))
+            writer_options = {**(writer_options or {}), "on_commit": lambda path, rows, seq: self.uploader.submit(path)}  # type: ignore[union-attr]
         self.writer = ArchiveWriter(self.root, session=session, source_url=url, flush_seconds=flush_seconds, **(writer_options or {}))
         self.session = self.writer.session
         self.journal = Journal(self.root, self.session)
@@ -287,6 +295,8 @@ class Recorder:
         gc.set_threshold(200_000, 50, 100)
         writer_thread = threading.Thread(target=self._write_loop, name="hlarchive-writer", daemon=True)
         writer_thread.start()
+        if self.uploader is not None:
+            self.uploader.start()
         self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
         self.connections = [
             Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)
@@ -321,6 +331,8 @@ class Recorder:
                 self._journal_failed(exc)
             self._queue.put(("stop",))
             await asyncio.get_running_loop().run_in_executor(None, writer_thread.join)
+            if self.uploader is not None:  # the last parts: a bounded wait, the rest goes next start
+                await asyncio.get_running_loop().run_in_executor(None, self.uploader.stop)
             gc.set_threshold(*gc_threshold)
             gc.unfreeze()
         if self._journal_error is not None:
@@ -455,6 +467,11 @@ class Recorder:
             await asyncio.sleep(self.status_s or 5.0)
             self.status_out(self.status_line())
 
+    def _upload_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """Upload news from the uploader thread: retries are events (a store outage shows in SQL)."""
+        if kind == "upload_retry" and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.on_event, kind, 0, detail)
+
     def status_line(self) -> str:
         now = time.monotonic()
         s = self.status
@@ -466,6 +483,7 @@ class Recorder:
         return (
             f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.writer.stats.parts} parts, "
             f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames ({s.spills} spills), {self.journal.unsynced_bytes:,} B unsynced"
+            + (f" | upload backlog {self.uploader.backlog} parts" if self.uploader is not None else "")
         )
 
 

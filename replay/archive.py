@@ -1,56 +1,93 @@
 """Reading the archive: find the parts that matter, and stream their rows in order.
 
 Only the partitions asked for are listed (their directories name channel, coin and date) and a part
-is opened only when its name and footer say it can overlap ``[start, end]``.
+is opened only when its name and footer say it can overlap ``[start, end]``. The archive is a local
+directory or an object-store URL: the same code reads both through ``storage.Store``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Collection
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from schemas.layout import ArchiveError, EVENTS_CHANNEL, META_CHANNEL, PartName, escape, parse_part_name, read_metadata, unescape, utc_date
+
+from .storage import Store, open_store
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 @dataclass(frozen=True)
 class Part:
-    path: Path
+    store: Store
+    path: str  # in the store's filesystem
     channel: str
     coin: str
     date: str
     name: PartName
+    size: int | None = None
+
+    @property
+    def file_name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def directory(self) -> str:
+        return self.path.rsplit("/", 1)[0]
+
+    def __str__(self) -> str:
+        return self.store.where(self.path)
 
 
-def check_root(root: str | os.PathLike[str]) -> Path:
-    path = Path(root)
-    if not path.exists():
-        raise ArchiveError(f"no archive at {str(path)!r}: give the directory you recorded into (record --out)")
-    if not path.is_dir():
-        raise ArchiveError(f"{str(path)!r} is a file, not an archive directory")
-    return path
+def check_root(root: str | os.PathLike[str] | Store) -> Store:
+    """The archive's store; a missing root is the user's to fix, said in one line."""
+    store = root if isinstance(root, Store) else open_store(root)
+    info = store.info(store.root)
+    if info.type == pafs.FileType.NotFound:
+        raise ArchiveError(f"no archive at {store.url!r}: give the directory you recorded into (record --out), or the URL you synced to")
+    if info.type != pafs.FileType.Directory:
+        raise ArchiveError(f"{store.url!r} is a file, not an archive directory")
+    return store
 
 
-def _values(directory: Path, key: str, wanted: Collection[str] | None) -> list[tuple[str, Path]]:
+def _values(store: Store, directory: str, key: str, wanted: Collection[str] | None) -> list[tuple[str, str]]:
+    """The partition values below ``directory``: only the wanted ones are looked at (no listing)."""
     prefix = f"{key}="
     if wanted is not None:
-        found = [(value, directory / f"{prefix}{escape(value)}") for value in sorted(wanted)]
-        return [(v, p) for v, p in found if p.is_dir()]
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except FileNotFoundError:
-        return []
-    return [(unescape(e.name[len(prefix) :]), Path(e.path)) for e in entries if e.is_dir() and e.name.startswith(prefix)]
+        found = [(value, f"{directory}/{prefix}{escape(value)}") for value in sorted(wanted)]
+        if store.local:
+            return [(v, p) for v, p in found if os.path.isdir(p)]
+        return [(v, p) for v, p in found if store.is_dir(p)]
+    if store.local:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        return [(unescape(e.name[len(prefix) :]), e.path) for e in entries if e.is_dir() and e.name.startswith(prefix)]
+    return [
+        (unescape(i.base_name[len(prefix) :]), i.path)
+        for i in store.entries(directory)
+        if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix)
+    ]
+
+
+def _files(store: Store, directory: str) -> list[tuple[str, str, int | None]]:
+    """``(name, path, size)`` of the files in a partition directory."""
+    if store.local:
+        try:
+            return [(e.name, e.path, None) for e in sorted(os.scandir(directory), key=lambda e: e.name) if e.is_file()]
+        except FileNotFoundError:
+            return []
+    return [(i.base_name, i.path, i.size) for i in store.entries(directory) if i.type == pafs.FileType.File]
 
 
 def find_parts(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | Store,
     *,
     channels: Collection[str] | None = None,
     coins: Collection[str] | None = None,
@@ -61,63 +98,69 @@ def find_parts(
 ) -> list[Part]:
     """The committed parts of the chosen partitions that may hold rows in ``[start_ns, end_ns]``.
 
-    Partitions are chosen by directory names; a part by its name (first receive time) and, when it
-    starts before ``start_ns``, by its footer statistics, so no data is read to prune it."""
-    root = check_root(root)
+    Partitions are chosen by directory names (on an object store, only the prefixes needed are
+    listed); a part by its name (first receive time) and, when it starts before ``start_ns``, by its
+    footer statistics, so no data is read to prune it."""
+    store = check_root(root)
     first_date = utc_date(start_ns) if start_ns is not None else None
     last_date = utc_date(end_ns) if end_ns is not None else None
     parts: list[Part] = []
-    for channel, channel_dir in _values(root, "channel", channels):
+    for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
             continue
-        for coin, coin_dir in _values(channel_dir, "coin", coins):
-            for date, date_dir in _values(coin_dir, "date", dates):
+        for coin, coin_dir in _values(store, channel_dir, "coin", coins):
+            for date, date_dir in _values(store, coin_dir, "date", dates):
                 if (first_date and date < first_date) or (last_date and date > last_date):
                     continue
-                for entry in sorted(os.scandir(date_dir), key=lambda e: e.name):
-                    name = parse_part_name(entry.name)
+                for file_name, path, size in _files(store, date_dir):
+                    name = parse_part_name(file_name)
                     if name is None:
                         continue
                     if end_ns is not None and name.first_recv_ns > end_ns:
                         continue
-                    if start_ns is not None and name.first_recv_ns < start_ns and _ends_before(Path(entry.path), start_ns):
+                    part = Part(store, path, channel, coin, date, name, size)
+                    if start_ns is not None and name.first_recv_ns < start_ns and _ends_before(part, start_ns):
                         continue
-                    parts.append(Part(Path(entry.path), channel, coin, date, name))
+                    parts.append(part)
     return parts
 
 
 def list_dates(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str] | Store,
     *,
     channels: Collection[str] | None = None,
     coins: Collection[str] | None = None,
     include_special: bool = False,
 ) -> list[str]:
     """The UTC dates that the chosen partitions hold, in order: replay works through them one by one."""
-    root = check_root(root)
+    store = check_root(root)
     found: set[str] = set()
-    for channel, channel_dir in _values(root, "channel", channels):
+    for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
             continue
-        for _coin, coin_dir in _values(channel_dir, "coin", coins):
-            found.update(date for date, _ in _values(coin_dir, "date", None))
+        for _coin, coin_dir in _values(store, channel_dir, "coin", coins):
+            found.update(date for date, _ in _values(store, coin_dir, "date", None))
     return sorted(found)
 
 
 def open_part(part: Part) -> pq.ParquetFile:
     try:
-        parquet = pq.ParquetFile(part.path)
+        parquet = pq.ParquetFile(part.path if part.store.local else part.store.open(part.path))
     except (OSError, pa.ArrowInvalid) as exc:
-        raise ArchiveError(f"cannot read part {part.path}: {exc}; run `hlarchive verify` on the archive") from None
-    read_metadata(parquet.schema_arrow.metadata, str(part.path))
+        raise ArchiveError(f"cannot read part {part}: {exc}; run `hlarchive verify` on the archive") from None
+    read_metadata(parquet.schema_arrow.metadata, str(part))
     return parquet
 
 
-def _ends_before(path: Path, start_ns: int) -> bool:
+def read_footer(part: Part) -> pq.FileMetaData:
+    return pq.read_metadata(part.path if part.store.local else part.store.open(part.path))
+
+
+def _ends_before(part: Part, start_ns: int) -> bool:
     """Whether the part's footer statistics say every row was received before ``start_ns``."""
     try:
-        metadata = pq.read_metadata(path)
-    except (OSError, pa.ArrowInvalid):
+        metadata = read_footer(part)
+    except (OSError, pa.ArrowInvalid, ArchiveError):
         return False  # let open_part report it
     last = last_recv_ns(metadata)
     return last is not None and last < start_ns

@@ -237,9 +237,9 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
 
 
 def _register() -> None:
-    from .commands import compact, demo, ls_command, sql, verify
+    from .commands import compact, demo, ls_command, sql, sync_command, verify
 
-    for command in (sql, ls_command, verify, compact, demo):
+    for command in (sql, ls_command, verify, compact, demo, sync_command):
         main.add_command(command)
 
 

@@ -69,6 +69,8 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, fmt: str, output: str 
             writer = csv.writer(handle)
             writer.writerow(columns)
             writer.writerows(rows)
+        elif fmt == "json":  # one array, as DuckDB's CLI and sqlite-utils write it
+            handle.write(orjson.dumps([dict(zip(columns, row)) for row in rows], default=str).decode() + "\n")
         else:
             for row in rows:
                 handle.write(orjson.dumps(dict(zip(columns, row)), default=str).decode() + "\n")
@@ -80,18 +82,19 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, fmt: str, output: str 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False))
 @click.argument("query", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", help="Output format (json: one object a line).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet"]), default="table", help="Output format (json: one array; jsonl: one object a line).")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
 def sql(root: str, query: str | None, fmt: str, output: str | None) -> None:
-    """Query the archive with DuckDB SQL; with no QUERY, read statements from stdin (end each with ;).
+    """Query the archive (a path, or a URL like s3://bucket/prefix) with DuckDB SQL; with no QUERY,
+    read statements from stdin (end each with ;).
 
     Views: trades, l2book, l2book_levels, bbo, candles, all_mids, asset_ctx, fills, order_updates,
     fundings, ledger, events, meta, and archive_<channel> for the stored columns. Macros: vwap(px, sz),
     bucket(ts, '1 minute'), ns_to_time(ns), ms_to_time(ms).
     """
-    from .views import open_archive
+    from .views import open_archive, partitions_of
 
-    con = open_archive(root)
+    con = open_archive(root, partitions=partitions_of(query) if query is not None else None)
     if query is not None:
         run_query(con, query, fmt, output)
         return
@@ -234,3 +237,29 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
     click.echo(f"   hlarchive serve {out}                                          # a local Hyperliquid (/ws, POST /info) replaying them", err=True)
     click.echo(f"   python -c \"from replay import Replay; r = Replay('{out}'); r.subscribe({{'type': 'l2Book', 'coin': 'BTC'}}, print); r.run()\"", err=True)
     click.echo("   hlarchive record --coin BTC --channel l2Book --channel trades  # the real thing, from Hyperliquid mainnet", err=True)
+
+
+@click.command("sync")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--delete-source", is_flag=True, help="Remove each source part once its copy is verified (free the local disk).")
+@click.option("--silent", is_flag=True, help="No progress on stderr.")
+def sync_command(src: str, dst: str, delete_source: bool, silent: bool) -> None:
+    """Copy the committed parts of SRC that DST lacks (a path, or a URL like s3://bucket/prefix; credentials
+    from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL). Never the journal,
+    never temporaries; each copy verified; a second run copies nothing, an interrupted one continues."""
+    from .sync import SyncReport, sync
+
+    def progress(report: SyncReport, total: int) -> None:
+        if not silent:
+            click.echo(f"\rsync: {report.copied + report.skipped}/{total} parts, {report.copied} copied ({report.bytes_copied / 1e6:,.1f} MB)", err=True, nl=False)
+
+    report = sync(src, dst, delete_source=delete_source, progress=progress)
+    if not silent and report.parts:
+        click.echo("", err=True)
+    click.echo(
+        f"{report.copied} part(s) copied ({report.bytes_copied:,} bytes), {report.skipped} already there"
+        + (f", {report.deleted} source part(s) removed" if report.deleted else "")
+        + f" in {report.seconds:.1f}s"
+    )
+

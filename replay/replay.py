@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
-from .archive import Part, find_parts, list_dates, open_part
+from .archive import Part, check_root, find_parts, list_dates, open_part
 from .merge import ORDERS, Item, merge
 
 Callback = Callable[[Any], None]
@@ -117,14 +117,14 @@ class Replay:
         self._subscriptions: dict[str, tuple[Subscription, tuple[tuple[int, Callback], ...]]] = {}
         self._next_id = 0
         self.parts_opened: list[Part] = []
-        find_parts(root, channels=())  # checks the root exists now, not at the first message
+        self._store = check_root(root)  # checks the root exists now, not at the first message
 
     # --- the SDK's interface --------------------------------------------------------------------
 
     def subscribe(self, subscription: Mapping[str, Any] | Subscription, callback: Callback) -> int:
         sub = _subscription(subscription)
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
-        if not find_parts(self.root, channels=[sub.type], coins=coins):
+        if not find_parts(self._store, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
         self._next_id += 1
         registered = self._subscriptions.get(sub.stream, (sub, ()))[1]
@@ -145,7 +145,7 @@ class Replay:
 
     def _describe(self) -> str:
         found = defaultdict(set)
-        for part in find_parts(self.root):
+        for part in find_parts(self._store):
             found[part.channel].add(part.coin)
         if not found:
             return "nothing yet"
@@ -166,14 +166,14 @@ class Replay:
     def _merged(self) -> Iterator[Item]:
         """Day by day (a part never spans two UTC dates), so only one day's parts are ever listed."""
         selection, streams = self._selection()
-        dates = list_dates(self.root, **selection)
+        dates = list_dates(self._store, **selection)
         if self.on_event is not None:
-            dates = sorted(set(dates) | set(list_dates(self.root, channels=[EVENTS_CHANNEL], include_special=True)))
+            dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True)))
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
         for day in dates:
-            parts = find_parts(self.root, **selection, **bounds, dates=[day])
+            parts = find_parts(self._store, **selection, **bounds, dates=[day])
             if self.on_event is not None:
-                parts += find_parts(self.root, channels=[EVENTS_CHANNEL], include_special=True, dates=[day], **bounds)
+                parts += find_parts(self._store, channels=[EVENTS_CHANNEL], include_special=True, dates=[day], **bounds)
             self.parts_opened = parts
             yield from merge(parts, streams=streams, order=self.order, **bounds)
 
@@ -243,7 +243,7 @@ class Replay:
         Columns are the typed archive columns (``data`` nested as received); rows outside
         ``[start, end]`` are dropped. Parts of different coins are not interleaved.
         """
-        parts = find_parts(self.root, channels=[channel], coins=[coin] if coin else None, start_ns=self.start_ns, end_ns=self.end_ns)
+        parts = find_parts(self._store, channels=[channel], coins=[coin] if coin else None, start_ns=self.start_ns, end_ns=self.end_ns)
         parts.sort(key=lambda p: (p.name.first_recv_ns, p.coin))
         for part in parts:
             parquet = open_part(part)

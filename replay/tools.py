@@ -32,12 +32,13 @@ from schemas.layout import (
     read_metadata,
 )
 
-from .archive import Part, check_root, find_parts
+from .archive import Part, check_root, find_parts, open_part, read_footer
+from .storage import Store
 
 COMPACT_DIR = "_compact"
 
 
-def all_parts(root: Path) -> list[Part]:
+def all_parts(root: Store) -> list[Part]:
     return find_parts(root, include_special=True)
 
 
@@ -72,31 +73,34 @@ class PartitionSummary:
 
 def summarize(root: str | os.PathLike[str]) -> dict[str, Any]:
     """What the archive holds per channel and coin (from names and footers: no data is read), and its gaps."""
-    root = check_root(root)
+    store = check_root(root)
     by_key: dict[tuple[str, str], PartitionSummary] = {}
-    for part in all_parts(root):
+    events: list[pa.Table] = []
+    for part in all_parts(store):
         summary = by_key.setdefault((part.channel, part.coin), PartitionSummary(part.channel, part.coin))
-        metadata = pq.read_metadata(part.path)
+        metadata = read_footer(part)
         summary.dates.add(part.date)
         summary.parts += 1
         summary.rows += metadata.num_rows
-        summary.bytes += part.path.stat().st_size
+        summary.bytes += part.size if part.size is not None else os.path.getsize(part.path)
+        if part.channel == EVENTS_CHANNEL:
+            events.append(open_part(part).read(columns=["session", "kind", "detail"]).replace_schema_metadata(None))
         last = _footer_max(metadata, "recv_ns")
         summary.first_ns = min(filter(None, (summary.first_ns, part.name.first_recv_ns)))
         summary.last_ns = max(filter(None, (summary.last_ns, last)), default=None)
     gaps = []
-    events_glob = (root / f"channel={EVENTS_CHANNEL}" / "*" / "*" / "*.parquet").as_posix()
-    if (EVENTS_CHANNEL, "_all") in by_key:
+    if events:
+        event_rows = pa.concat_tables(events)  # noqa: F841 - read by DuckDB's replacement scan below
         gaps = duckdb.sql(
-            f"select session, kind, count(*) from read_parquet('{events_glob}') "
+            "select session, kind, count(*) from event_rows "
             "where kind in ('disconnect', 'stall', 'connect_failed', 'malformed', 'server_error', 'writer_lagging') "
             "and not (kind = 'disconnect' and coalesce(detail, '') like '%\"stopping\":true%') group by 1, 2 order by 1, 2"
         ).fetchall()
     return {
-        "root": str(root),
+        "root": store.url,
         "partitions": [s.as_dict() for _, s in sorted(by_key.items())],
         "gaps": [{"session": s, "kind": k, "count": n} for s, k, n in gaps],
-        "journals": journal_state(root),
+        "journals": journal_state(store),
     }
 
 
@@ -113,8 +117,11 @@ def _footer_max(metadata: pq.FileMetaData, column: str) -> int | None:
     return best
 
 
-def journal_state(root: Path) -> list[dict[str, Any]]:
-    from_journal = root / JOURNAL_DIR
+def journal_state(store: Store) -> list[dict[str, Any]]:
+    """The journals left in a local archive (the journal is always local: never synced)."""
+    if not store.local:
+        return []
+    from_journal = Path(store.root) / JOURNAL_DIR
     out = []
     if from_journal.is_dir():
         for session_dir in sorted(p for p in from_journal.iterdir() if p.is_dir()):
@@ -143,25 +150,25 @@ class Verification:
 
 def verify(root: str | os.PathLike[str], progress: Callable[[int, int], None] | None = None) -> Verification:
     """Read every part whole; check metadata, versions, duplicates and the journal."""
-    root = check_root(root)
+    store = check_root(root)
     result = Verification()
-    parts = all_parts(root)
+    parts = all_parts(store)
     seen_keys: list[pa.Table] = []
     for i, part in enumerate(parts):
         if progress:
             progress(i + 1, len(parts))
         try:
-            parquet = pq.ParquetFile(part.path)
-            found = read_metadata(parquet.schema_arrow.metadata, str(part.path))
+            parquet = pq.ParquetFile(part.path if store.local else store.open(part.path))
+            found = read_metadata(parquet.schema_arrow.metadata, str(part))
             table = parquet.read()
         except ArchiveFormatError as exc:
             result.problems.append(str(exc))
             continue
         except Exception as exc:  # noqa: BLE001 - any unreadable part is a finding, not a crash
-            result.problems.append(f"{part.path}: unreadable ({str(exc).splitlines()[0]}); move it aside and re-import from its journal or source")
+            result.problems.append(f"{part}: unreadable ({str(exc).splitlines()[0]}); move it aside and re-import from its journal or source")
             continue
         if found.get("session") != part.name.session and not found.get("session", "").startswith("compact"):
-            result.notes.append(f"{part.path}: metadata session {found.get('session')!r} differs from its name")
+            result.notes.append(f"{part}: metadata session {found.get('session')!r} differs from its name")
         result.parts += 1
         result.rows += table.num_rows
         seen_keys.append(table.select(["session", "seq"]))
@@ -171,14 +178,14 @@ def verify(root: str | os.PathLike[str], progress: Callable[[int, int], None] | 
         if dupes:
             total = duckdb.sql("select count(*) from (select session, seq from keys group by 1, 2 having count(*) > 1)").fetchall()[0][0]
             result.problems.append(f"{total} (session, seq) keys appear more than once, e.g. {dupes[0][0]}/{dupes[0][1]}: run `hlarchive compact` to finish an interrupted compaction")
-    for entry in journal_state(root):
+    for entry in journal_state(store):
         if entry["live"]:
             result.notes.append(f"session {entry['session']} is being recorded now ({entry['segments']} journal segments)")
         else:
-            result.problems.append(f"session {entry['session']} left a journal ({entry['bytes']:,} bytes not in parts): run `hlarchive recover {root}`")
-    for manifest in (root / COMPACT_DIR).glob("*.json") if (root / COMPACT_DIR).is_dir() else []:
-        result.problems.append(f"an interrupted compaction ({manifest.name}): run `hlarchive compact {root}` to finish it")
-    stale = [p for p in root.glob("channel=*/coin=*/date=*/.part-*.tmp")]
+            result.problems.append(f"session {entry['session']} left a journal ({entry['bytes']:,} bytes not in parts): run `hlarchive recover {store.url}`")
+    for manifest in _manifests(store):
+        result.problems.append(f"an interrupted compaction ({manifest.rsplit('/', 1)[-1]}): run `hlarchive compact {store.url}` to finish it")
+    stale = list(Path(store.root).glob("channel=*/coin=*/date=*/.part-*.tmp")) if store.local else []
     if stale:
         result.notes.append(f"{len(stale)} temporary files from interrupted writes (never visible as parts; safe to delete)")
     return result
@@ -206,35 +213,35 @@ def compact(
     _after_write: Callable[[], None] | None = None,
 ) -> CompactionReport:
     """Merge the small parts of each partition into parts of up to ``target_rows`` rows, in order."""
-    root = check_root(root)
+    store = check_root(root)
     report = CompactionReport()
-    report.finished_interrupted = finish_interrupted(root)
-    groups: dict[Path, list[Part]] = defaultdict(list)
-    for part in find_parts(root, channels=channels, include_special=True, dates=dates):
-        groups[part.path.parent].append(part)
+    report.finished_interrupted = finish_interrupted(store)
+    groups: dict[str, list[Part]] = defaultdict(list)
+    for part in find_parts(store, channels=channels, include_special=True, dates=dates):
+        groups[part.directory].append(part)
     todo = [(d, ps) for d, ps in sorted(groups.items()) if len(ps) > 1]
     for i, (directory, parts) in enumerate(todo):
         if progress:
             progress(i + 1, len(todo))
         report.partitions += 1
         report.parts_before += len(parts)
-        report.parts_after += _compact_partition(root, directory, parts, target_rows, report, _after_write)
+        report.parts_after += _compact_partition(store, directory, parts, target_rows, report, _after_write)
     return report
 
 
-def _compact_partition(root: Path, directory: Path, parts: list[Part], target_rows: int, report: CompactionReport, after_write: Callable[[], None] | None) -> int:
+def _compact_partition(store: Store, directory: str, parts: list[Part], target_rows: int, report: CompactionReport, after_write: Callable[[], None] | None) -> int:
     tables = []
+    streams: set[str] = set()
+    from_meta: dict[str, str] = {}
     for part in parts:
-        parquet = pq.ParquetFile(part.path)
-        read_metadata(parquet.schema_arrow.metadata, str(part.path))
+        parquet = open_part(part)
+        found = read_metadata(parquet.schema_arrow.metadata, str(part))
+        from_meta = from_meta or found
+        streams.update(orjson.loads(found.get("subscriptions", "[]")))
         tables.append(parquet.read().replace_schema_metadata(None))
     table = pa.concat_tables(tables, promote_options="default").sort_by([("recv_ns", "ascending"), ("session", "ascending"), ("seq", "ascending")])
     report.rows += table.num_rows
     compaction = f"compact{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}_{secrets.token_hex(3)}"
-    from_meta = read_metadata(pq.read_schema(parts[0].path).metadata, str(parts[0].path))
-    streams = set()
-    for part in parts:
-        streams.update(orjson.loads(read_metadata(pq.read_schema(part.path).metadata, str(part.path)).get("subscriptions", "[]")))
     new_parts = []
     for n, offset in enumerate(range(0, table.num_rows, target_rows), start=1):
         chunk = table.slice(offset, target_rows)
@@ -247,66 +254,38 @@ def _compact_partition(root: Path, directory: Path, parts: list[Part], target_ro
             hlarchive_version=HLARCHIVE_VERSION,
         )
         new_parts.append((name, chunk.replace_schema_metadata(metadata)))
-    manifest_dir = root / COMPACT_DIR
-    manifest_dir.mkdir(exist_ok=True)
-    manifest = manifest_dir / f"{compaction}.json"
-    _write_atomic(manifest, orjson.dumps({
-        "directory": directory.relative_to(root).as_posix(),
-        "old": [p.path.name for p in parts],
+    manifest = store.path(COMPACT_DIR, f"{compaction}.json")
+    store.write(manifest, orjson.dumps({
+        "directory": directory[len(store.root) + 1 :],
+        "old": [p.file_name for p in parts],
         "new": [str(name) for name, _ in new_parts],
     }))
     for name, chunk in new_parts:
-        _write_part(directory, name, chunk)
+        store.write(f"{directory}/{name}", lambda sink, chunk=chunk: pq.write_table(chunk, sink, **parquet_options(chunk.schema, row_group_rows=65_536)))
     if after_write is not None:
         after_write()  # tests interrupt here: new parts written, old ones not yet removed
     for part in parts:
-        part.path.unlink()
-    _fsync_dir(directory)
-    manifest.unlink()
+        store.delete(part.path)
+    store.delete(manifest)
     return len(new_parts)
 
 
-def _write_part(directory: Path, name: PartName, table: pa.Table) -> None:
-    temporary, final = directory / name.temporary, directory / str(name)
-    with open(temporary, "wb") as sink:
-        pq.write_table(table, sink, **parquet_options(table.schema, row_group_rows=65_536))
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(temporary, final)
+def _manifests(store: Store) -> list[str]:
+    return [i.path for i in store.entries(store.path(COMPACT_DIR)) if i.base_name.endswith(".json")]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as sink:
-        sink.write(data)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(temporary, path)
-
-
-def finish_interrupted(root: Path) -> int:
+def finish_interrupted(root: Store) -> int:
     """Finish (or undo) compactions a crash interrupted; returns how many."""
-    manifest_dir = root / COMPACT_DIR
-    if not manifest_dir.is_dir():
-        return 0
     finished = 0
-    for manifest in sorted(manifest_dir.glob("*.json")):
-        plan = orjson.loads(manifest.read_bytes())
-        directory = root / plan["directory"]
-        if all((directory / name).exists() for name in plan["new"]):
+    for manifest in _manifests(root):
+        plan = orjson.loads(root.read_bytes(manifest))
+        directory = root.path(plan["directory"])
+        if all(root.exists(f"{directory}/{name}") for name in plan["new"]):
             for name in plan["old"]:
-                (directory / name).unlink(missing_ok=True)  # the new parts hold every row: finish the swap
+                root.delete(f"{directory}/{name}")  # the new parts hold every row: finish the swap
         else:
             for name in plan["new"]:
-                (directory / name).unlink(missing_ok=True)  # not all written: the old parts stay, undo
-        manifest.unlink()
+                root.delete(f"{directory}/{name}")  # not all written: the old parts stay, undo
+        root.delete(manifest)
         finished += 1
     return finished

@@ -14,14 +14,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import Collection
+
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from schemas.channels import channel_spec
 from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, escape
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, data_schema
 
 from .archive import check_root
+from .storage import Store
 
 # partition (subscription type) -> the wire channel whose shape its typed columns have
 BASES = {
@@ -163,11 +167,31 @@ MACROS = {
 }
 
 
-def _source(root: Path, partition: str) -> str | None:
+def _source(store: Store, partition: str) -> str | None:
+    """A local archive's parts, read by DuckDB's own Parquet reader (hive partitions pruned)."""
+    root = Path(store.root)
     if not any((root / f"channel={escape(partition)}").glob("coin=*/date=*/part-*.parquet")):
         return None
     glob = (root / f"channel={escape(partition)}" / "*" / "*" / "*.parquet").as_posix().replace("'", "''")
     return f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+
+
+_PARTITIONING = ds.partitioning(pa.schema([("coin", pa.string()), ("date", pa.date32())]), flavor="hive")
+
+
+def _remote_source(con: duckdb.DuckDBPyConnection, store: Store, partition: str, schema: pa.Schema) -> str | None:
+    """An object store's parts as an Arrow dataset registered in DuckDB: DuckDB pushes its filters
+    into the dataset's scan, so ``coin``/``date`` filters prune parts before any is read (the
+    ``httpfs`` extension, which ``read_parquet('s3://...')`` needs, cannot be downloaded offline)."""
+    base = store.path(f"channel={escape(partition)}")
+    if not store.is_dir(base):
+        return None
+    if "coin" not in schema.names:
+        schema = schema.append(pa.field("coin", pa.string()))
+    dataset = ds.dataset(base, filesystem=store.fs, format="parquet", partitioning=_PARTITIONING, schema=schema.append(pa.field("date", pa.date32())))
+    name = f"remote_{partition}"
+    con.register(name, dataset)
+    return f"(SELECT *, '{partition}' AS channel FROM {name})"
 
 
 def _empty(schema: pa.Schema) -> pa.Table:
@@ -177,16 +201,40 @@ def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def open_archive(root: str | os.PathLike[str], connection: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the archive's views (``trades``, ``l2book``, ``events``...) and macros."""
-    root = check_root(root)
+def partitions_of(query: str) -> set[str]:
+    """The base partitions a query's views read (views are named in it): an object store lists only those."""
+    lowered = query.lower()
+    wanted = {p for p in (*BASES, EVENTS_CHANNEL, META_CHANNEL) if f"archive_{p}".lower() in lowered}
+    for name, body in TYPED_VIEWS.items():
+        if name in lowered:
+            wanted |= {p for p in (*BASES, EVENTS_CHANNEL, META_CHANNEL) if f"archive_{p}" in body}
+    return wanted
+
+
+def open_archive(
+    root: str | os.PathLike[str],
+    connection: duckdb.DuckDBPyConnection | None = None,
+    *,
+    partitions: Collection[str] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the archive's views (``trades``, ``l2book``, ``events``...) and macros.
+
+    ``root`` is a local path or an object-store URL (``s3://bucket/prefix``). On an object store,
+    ``partitions`` (e.g. ``partitions_of(query)``) limits which channels are listed up front; the
+    others' views are empty."""
+    store = check_root(root)
     con = connection or duckdb.connect()
     bases = {**BASES, EVENTS_CHANNEL: None, META_CHANNEL: None}
     statements = []
     for partition, wire in bases.items():
-        source = _source(root, partition)
+        schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
+        if store.local:
+            source = _source(store, partition)
+        elif partitions is None or partition in partitions:
+            source = _remote_source(con, store, partition, schema)
+        else:
+            source = None
         if source is None:
-            schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
             name = f"empty_{partition}"
             con.register(name, _empty(schema))
             source = name

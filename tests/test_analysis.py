@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from recorder import ArchiveWriter
+from recorder.history import import_history
 from replay import Replay
 from replay.cli import main
 from replay.tools import compact, verify
@@ -20,6 +21,7 @@ from replay.views import VIEW_NAMES, open_archive
 
 from .archives import T0, make_archive
 from .conftest import same
+from .history_files import make_history
 
 USER = "0xe746435d136c4714383a64ee28e35c8bdb8d5cb1"
 EVERY = [
@@ -42,6 +44,9 @@ EXPECTED_TYPES = {
     "ledger": {"user": "VARCHAR", "type": "VARCHAR", "usdc": "DOUBLE", "delta": "VARCHAR", "time": "TIMESTAMP"},
     "events": {"kind": "VARCHAR", "connection": "BIGINT", "detail": "VARCHAR", "text": "VARCHAR", "recv_time": "TIMESTAMP"},
     "meta": {"kind": "VARCHAR", "payload": "VARCHAR", "recv_time": "TIMESTAMP"},
+    "node_fills": {"coin": "VARCHAR", "user": "VARCHAR", "time": "TIMESTAMP", "px": "DOUBLE", "sz": "DOUBLE", "tid": "UBIGINT", "crossed": "BOOLEAN", "block_number": "UBIGINT"},
+    "node_trades": {"coin": "VARCHAR", "time": "TIMESTAMP", "px": "DOUBLE", "side": "VARCHAR", "buyer": "VARCHAR", "seller": "VARCHAR"},
+    "asset_ctxs": {"coin": "VARCHAR", "time": "TIMESTAMP", "funding": "DOUBLE", "open_interest": "DOUBLE", "mark_px": "DOUBLE", "premium": "DOUBLE"},
 }
 
 
@@ -55,9 +60,21 @@ def archive(tmp_path_factory) -> Path:
     return root
 
 
+HISTORY_VIEWS = ("node_fills", "node_trades", "asset_ctxs")
+
+
+@pytest.fixture(scope="module")
+def history_archive(tmp_path_factory) -> Path:
+    """Hyperliquid's published history, imported: nodeFills, nodeTrades, assetCtxs."""
+    bucket, root = tmp_path_factory.mktemp("bucket"), tmp_path_factory.mktemp("history")
+    make_history(bucket)
+    import_history([str(bucket)], root)
+    return root
+
+
 @pytest.mark.parametrize("view", VIEW_NAMES)
-def test_each_view_has_its_columns_and_types_and_rows(archive, view):
-    con = open_archive(archive)
+def test_each_view_has_its_columns_and_types_and_rows(archive, history_archive, view):
+    con = open_archive(history_archive if view in HISTORY_VIEWS else archive)
     relation = con.sql(f"select * from {view}")
     types = dict(zip(relation.columns, (str(t) for t in relation.types)))
     for column, expected in EXPECTED_TYPES[view].items():
@@ -99,7 +116,9 @@ def test_sql_command_formats_and_errors(archive, tmp_path):
     as_csv = runner.invoke(main, ["sql", str(archive), query, "--format", "csv"])
     assert as_csv.output.splitlines()[0] == "coin,n,avg(px)"
     as_json = runner.invoke(main, ["sql", str(archive), query, "--format", "json"])
-    assert [orjson.loads(l)["coin"] for l in as_json.output.splitlines()] == ["BTC", "PURR/USDC"]
+    assert [row["coin"] for row in orjson.loads(as_json.output)] == ["BTC", "PURR/USDC"]  # one array
+    as_jsonl = runner.invoke(main, ["sql", str(archive), query, "--format", "jsonl"])
+    assert [orjson.loads(line)["coin"] for line in as_jsonl.output.splitlines()] == ["BTC", "PURR/USDC"]  # one object a line
     out = tmp_path / "t.parquet"
     assert runner.invoke(main, ["sql", str(archive), query, "--format", "parquet", "-o", str(out)]).exit_code == 0
     assert pq.read_table(out).num_rows == 2

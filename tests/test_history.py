@@ -132,7 +132,8 @@ def test_an_interrupted_import_continues_leaving_only_whole_parts(tmp_path):
     root = tmp_path / "archive"
     good = import_history([str(source / "market_data")], tmp_path / "reference")
     # an interrupted run: one file's parts committed, no marker (the process died before it)
-    from recorder.history import identity, list_sources as sources_of
+    from recorder.history import identity
+    from recorder.history import list_sources as sources_of
 
     first = sources_of([str(source / "market_data")])[0]
     session = identity(first)

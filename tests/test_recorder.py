@@ -25,7 +25,6 @@ from .conftest import same
 from .recording import EVERY_CHANNEL, USER, archived, events, record, sent_data
 
 
-
 def simulator(log: Path, **kw: Any) -> ServerThread:
     kw.setdefault("rate", 40)
     market = SyntheticMarket(seed=kw.pop("seed", 11), tick_ms=kw.pop("tick_ms", 1000))

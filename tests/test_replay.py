@@ -60,7 +60,7 @@ def test_start_and_end_filter_and_prune_parts(tmp_path, monkeypatch):
     make_archive(tmp_path, [BOOK], 100, flush_rows=10, step_ns=1_000_000_000)  # 10 parts of 10 s each
     opened: list[str] = []
     real_open = replay.merge.open_part
-    monkeypatch.setattr(replay.merge, "open_part", lambda part: (opened.append(part.path.name), real_open(part))[1])
+    monkeypatch.setattr(replay.merge, "open_part", lambda part: (opened.append(part.file_name), real_open(part))[1])
     start = datetime.fromtimestamp((T0 + 25_000_000_000) / 1e9, tz=timezone.utc)
     r = Replay(tmp_path, start=start.isoformat(), end=(T0 + 44_000_000_000) // 1_000_000)
     got = list(r.messages())

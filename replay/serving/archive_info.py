@@ -16,7 +16,8 @@ import orjson
 from schemas.layout import META_CHANNEL, ArchiveError
 from schemas.subscriptions import CANDLE_INTERVALS, parse_subscription
 
-from ..archive import find_parts, open_part
+from ..archive import check_root, find_parts, open_part
+from ..storage import Store
 from ..replay import Replay
 from .info import InfoError, exchange_status, field, user_field, window
 from .synthetic import INTERVAL_MS
@@ -32,8 +33,8 @@ def _ignore(message: Any) -> None:
 class ArchiveInfo:
     """Answers for the archive at ``root``; ``at_ns`` is the replay clock of the asking connection."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = root
+    def __init__(self, root: str | os.PathLike[str] | Store) -> None:
+        self.root = check_root(root)
         self._snapshots: list[tuple[int, str, bytes]] | None = None
 
     def answer(self, request: dict[str, Any], at_ns: int) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from schemas.subscriptions import COIN_TYPES, Subscription
 
-from ..archive import find_parts
+from ..archive import check_root, find_parts
 from ..replay import Replay, to_ns
 from .archive_info import ArchiveInfo
 
@@ -32,8 +32,8 @@ class ArchiveSource:
         speed: float | None = 1.0,
         join_window_s: float = 1.0,
     ) -> None:
-        self.root = root
-        parts = find_parts(root)
+        self.root = check_root(root)  # resolved once: an object store is not re-opened per request
+        parts = find_parts(self.root)
         self.available: dict[str, set[str]] = defaultdict(set)
         for part in parts:
             self.available[part.channel].add(part.coin)
@@ -42,7 +42,7 @@ class ArchiveSource:
         self.end_ns = to_ns(end, "--to")
         self.speed = speed
         self.join_window_s = join_window_s
-        self._info = ArchiveInfo(root)
+        self._info = ArchiveInfo(self.root)
 
     def clock_ns(self, now_ns: int, clock_start_ns: int | None) -> int:
         """Where a connection's replay clock stands: ``--from`` until it subscribes, then moving at ``speed``

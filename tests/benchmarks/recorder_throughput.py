@@ -11,13 +11,13 @@ peak RSS. The SDK baseline counts callback invocations of ``WebsocketManager``.
 from __future__ import annotations
 
 import argparse
-import statistics
-from typing import Any
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import duckdb
 
