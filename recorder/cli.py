@@ -16,8 +16,9 @@ from schemas.history import DATASETS
 from schemas.layout import ArchiveError
 
 from .connection import MAINNET_URL, TESTNET_URL, ConnectionConfig
-from .markets import MARKET_WORDS, MarketsError, Selection
-from .plan import DEFAULT_CHANNELS, MarketPlan, expand
+from .planning.markets import MARKET_WORDS, MarketsError, Selection
+from .metrics import parse_address
+from .planning.plan import DEFAULT_CHANNELS, MarketPlan, expand
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,13 +58,15 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--status-seconds", default=5.0, show_default=True, type=float, help="Status line interval on stderr.")
 @click.option("--quiet", is_flag=True, help="No status line.")
 @click.option("--upload", "upload_url", default=None, metavar="URL", help="Copy each committed part to this store (s3://bucket/prefix) in the background; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, endpoint from AWS_ENDPOINT_URL.")
+@click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT", help="Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz).")
+@click.option("--health", "health_at", default=None, metavar="HOST:PORT", help="Serve /healthz alone: 200 while every connection receives, 503 with the reason.")
 @click.option("--keep-local-days", default=None, type=click.FloatRange(min=0), help="With --upload: remove a local part once uploaded and its day is this many days old (0: at once).")
 def record(
     out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
     excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
     no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
-    upload_url: str | None, keep_local_days: float | None,
+    upload_url: str | None, keep_local_days: float | None, metrics_at: str | None, health_at: str | None,
 ) -> None:
     """Record Hyperliquid websocket subscriptions into a Parquet archive, through disconnects and crashes."""
     from .live import Recorder
@@ -110,6 +113,8 @@ def record(
         market_refresh_s=config.get("meta_seconds", meta_seconds),
         upload_url=upload_url or config.get("upload"),
         keep_local_days=keep_local_days if keep_local_days is not None else config.get("keep_local_days"),
+        metrics_address=parse_address(metrics_at or config["metrics"], "--metrics") if (metrics_at or config.get("metrics")) else None,
+        health_address=parse_address(health_at or config["health"], "--health") if (health_at or config.get("health")) else None,
     )
     if recorder.recovered:
         click.echo(f"recovered from a previous crash: {orjson.dumps(recorder.recovered).decode()}", err=True)
@@ -178,7 +183,7 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
         _import_json_lines(sources, root, start, silent)
         return
-    from .history import import_history
+    from .imports.history import import_history
 
     def progress(report: Any, total: int) -> None:
         if silent:
@@ -209,7 +214,7 @@ def _is_history(source: str) -> bool:
 def _import_json_lines(files: tuple[str, ...], root: str, start: str | None, silent: bool) -> None:
     from schemas.jsonlines import LineError, parse_timestamp_ns
 
-    from .importer import import_files
+    from .imports.jsonlines import import_files
 
     start_ns = None
     if start is not None:

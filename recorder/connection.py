@@ -73,7 +73,12 @@ class Connection:
         self.connects = 0
         self.frames = 0
         self._ws: ClientConnection | None = None
+        self.last_frame = time.monotonic()
         self._sends: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
 
     def has_room_for(self, sub: Subscription, max_per_connection: int) -> bool:
         return len(self.subscriptions) < max_per_connection and sub.identifier not in self.by_identifier

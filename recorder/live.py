@@ -32,7 +32,7 @@ from schemas.subscriptions import Subscription
 from .connection import MAINNET_URL, Connection, ConnectionConfig
 from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment, segments
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
-from .plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
+from .planning.plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
 from .recovery import recover, write_record
 from .writer import ArchiveWriter
 
@@ -50,6 +50,7 @@ class Status:
     rotations_in_spill: int = 0  # journal rotations whose trimming waited for a spill to be read back
     last_frames: Counter[str] = field(default_factory=Counter)
     last_time: float = field(default_factory=time.monotonic)
+    disconnects: Counter[str] = field(default_factory=Counter)  # by reason: recorder, stall, close code
 
 
 class Recorder:
@@ -79,6 +80,8 @@ class Recorder:
         market_refresh_s: float = 300.0,
         upload_url: str | None = None,
         keep_local_days: float | None = None,
+        metrics_address: tuple[str, int] | None = None,
+        health_address: tuple[str, int] | None = None,
     ) -> None:
         self.root = Path(root)
         self.subscriptions = list(subscriptions)
@@ -86,6 +89,9 @@ class Recorder:
         self.plan = check_limits(self.subscriptions, max_per_connection)
         self.market_plan = market_plan  # --coin all: re-resolved every market_refresh_s
         self.market_refresh_s = market_refresh_s
+        self.metrics_address = metrics_address  # /metrics and /healthz
+        self.health_address = health_address  # /healthz alone
+        self.last_frame_ns: dict[str, int] = {}  # per subscription stream: the metrics' frame age
         self.url = url
         self.flush_seconds = flush_seconds
         self.sync_s = sync_s
@@ -162,6 +168,8 @@ class Recorder:
         if not self._journal(DATA, recv_ns, seq, payload, self._sub_ids.get(sub.stream, 0) if sub else 0):
             return
         self.status.frames[message["channel"]] += 1
+        if sub is not None:
+            self.last_frame_ns[sub.stream] = recv_ns
         if self._spilling(seq):
             return
         if self._put_count - self._got_count > self.compact_queue_after:
@@ -180,8 +188,26 @@ class Recorder:
         self.status.events[kind] += 1
         if kind == "connect" and (detail or {}).get("attempt", 1) > 1:
             self.status.reconnects += 1
+        elif kind == "disconnect":
+            detail = detail or {}
+            reason = "recorder" if detail.get("stopping") else str(detail.get("by") or f"code {detail.get('code')}")
+            self.status.disconnects[reason] += 1
         if kind in ("server_error", "stall", "connect_failed") and self.status_s is not None:
             self.status_out(f"[{kind}] connection {connection}: {orjson.dumps(detail).decode()}")
+
+    @property
+    def writer_backlog(self) -> int:
+        """Frames handed to the writer thread and not yet taken."""
+        return self._put_count - self._got_count
+
+    @property
+    def failed(self) -> str | None:
+        """Why recording had to stop, if it did (the health probe says it)."""
+        if self._journal_error is not None:
+            return f"cannot write the journal: {_one_line(self._journal_error)}"
+        if self._writer_error is not None:
+            return f"cannot write parts: {_one_line(self._writer_error)}"
+        return None
 
     @property
     def lag_frames(self) -> int:
@@ -297,6 +323,7 @@ class Recorder:
         writer_thread.start()
         if self.uploader is not None:
             self.uploader.start()
+        stop_endpoints = self._start_endpoints()
         self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
         self.connections = [
             Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)
@@ -335,6 +362,8 @@ class Recorder:
                 await asyncio.get_running_loop().run_in_executor(None, self.uploader.stop)
             gc.set_threshold(*gc_threshold)
             gc.unfreeze()
+            for stop_endpoint in stop_endpoints:
+                stop_endpoint()
         if self._journal_error is not None:
             with contextlib.suppress(OSError):
                 self.journal.close()
@@ -466,6 +495,17 @@ class Recorder:
         while not stop.is_set():
             await asyncio.sleep(self.status_s or 5.0)
             self.status_out(self.status_line())
+
+    def _start_endpoints(self) -> list[Callable[[], None]]:
+        from .metrics import serve
+
+        stale_s = min(self.connection_config.stall_s, 30.0)
+        stops = []
+        if self.metrics_address is not None:
+            stops.append(serve(self, self.metrics_address, metrics=True, stale_s=stale_s))
+        if self.health_address is not None:
+            stops.append(serve(self, self.health_address, metrics=False, stale_s=stale_s))
+        return stops
 
     def _upload_event(self, kind: str, detail: dict[str, Any]) -> None:
         """Upload news from the uploader thread: retries are events (a store outage shows in SQL)."""

@@ -65,6 +65,7 @@ class S3Server:
             f"-s3.debug.port={p['s3.debug']}", f"-s3.port.iceberg={p['iceberg']}", f"-s3.port.lance={p['lance']}", f"-bucket={BUCKET}",
         ]
         env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "S3_BUCKET": BUCKET}
+        self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "weed.log", "ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.directory, start_new_session=True)
         deadline = time.monotonic() + timeout_s

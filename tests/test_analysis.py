@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from recorder import ArchiveWriter
-from recorder.history import import_history
+from recorder.imports.history import import_history
 from replay import Replay
 from replay.cli import main
 from replay.tools import compact, verify

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from recorder import ArchiveWriter
-from recorder.history import import_history, list_sources
+from recorder.imports.history import import_history, list_sources
 from replay import Replay
 from replay.cli import main
 from replay.views import open_archive
@@ -132,8 +132,8 @@ def test_an_interrupted_import_continues_leaving_only_whole_parts(tmp_path):
     root = tmp_path / "archive"
     good = import_history([str(source / "market_data")], tmp_path / "reference")
     # an interrupted run: one file's parts committed, no marker (the process died before it)
-    from recorder.history import identity
-    from recorder.history import list_sources as sources_of
+    from recorder.imports.history import identity
+    from recorder.imports.history import list_sources as sources_of
 
     first = sources_of([str(source / "market_data")])[0]
     session = identity(first)

@@ -229,7 +229,7 @@ def archived_from(url: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_history_import_reads_s3_sources(s3, tmp_path):
-    from recorder.history import import_history
+    from recorder.imports.history import import_history
 
     from .history_files import make_history
 

@@ -21,7 +21,7 @@ from .common import HEADER, Figure, machine, median_of, run_measured, table
 
 IMPORT = """
 import sys, time
-from recorder.history import import_history
+from recorder.imports.history import import_history
 started = time.perf_counter()
 report = import_history([sys.argv[1]], sys.argv[2])
 print(report.rows, time.perf_counter() - started)

@@ -18,7 +18,7 @@ from schemas.jsonlines import LineError, parse_line
 from schemas.layout import ArchiveError
 from schemas.rows import FrameError
 
-from .writer import ArchiveWriter
+from ..writer import ArchiveWriter
 
 
 @dataclass

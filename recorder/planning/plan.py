@@ -11,7 +11,7 @@ import orjson
 from schemas.layout import ArchiveError
 from schemas.subscriptions import COIN_TYPES, USER_TYPES, Subscription, SubscriptionError, check_user, parse_subscription
 
-from .connection import plan_connections
+from ..connection import plan_connections
 from .markets import Selection, list_markets
 
 

@@ -38,7 +38,7 @@ from schemas.layout import ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .writer import ArchiveWriter
+from ..writer import ArchiveWriter
 
 MARKERS = "_imports"
 HEAD_BYTES = 1 << 20  # the content part of a file's identity: its size and first and last MiB

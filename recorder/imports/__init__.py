@@ -1,0 +1,1 @@
+"""Bringing data the recorder did not record: JSON lines of frames, Hyperliquid's published history."""

@@ -1,0 +1,1 @@
+"""What to record: subscriptions expanded and checked against the per-IP limits, markets chosen from /info."""
