@@ -438,15 +438,7 @@ class SyntheticMarket:
         assert sub.user is not None
         for n, time_ms, fills in self._user_fills(sub.user, start):
             for fill in fills:
-                order = {
-                    "coin": fill["coin"],
-                    "side": fill["side"],
-                    "limitPx": fill["px"],
-                    "sz": "0.0",
-                    "oid": fill["oid"],
-                    "timestamp": time_ms - 50,
-                    "origSz": fill["sz"],
-                }
+                order = order_of_fill(fill)
                 yield n, {"channel": "orderUpdates", "data": [{"order": {**order, "sz": fill["sz"]}, "status": "open", "statusTimestamp": time_ms - 50}]}
                 yield n, {"channel": "orderUpdates", "data": [{"order": order, "status": "filled", "statusTimestamp": time_ms}]}
 
@@ -613,6 +605,19 @@ def spot_ctx(m: CoinMarket) -> dict[str, Any]:
         "coin": m.spec.name,
         "totalSupply": "1000000000.0",
         "dayBaseVlm": fmt(m.day_base, 2),
+    }
+
+
+def order_of_fill(fill: dict[str, Any]) -> dict[str, Any]:
+    """The (filled) order behind a synthetic fill, placed 50 ms before it: orderUpdates and orderStatus."""
+    return {
+        "coin": fill["coin"],
+        "side": fill["side"],
+        "limitPx": fill["px"],
+        "sz": "0.0",
+        "oid": fill["oid"],
+        "timestamp": fill["time"] - 50,
+        "origSz": fill["sz"],
     }
 
 

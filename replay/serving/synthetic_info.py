@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from schemas.subscriptions import CANDLE_INTERVALS, is_spot_coin
 
 from .info import InfoError, clearinghouse_state, exchange_status, field, spot_clearinghouse_state, user_field, window
-from .synthetic import INTERVAL_MS, CoinMarket, all_mids, fmt, funding_rate, hour_of, l2_book, perp_ctx, spot_ctx, user_fills_at
+from .synthetic import INTERVAL_MS, CoinMarket, all_mids, fmt, funding_rate, hour_of, l2_book, order_of_fill, perp_ctx, spot_ctx, user_fills_at
 
 if TYPE_CHECKING:
     from .synthetic import SyntheticMarket
@@ -126,12 +126,7 @@ def _fills(market: SyntheticMarket, user: str, first: int, last: int) -> list[di
 
 def _order_status(fill: dict[str, Any]) -> dict[str, Any]:
     order = {
-        "coin": fill["coin"],
-        "side": fill["side"],
-        "limitPx": fill["px"],
-        "sz": "0.0",
-        "oid": fill["oid"],
-        "timestamp": fill["time"] - 50,
+        **order_of_fill(fill),
         "triggerCondition": "N/A",
         "isTrigger": False,
         "triggerPx": "0.0",
@@ -139,7 +134,6 @@ def _order_status(fill: dict[str, Any]) -> dict[str, Any]:
         "isPositionTpsl": False,
         "reduceOnly": False,
         "orderType": "Limit",
-        "origSz": fill["sz"],
         "tif": "Ioc",
         "cloid": None,
     }

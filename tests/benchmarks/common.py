@@ -109,9 +109,13 @@ def vm_hwm_mb() -> float:
 
 
 PEAK_WRAPPER = r"""
-import atexit, runpy, sys
+import atexit, resource, runpy, sys
 from tests.benchmarks.common import vm_hwm_mb
-atexit.register(lambda: print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr))
+def _report():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
+    print(f"CPU_S={usage.ru_utime + usage.ru_stime:.4f}", file=sys.stderr)
+atexit.register(_report)
 sys.argv = sys.argv[1:]
 runpy.run_module(sys.argv[0], run_name="__main__")
 """
@@ -119,9 +123,16 @@ runpy.run_module(sys.argv[0], run_name="__main__")
 
 def run_measured(module: str, *args: str, code: str | None = None) -> tuple[str, float]:
     """Run ``python -m module args`` (or ``code``) in a fresh process; returns stdout and its peak RSS."""
+    stdout, peak, _ = run_measured_cpu(module, *args, code=code)
+    return stdout, peak
+
+
+def run_measured_cpu(module: str, *args: str, code: str | None = None) -> tuple[str, float, float]:
+    """As ``run_measured``, plus the process's CPU seconds (user + system)."""
     argv = [sys.executable, "-c", PEAK_WRAPPER, module, *args] if code is None else [sys.executable, "-c", code, *args]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
     peak = [float(line.split("=")[1]) for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_MB=")]
-    return result.stdout, peak[-1] if peak else float("nan")
+    cpu = [float(line.split("=")[1]) for line in result.stderr.splitlines() if line.startswith("CPU_S=")]
+    return result.stdout, peak[-1] if peak else float("nan"), cpu[-1] if cpu else float("nan")

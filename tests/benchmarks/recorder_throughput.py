@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from typing import Any
 
 import duckdb
 
-from .common import HEADER, Figure, machine, median_of, run_measured, simulator_process, table
+from .common import HEADER, Figure, free_port, machine, median_of, run_measured, run_measured_cpu, simulator_process, table
 
 COINS = ["BTC", "ETH", "SOL", "@1"]
 SUBS = [{"type": t, "coin": c} for c in COINS for t in ("l2Book", "trades", "bbo")] + [{"type": "allMids"}]
@@ -46,19 +48,52 @@ print(json.dumps({"fps": rate, "rss_mb": vm_hwm_mb()}))
 """
 
 
-def run_recorder(url: str, seconds: float) -> tuple[float, float]:
+BARE_CLIENT = r"""
+import asyncio, json, sys, time
+import orjson
+from websockets.asyncio.client import connect
+url, seconds, subs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+async def main():
+    async with connect(url, ping_interval=None, max_size=None, compression=None) as ws:
+        for sub in subs:
+            await ws.send(json.dumps({"method": "subscribe", "subscription": sub}))
+        count, start = 0, time.perf_counter()
+        end = start + seconds
+        while time.perf_counter() < end:
+            text = await ws.recv()
+            if text[:1] == "{":
+                orjson.loads(text)
+                count += 1
+        return count / (time.perf_counter() - start)
+print(json.dumps({"fps": asyncio.run(main())}))
+"""
+
+
+def run_recorder(url: str, seconds: float, *extra: str) -> tuple[float, float]:
+    fps, rss, _ = run_recorder_cpu(url, seconds, *extra)
+    return fps, rss
+
+
+def run_recorder_cpu(url: str, seconds: float, *extra: str) -> tuple[float, float, float]:
+    """Frames/s into committed parts over the process's whole life, its peak RSS, and CPU µs a frame."""
     with tempfile.TemporaryDirectory() as root:
-        args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--duration", str(seconds)]
+        args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--duration", str(seconds), *extra]
         for sub in SUBS:
             args += ["--sub", json.dumps(sub)]
         started = time.perf_counter()
-        _, rss = run_measured("replay.cli", *args[3:])
+        _, rss, cpu_s = run_measured_cpu("replay.cli", *args[3:])
         elapsed = time.perf_counter() - started
         rows = duckdb.sql(
             f"select count(*) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true) where wire_channel is not null"
         ).fetchall()[0][0]
         # the process also starts up and flushes: count its whole life, a conservative figure
-        return rows / elapsed, rss
+        return rows / elapsed, rss, cpu_s / max(rows, 1) * 1e6
+
+
+def run_bare(url: str, seconds: float) -> tuple[float, float]:
+    """A bare websockets + orjson client that parses every frame and keeps none: the ceiling."""
+    stdout, rss = run_measured("", url, str(seconds), json.dumps(SUBS), code=BARE_CLIENT)
+    return json.loads(stdout.strip().splitlines()[-1])["fps"], rss
 
 
 def run_sdk(url: str, seconds: float) -> tuple[float, float]:
@@ -67,7 +102,7 @@ def run_sdk(url: str, seconds: float) -> tuple[float, float]:
     return result["fps"], result["rss_mb"]
 
 
-def figures(seconds: float = 10.0, runs: int = 3, total_rate: float = 0, sdk_baseline: bool = True) -> list[Figure]:
+def figures(seconds: float = 10.0, runs: int = 3, total_rate: float = 0, sdk_baseline: bool = True, cpu_rate: float = 2000.0) -> list[Figure]:
     """``total_rate`` 0: as fast as the simulator goes; else that many frames/s over all subscriptions."""
     ours: list[tuple[float, float]] = []
     sdk: list[tuple[float, float]] = [] if sdk_baseline else [(float("nan"), float("nan"))]
@@ -80,13 +115,58 @@ def figures(seconds: float = 10.0, runs: int = 3, total_rate: float = 0, sdk_bas
         return out[-1][0]
 
     ours_fps = median_of(runs, lambda: one(run_recorder, ours))
+    bare: list[tuple[float, float]] = []
+    bare_fps = median_of(runs, lambda: one(run_bare, bare))
     sdk_fps = median_of(runs, lambda: one(run_sdk, sdk)) if sdk_baseline else float("nan")
+    metered: list[tuple[float, float]] = []
+    metrics_fps = median_of(runs, lambda: one(lambda url, s: run_recorder(url, s, "--metrics", f"127.0.0.1:{free_port()}"), metered))
     ours_rss = statistics.median(r for _, r in ours)
     sdk_rss = statistics.median(r for _, r in sdk)
-    return [
-        Figure("recorder frames/s, end to end", ours_fps, sdk_fps if sdk_baseline else None, "SDK WebsocketManager receiving", ">= 50,000 and >= 8x", ours_fps >= 50_000 and ours_fps >= 8 * sdk_fps),
+    figures = [
+        Figure("recorder frames/s, end to end", ours_fps, bare_fps, "bare websockets + orjson client", ">= 0.8x", ours_fps >= 0.8 * bare_fps),
+        Figure("recorder frames/s vs the SDK client", ours_fps, sdk_fps if sdk_baseline else None, "SDK WebsocketManager receiving", ">= 5x", ours_fps >= 5 * sdk_fps if sdk_baseline else None),
+        Figure("recorder frames/s with --metrics", metrics_fps, ours_fps, "the recorder without --metrics", "cost < 2%", metrics_fps >= 0.98 * ours_fps),
         Figure("recorder peak RSS MB", ours_rss, sdk_rss if sdk_baseline else None, "SDK WebsocketManager", "<= 300", ours_rss <= 300),
     ]
+    if cpu_rate:
+        def at_rate() -> float:
+            with simulator_process("--rate", str(cpu_rate / len(SUBS)), "--prerender", "5000") as url:
+                return steady_cpu_us_per_frame(url, seconds)
+
+        figures.append(Figure(f"recorder CPU us/frame at {cpu_rate:,.0f} frames/s (steady state)", median_of(runs, at_rate), None, "", "", None))
+    return figures
+
+
+def _cpu_s(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _frames(port: int) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == "hlarchive_frames_received_total")
+
+
+def steady_cpu_us_per_frame(url: str, seconds: float) -> float:
+    """CPU the recording process spends a frame once running (start-up and idle loops excluded):
+    its /proc CPU time and its frames counter (--metrics), sampled after warm-up and ``seconds`` later."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as root:
+        args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--metrics", f"127.0.0.1:{port}"]
+        for sub in SUBS:
+            args += ["--sub", json.dumps(sub)]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(3.0)
+            cpu0, frames0 = _cpu_s(proc.pid), _frames(port)
+            time.sleep(seconds)
+            cpu1, frames1 = _cpu_s(proc.pid), _frames(port)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        return (cpu1 - cpu0) / max(frames1 - frames0, 1) * 1e6
 
 
 def main() -> None:
@@ -95,10 +175,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=0, help="frames/s over all subscriptions (0: as fast as possible)")
     parser.add_argument("--no-sdk", action="store_true", help="skip the SDK baseline (e.g. for a 10-minute memory run)")
+    parser.add_argument("--cpu-rate", type=float, default=2000.0, help="also measure CPU us/frame at this offered rate (0: skip); 2,000/s is the real market busy")
     args = parser.parse_args()
     print(f"recorder vs SDK client, {len(SUBS)} subscriptions (l2Book/trades/bbo x {len(COINS)} + allMids), median of {args.runs} x {args.seconds:.0f}s, "
           f"{f'{args.rate:,.0f} frames/s offered' if args.rate else 'as fast as possible'} ({machine()})")
-    print(table([f.row() for f in figures(args.seconds, args.runs, args.rate, not args.no_sdk)], HEADER))
+    print(table([f.row() for f in figures(args.seconds, args.runs, args.rate, not args.no_sdk, args.cpu_rate)], HEADER))
 
 
 if __name__ == "__main__":
