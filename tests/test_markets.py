@@ -149,3 +149,12 @@ def test_an_over_limit_plan_is_refused_before_connecting(tmp_path):
         connections = server.stats["connections"]
     assert result.exit_code == 2 and "400 markets x 3 channel(s) = 1200 subscriptions" in result.output and "--top 333" in result.output
     assert connections == 0 and not any(tmp_path.glob("channel=*"))
+
+
+def test_the_market_words_work_in_the_toml_config(simulator, tmp_path):
+    config = tmp_path / "rec.toml"
+    config.write_text(f'url = "{simulator.ws_url}"\ncoins = ["all-perps"]\ntop = 2\nexclude = ["BTC"]\nchannels = ["bbo"]\nno_meta = true\nduration = 1.5\nout = "{tmp_path / "a"}"\n')
+    result = CliRunner().invoke(main, ["record", "--config", str(config), "--quiet"])
+    assert result.exit_code == 0, result.output
+    coins = recorded_coins(tmp_path / "a", "bbo")
+    assert len(coins) == 2 and "BTC" not in coins and not any(c.startswith("@") or "/" in c or ":" in c for c in coins)

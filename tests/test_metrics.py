@@ -87,19 +87,20 @@ def test_health_flips_to_503_during_a_stall_and_back(tmp_path):
     with ServerThread(lambda: HyperliquidServer(market, rate=50, faults=Faults(stall_after_frames=40, connections=frozenset({1})))) as server:
         recorder = Recorder(
             tmp_path, [parse_subscription(SUBS[0])], url=server.ws_url, meta=False, status_s=None,
-            connection_config=ConnectionConfig(ping_interval_s=0.3, stall_s=1.5, backoff_base_s=0.05, backoff_cap_s=0.2),
+            # a second between reconnect attempts: the stalled-then-down window is long enough to see
+            connection_config=ConnectionConfig(ping_interval_s=0.3, stall_s=1.5, backoff_base_s=1.0, backoff_cap_s=1.0),
             health_address=("127.0.0.1", port),
         )
         began = time.monotonic()
 
         def poll() -> None:
-            while time.monotonic() - began < 5.5:
+            while time.monotonic() - began < 6.5:
                 states.append((time.monotonic() - began, *healthz(port)))
                 time.sleep(0.1)
 
         poller = threading.Thread(target=poll)
         poller.start()
-        asyncio.run(recorder.run(duration_s=6.0))
+        asyncio.run(recorder.run(duration_s=7.0))
         poller.join()
     codes = [code for _, code, _ in states]
     assert 200 in codes and 503 in codes
