@@ -156,7 +156,3 @@ def storage_error(exc: BaseException, where: str) -> ArchiveError:
 def _first_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0]
-
-
-def describe(store: Store) -> dict[str, Any]:
-    return {"url": store.url, "local": store.local, "root": store.root}
