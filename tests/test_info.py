@@ -304,3 +304,12 @@ def test_serve_without_meta_names_what_to_record(small_archive):
     with pytest.raises(InfoError) as error:
         ArchiveInfo(root).answer({"type": "meta"}, 2**62)
     assert error.value.status == 404 and "record without --no-meta" in error.value.text
+
+
+def test_both_servers_answer_every_documented_info_type():
+    """The two answer tables are separate (each source answers its own way); neither may drift from the list."""
+    from replay.serving import archive_info, synthetic_info
+    from replay.serving.info import INFO_TYPES
+
+    assert set(synthetic_info._HANDLERS) == set(INFO_TYPES)
+    assert set(archive_info._HANDLERS) == set(INFO_TYPES)
