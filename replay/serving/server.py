@@ -170,7 +170,9 @@ class HyperliquidServer:
         bind = getattr(self.source, "bind_clock", None)
         if bind is not None:  # the synthetic market's tick 0 is now
             bind(self.clock_ns(), None if self.prerender else self.rate)
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on sockets that say so, and without it
+        # a response's headers and body (two writes) wait out the client's 40 ms delayed ACK
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
