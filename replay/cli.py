@@ -88,14 +88,16 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
 @click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
 @click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None) -> None:
-    """Run a local Hyperliquid (websocket at /ws, POST /info) over a synthetic market, in the foreground (Ctrl-C stops it).
+@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="A paper trading account (repeat). Given any, only these may trade (others are refused as the exchange refuses an unknown signer); their wallet streams are paper from the first subscription.")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...]) -> None:
+    """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
     after start, and never before its exchange time, so exchange time never runs ahead of the clock."""
     import asyncio
     import signal
 
+    from .paper.session import synthetic_session
     from .serving.server import Faults, HyperliquidServer, Limits
     from .serving.synthetic import SyntheticMarket
 
@@ -114,6 +116,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
 
     async def serve_until_stopped() -> None:
         market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance, list_every_s=list_every)
+        paper = synthetic_session(market, accounts=_accounts(accounts))
         server = HyperliquidServer(
             market,
             host=host,
@@ -123,6 +126,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
             faults=fault_plan,
             sent_log=sent_log,
             prerender=prerender,
+            paper=paper,
         )
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
@@ -137,6 +141,15 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
 
     asyncio.run(serve_until_stopped())
+
+
+def _accounts(addresses: tuple[str, ...]) -> set[str] | None:
+    import re
+
+    for address in addresses:
+        if not re.fullmatch(r"0x[0-9a-fA-F]{40}", address):
+            raise click.BadParameter(f"{address!r} is not an address (0x and 40 hex digits)", param_hint="--account")
+    return {a.lower() for a in addresses} or None
 
 
 def _subscriptions_option(subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...]) -> list[Any]:
@@ -208,7 +221,10 @@ def _noop(message: Any) -> None:
 @click.option("--from", "start", default=None, help="Where each connection's replay clock starts (ISO-8601 or epoch ms); default: the archive's start.")
 @click.option("--to", "end", default=None, help="Where replay ends (ISO-8601 or epoch ms).")
 @click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
-def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float) -> None:
+@click.option("--paper", is_flag=True, help="Take orders at POST /exchange: paper trading against the archived books and trades.")
+@click.option("--balance", default=100_000.0, type=float, help="With --paper: USDC every paper account starts with.")
+@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: a paper account (repeat); given any, only these may trade.")
+def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, accounts: tuple[str, ...]) -> None:
     """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
     import asyncio
     import signal
@@ -220,8 +236,16 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
     if not source.available:
         raise ArchiveError(f"the archive at {root!r} holds no frames yet: record into it first")
 
+    session = None
+    if paper:
+        from .paper.session import archive_session
+
+        session = archive_session(source, balance=balance, accounts=_accounts(accounts))
+    elif accounts:
+        raise click.UsageError("--account needs --paper")
+
     async def serve_until_stopped() -> None:
-        server = HyperliquidServer(source, host=host, port=port, rate=None)
+        server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")

@@ -12,9 +12,10 @@ import gc
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -25,6 +26,9 @@ from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
 from .archive import Part, check_root, find_parts, list_dates, open_part
 from .merge import ORDERS, Item, merge
+
+if TYPE_CHECKING:
+    from .paper.client import PaperExchange
 
 Callback = Callable[[Any], None]
 
@@ -45,7 +49,7 @@ class WallClock:
         time.sleep(seconds)
 
 
-def to_ns(value: datetime | date | str | int | float | None, name: str) -> int | None:
+def to_ns(value: datetime | date | str | float | None, name: str) -> int | None:
     """A bound as UTC nanoseconds: a datetime, an ISO-8601 string, or epoch milliseconds."""
     if value is None:
         return None
@@ -118,11 +122,16 @@ class Replay:
         self._next_id = 0
         self.parts_opened: list[Part] = []
         self._store = check_root(root)  # checks the root exists now, not at the first message
+        self._paper: PaperExchange | None = None
 
     # --- the SDK's interface --------------------------------------------------------------------
 
     def subscribe(self, subscription: Mapping[str, Any] | Subscription, callback: Callback) -> int:
         sub = _subscription(subscription)
+        if self._paper is not None and self._paper.owns(sub):  # the paper account's own streams
+            self._paper.subscribe(sub, callback)
+            self._next_id += 1
+            return self._next_id
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
         if not find_parts(self._store, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
@@ -142,6 +151,14 @@ class Replay:
         else:
             del self._subscriptions[sub.stream]
         return len(registered) != len(entry[1])
+
+    def paper(self, address: str | None = None, *, coins: list[str] | None = None, balance: float = 100_000.0, **options: Any) -> PaperExchange:
+        """A paper account trading on this replay (the SDK ``Exchange``'s methods): orders placed from
+        callbacks fill against the archived book and trades, as ``serve --paper`` fills them."""
+        from .paper.client import DEFAULT_ADDRESS, PaperExchange
+
+        self._paper = PaperExchange(self, address or DEFAULT_ADDRESS, coins=coins, balance=balance, **options)
+        return self._paper
 
     def _describe(self) -> str:
         found = defaultdict(set)
@@ -203,9 +220,11 @@ class Replay:
         """Deliver every subscribed frame to its callbacks on this thread; ``speed`` 1.0 is real time."""
         summary = Summary()
         counts: dict[str, int] = {}
-        subscriptions, on_event = self._subscriptions, self.on_event
+        subscriptions, on_event, paper = self._subscriptions, self.on_event, self._paper
         for item in self.items(speed):
             stream = item.stream
+            if paper is not None:
+                paper.before(item)
             if stream is None:
                 if on_event is not None:
                     on_event(item.message)
@@ -215,6 +234,8 @@ class Replay:
                 continue
             for _id, callback in entry[1]:
                 callback(item.message)
+            if paper is not None:
+                paper.after()
             counts[stream] = counts.get(stream, 0) + 1
             if summary.first_recv_ns is None:
                 summary.first_recv_ns = item.recv_ns

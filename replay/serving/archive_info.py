@@ -9,7 +9,8 @@ it (candles, fills, order updates). What the archive cannot answer is a 404 nami
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 
@@ -17,8 +18,8 @@ from schemas.layout import META_CHANNEL, ArchiveError
 from schemas.subscriptions import CANDLE_INTERVALS, parse_subscription
 
 from ..archive import check_root, find_parts, open_part
-from ..storage import Store
 from ..replay import Replay
+from ..storage import Store
 from .info import InfoError, exchange_status, field, user_field, window
 from .synthetic import INTERVAL_MS
 from .timeline import fold_candle
@@ -78,7 +79,7 @@ class ArchiveInfo:
         parts = find_parts(self.root, channels=[parsed.type], coins=coins, end_ns=at_ns)
         for first in sorted({p.name.first_recv_ns for p in parts}, reverse=True):
             last = None
-            for last in self.frames(sub, at_ns, first):  # noqa: B007 - the last one is wanted
+            for last in self.frames(sub, at_ns, first):
                 pass
             if last is not None:
                 return last

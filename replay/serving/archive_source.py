@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from schemas.subscriptions import COIN_TYPES, Subscription
 
@@ -43,6 +44,14 @@ class ArchiveSource:
         self.speed = speed
         self.join_window_s = join_window_s
         self._info = ArchiveInfo(self.root)
+        self._paper_started_ns: int | None = None
+
+    def paper_clock_ns(self, now_ns: int) -> int:
+        """The paper exchange's one clock: ``--from`` until the first subscription or action on the
+        server, then moving at ``speed`` (as fast as possible counts as real time)."""
+        if self._paper_started_ns is None:
+            self._paper_started_ns = now_ns
+        return self.start_ns + int(max(0, now_ns - self._paper_started_ns) * (self.speed or 1.0))
 
     def clock_ns(self, now_ns: int, clock_start_ns: int | None) -> int:
         """Where a connection's replay clock stands: ``--from`` until it subscribes, then moving at ``speed``
@@ -70,6 +79,8 @@ class ArchiveSource:
         return self._replay(sub, self.start_ns).messages()
 
     def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float | None, dict[str, Any]]]:
+        if self._paper_started_ns is None or clock_start_ns < self._paper_started_ns:
+            self._paper_started_ns = clock_start_ns  # the paper clock runs with the first connection's
         elapsed_s = max(0.0, (time.time_ns() - clock_start_ns) / 1e9)
         joined = elapsed_s > self.join_window_s
         position_ns = self.start_ns + (int(elapsed_s * (self.speed or 0) * 1e9) if joined else 0)

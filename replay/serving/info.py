@@ -68,6 +68,22 @@ def parse_info_body(body: bytes) -> dict[str, Any]:
     return check_info_request(request)
 
 
+def parse_exchange_body(body: bytes) -> dict[str, Any]:
+    """A ``POST /exchange`` body: ``{"action": {"type": ...}, "nonce": N, "signature": {...}, ...}``, or the 400/422."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InfoError(400, f"Failed to parse the request body as JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise InfoError(422, f"{DESERIALIZE}: invalid type: expected an object")
+    for name in ("action", "nonce", "signature"):
+        if name not in request:
+            raise InfoError(422, f"{DESERIALIZE}: missing field `{name}`")
+    if not isinstance(request["action"], dict) or "type" not in request["action"]:
+        raise InfoError(422, f"{DESERIALIZE}: `action` must be an object with a `type`")
+    return request
+
+
 def check_info_request(request: Any) -> dict[str, Any]:
     """A parsed request checked for its ``type``: the same rule over HTTP and over the websocket."""
     if not isinstance(request, dict):
@@ -165,6 +181,7 @@ __all__ = [
     "field",
     "margin_summary",
     "money",
+    "parse_exchange_body",
     "parse_info_body",
     "spot_clearinghouse_state",
     "user_field",

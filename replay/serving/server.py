@@ -19,9 +19,10 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Awaitable, Callable, Iterator, Protocol
+from typing import IO, Any, Protocol
 
 import orjson
 import uvicorn
@@ -40,8 +41,11 @@ from schemas.protocol import (
 )
 from schemas.subscriptions import Subscription
 
+from ..paper.session import PAPER_INFO, PAPER_STREAMS, PaperSession, event_frame
 from .faults import MALFORMED_TEXT, Faults, Limits
-from .info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_info_body
+from .info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_exchange_body, parse_info_body
+
+PAPER_POLL_S = 0.05  # how often a paper account's streams look for new events
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -72,7 +76,7 @@ class _Socket:
     close frame, and the transport itself, to cut the connection without a close frame (a fault)
     and to see a client that stopped reading."""
 
-    __slots__ = ("_send", "transport", "remote_address")
+    __slots__ = ("_send", "remote_address", "transport")
 
     def __init__(self, scope: Scope, send: Send) -> None:
         self._send = send
@@ -138,8 +142,10 @@ class HyperliquidServer:
         sent_log: str | Path | IO[str] | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         prerender: int = 0,
+        paper: PaperSession | None = None,
     ) -> None:
         self.source = source
+        self.paper = paper  # POST /exchange, and the paper accounts' /info answers and wallet streams
         self.prerender = prerender  # >0: each stream cycles through its first N frames, encoded once
         self.host = host
         self.port = port
@@ -272,13 +278,50 @@ class HyperliquidServer:
                 await _respond(send, exc.status, exc.text)
                 return
             await _respond(send, 200, orjson.dumps(data), "application/json")
+        elif path == "/exchange":
+            if method != "POST":
+                await _respond(send, 405, "Method Not Allowed: use POST /exchange with a signed action\n")
+                return
+            body = await _read_body(scope, receive)
+            self.stats["exchange_requests"] += 1
+            try:
+                if body is None:
+                    raise InfoError(413, "Failed to buffer the request body: length limit exceeded")
+                request = parse_exchange_body(body)
+                data = await self._answer_exchange(request)
+            except InfoError as exc:
+                self.stats["exchange_errors"] += 1
+                await _respond(send, exc.status, exc.text)
+                return
+            await _respond(send, 200, orjson.dumps(data), "application/json")
         elif path == "/ws":
             await _respond(send, 426, "Upgrade Required: Hyperliquid's websocket is at /ws\n")
         else:
-            await _respond(send, 404, "Not Found: Hyperliquid's websocket is at /ws and its info endpoint at POST /info\n")
+            await _respond(send, 404, "Not Found: Hyperliquid's websocket is at /ws, its info endpoint at POST /info and paper trading at POST /exchange\n")
+
+    def _paper_now_ns(self) -> int:
+        """Where the paper market's clock stands (the source says; the wall clock otherwise)."""
+        clock = getattr(self.source, "paper_clock_ns", None)
+        return clock(self.clock_ns()) if clock is not None else self.clock_ns()
+
+    async def _answer_exchange(self, request: dict[str, Any]) -> Any:
+        paper = self.paper
+        if paper is None:
+            raise InfoError(404, "this server does not take exchange actions: run `hlarchive serve --paper` (simulate always does)")
+        now, wall_ms = self._paper_now_ns(), self.clock_ns() // 1_000_000
+        if getattr(self.source, "info_blocks", False):  # opening a coin's feed reads parts
+            return await asyncio.to_thread(paper.exchange, request, now, wall_ms)
+        return paper.exchange(request, now, wall_ms)
+
+    def _paper_user(self, request: dict[str, Any]) -> bool:
+        user = request.get("user")
+        return self.paper is not None and request.get("type") in PAPER_INFO and isinstance(user, str) and self.paper.is_account(user)
 
     async def _answer_info(self, request: dict[str, Any], ip: str, client: _Client | None) -> Any:
         """Ask the source, as of the replay clock of ``client`` (or of the newest connection from ``ip``)."""
+        if self._paper_user(request):
+            assert self.paper is not None
+            return await asyncio.to_thread(self.paper.info, request, self._paper_now_ns())
         info = getattr(self.source, "info", None)
         if info is None:
             raise InfoError(404, "this server does not answer /info")
@@ -413,7 +456,11 @@ class HyperliquidServer:
             await self._send(client, subscription_response_frame("subscribe", request.echo))
             if client.clock_start_ns is None:
                 client.clock_start_ns = self.clock_ns()
-            client.tasks[key] = asyncio.create_task(self._stream(client, sub))
+            paper = self.paper
+            if paper is not None and sub.type in PAPER_STREAMS and sub.user and paper.is_account(sub.user):
+                client.tasks[key] = asyncio.create_task(self._paper_stream(client, sub, paper))
+            else:
+                client.tasks[key] = asyncio.create_task(self._stream(client, sub))
         else:
             if key not in client.subscriptions:
                 await self._send(client, error_frame(f"Already unsubscribed: {orjson.dumps(request.echo).decode()}"))
@@ -426,8 +473,13 @@ class HyperliquidServer:
 
     async def _on_post(self, client: _Client, post: Post) -> None:
         """An HTTP request over the socket: answered on it, with its id."""
-        if post.kind != "info":
-            await self._send(client, post_response_frame(post.id, "error", "this server does not take exchange actions"))
+        if post.kind == "action":
+            try:
+                answer = await self._answer_exchange(post.payload)
+            except InfoError as exc:
+                await self._send(client, post_response_frame(post.id, "error", exc.text))
+                return
+            await self._send(client, post_response_frame(post.id, "action", answer))
             return
         try:
             request = check_info_request(post.payload)
@@ -478,6 +530,33 @@ class HyperliquidServer:
                     sent_since_yield = 0
                 await self._send_data(client, frame if type(frame) is bytes else orjson.dumps(frame))
                 sent_since_yield += 1
+        except _Closed:
+            return
+
+    async def _paper_stream(self, client: _Client, sub: Subscription, paper: PaperSession) -> None:
+        """A paper account's wallet stream: its snapshot, then each event as the market clock reaches it."""
+        assert sub.user is not None
+        user = sub.user.lower()
+        blocking = getattr(self.source, "info_blocks", False)
+        try:
+            cursor = paper.cursor()
+            first = paper.snapshot_frame(sub.type, sub.user)
+            if first is not None:
+                await self._send_data(client, orjson.dumps(first))
+            while True:
+                await asyncio.sleep(PAPER_POLL_S)
+                now = self._paper_now_ns()
+                if blocking:
+                    await asyncio.to_thread(paper.advance, now)
+                else:
+                    paper.advance(now)
+                cursor, events = paper.events_since(cursor, user, "userEvents" if sub.type == "webData2" else sub.type)
+                if sub.type == "webData2":
+                    if events:
+                        await self._send_data(client, orjson.dumps(paper.web_data(sub.user)))
+                    continue
+                for data in events:
+                    await self._send_data(client, orjson.dumps(event_frame(sub.type, sub.user, data)))
         except _Closed:
             return
 

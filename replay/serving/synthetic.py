@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from schemas.subscriptions import CANDLE_INTERVALS, Subscription, is_spot_coin
 
@@ -308,6 +309,11 @@ class SyntheticMarket:
 
     def tick_at(self, now_ns: int) -> int:
         return self._clock(now_ns).tick_at(now_ns)
+
+    def paper_clock_ns(self, now_ns: int) -> int:
+        """The exchange time of the current tick: when a paper action applies."""
+        clock = self._clock(now_ns)
+        return clock.time_ms(clock.tick_at(now_ns)) * 1_000_000
 
     def live_frames(self, sub: Subscription, now_ns: int) -> Iterator[tuple[float, dict[str, Any]]]:
         """``(seconds from now the frame is due, frame)``: the stream joins the shared market at the

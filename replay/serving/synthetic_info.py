@@ -9,12 +9,25 @@ for recording, not the account's trades).
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from schemas.subscriptions import CANDLE_INTERVALS, is_spot_coin
 
 from .info import InfoError, clearinghouse_state, exchange_status, field, spot_clearinghouse_state, user_field, window
-from .synthetic import INTERVAL_MS, CoinMarket, all_mids, fmt, funding_rate, hour_of, l2_book, order_of_fill, perp_ctx, spot_ctx, user_fills_at
+from .synthetic import (
+    INTERVAL_MS,
+    CoinMarket,
+    all_mids,
+    fmt,
+    funding_rate,
+    hour_of,
+    l2_book,
+    order_of_fill,
+    perp_ctx,
+    spot_ctx,
+    user_fills_at,
+)
 
 if TYPE_CHECKING:
     from .synthetic import SyntheticMarket

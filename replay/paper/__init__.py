@@ -1,0 +1,1 @@
+"""Paper trading: a matching engine over recorded or synthetic market data, ``POST /exchange``, and ``Replay.paper()``."""

@@ -1,0 +1,349 @@
+"""A paper engine kept in step with a market: what ``simulate`` and ``serve --paper`` trade against.
+
+The market is a *feed*: per coin, its ``l2Book``, ``trades`` and ``activeAssetCtx`` frames in time
+order. A coin's feed is opened the first time an action names it and read up to the clock before
+any action applies, so an action sees every frame up to its own time and none after. Events the
+engine emits are kept in one log that every wallet stream reads from its own cursor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from schemas.layout import ArchiveError
+
+from ..serving.info import field
+from .assets import AssetSpec, assets_from_meta
+from .engine import Event, PaperEngine
+from .signing import NonceBook, SignatureError, recover_signer
+
+PAPER_STREAMS = ("userFills", "orderUpdates", "userEvents", "userFundings", "webData2")
+PAPER_INFO = ("clearinghouseState", "spotClearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills", "userFillsByTime")
+EVENT_LOG_KEPT = 200_000  # events kept for streams that subscribe late; older ones are dropped
+
+
+class Feed(Protocol):
+    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(time_ns, frame)`` of one coin in time order: its state at ``from_ns`` first (the last book
+        at or before it), then every frame after."""
+
+
+class PaperSession:
+    """One engine, its feeds, its nonces and its event log; thread-safe (``serve`` answers off its loop)."""
+
+    def __init__(self, engine: PaperEngine, feed: Feed, *, accounts: set[str] | None = None, mainnet: bool = False) -> None:
+        self.engine = engine
+        self.feed = feed
+        self.accounts = {a.lower() for a in accounts} if accounts else None  # None: every signer is an account
+        self.mainnet = mainnet
+        self.nonces = NonceBook()
+        self.lock = threading.RLock()
+        self._heap: list[tuple[int, int, str, dict[str, Any], Iterator[tuple[int, dict[str, Any]]]]] = []
+        self._seq = itertools.count()
+        self._opened: set[str] = set()
+        self.log: list[Event] = []
+        self.log_offset = 0  # index of log[0] in the whole history
+        self.now_ns = 0
+        for user in self.accounts or ():
+            engine.account(user)
+
+    # --- the market ----------------------------------------------------------------------------------
+
+    def open_coin(self, coin: str, at_ns: int) -> None:
+        if coin in self._opened:
+            return
+        self._opened.add(coin)
+        self._push(coin, self.feed.frames(coin, at_ns))
+
+    def _push(self, coin: str, frames: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        for t, frame in frames:
+            heapq.heappush(self._heap, (t, next(self._seq), coin, frame, frames))
+            return
+
+    def advance(self, now_ns: int) -> None:
+        """Feed the engine every frame up to ``now_ns``."""
+        with self.lock:
+            heap, engine = self._heap, self.engine
+            while heap and heap[0][0] <= now_ns:
+                _, _, coin, frame, frames = heapq.heappop(heap)
+                engine.on_frame(frame)
+                self._push(coin, frames)
+            self.now_ns = max(self.now_ns, now_ns)
+            engine.advance_time(now_ns // 1_000_000)
+            self._collect()
+
+    def _collect(self) -> None:
+        events = self.engine.drain()
+        if events:
+            self.log.extend(events)
+            if len(self.log) > EVENT_LOG_KEPT:
+                cut = len(self.log) - EVENT_LOG_KEPT
+                del self.log[:cut]
+                self.log_offset += cut
+
+    def events_since(self, cursor: int, user: str, channel: str) -> tuple[int, list[Any]]:
+        """The events of ``user`` on ``channel`` after ``cursor``, and the next cursor."""
+        user = user.lower()
+        with self.lock:
+            start = max(0, cursor - self.log_offset)
+            out = [data for u, ch, data in self.log[start:] if u == user and ch == channel]
+            return self.log_offset + len(self.log), out
+
+    def forget(self) -> None:
+        """Drop the events read so far (a session with one reader: in-process)."""
+        with self.lock:
+            self.log_offset += len(self.log)
+            self.log.clear()
+
+    def cursor(self) -> int:
+        with self.lock:
+            return self.log_offset + len(self.log)
+
+    # --- actions --------------------------------------------------------------------------------------
+
+    def is_account(self, user: str) -> bool:
+        with self.lock:
+            return self.engine.has_account(user)
+
+    def exchange(self, request: dict[str, Any], now_ns: int, wall_ms: int) -> dict[str, Any]:
+        """``POST /exchange``: verify, then apply at ``now_ns`` (the market's clock). ``wall_ms`` is the
+        time nonces are checked against (the SDK makes them from the wall clock)."""
+        try:
+            signer = recover_signer(request, mainnet=self.mainnet)
+            if self.accounts is not None and signer not in self.accounts:
+                return {"status": "err", "response": f"User or API Wallet {signer} does not exist."}
+            if request.get("vaultAddress") is not None:
+                return {"status": "err", "response": "Vault trading is not supported by the paper exchange: drop vaultAddress."}
+            expires = request.get("expiresAfter")
+            if isinstance(expires, int) and expires < wall_ms:
+                return {"status": "err", "response": f"Action expired: expiresAfter {expires} is before the current time {wall_ms}"}
+            with self.lock:
+                self.nonces.use(signer, request["nonce"], wall_ms)
+        except SignatureError as exc:
+            return {"status": "err", "response": str(exc)}
+        return self.act(signer, request["action"], now_ns)
+
+    def act(self, user: str, action: dict[str, Any], now_ns: int) -> dict[str, Any]:
+        """Apply an already verified action of ``user`` (in-process clients skip signing)."""
+        with self.lock:
+            for coin in self._coins_of(action):
+                self.open_coin(coin, now_ns)
+            self.advance(max(now_ns, self.now_ns))
+            response = self.engine.act(user, action, self.now_ns // 1_000_000)
+            self._collect()
+            return response
+
+    def _coins_of(self, action: Any) -> list[str]:
+        if not isinstance(action, dict):
+            return []
+        assets: list[Any] = []
+        for key in ("orders", "cancels", "modifies"):
+            for entry in action.get(key) or []:
+                if isinstance(entry, dict):
+                    order = entry.get("order") if isinstance(entry.get("order"), dict) else entry
+                    assets.append(order.get("a", entry.get("asset")))
+        if isinstance(action.get("order"), dict):
+            assets.append(action["order"].get("a"))
+        assets.append(action.get("asset"))
+        coins = []
+        for asset in assets:
+            spec = self.engine.assets.get(asset) if isinstance(asset, int) else None
+            if spec is not None:
+                coins.append(spec.coin)
+        return coins
+
+    # --- what /info and the streams show ------------------------------------------------------------
+
+    def info(self, request: dict[str, Any], now_ns: int) -> Any:
+        """A user-state ``/info`` answer of a paper account (``PAPER_INFO`` types)."""
+        self.advance(max(now_ns, self.now_ns))
+        engine, user, kind = self.engine, request["user"], request["type"]
+        with self.lock:
+            if kind == "clearinghouseState":
+                return engine.clearinghouse_state(user)
+            if kind == "spotClearinghouseState":
+                return engine.spot_clearinghouse_state(user)
+            if kind in ("openOrders", "frontendOpenOrders"):
+                return engine.open_orders(user, frontend=kind == "frontendOpenOrders")
+            if kind == "orderStatus":
+                return engine.order_status(user, field(request, "oid", (int, str)))
+            if kind == "userFills":
+                return engine.user_fills(user)
+            start, end = field(request, "startTime", int), field(request, "endTime", int, optional=True)
+            return engine.user_fills_by_time(user, start, end)
+
+    def snapshot_frame(self, channel: str, user: str) -> dict[str, Any] | None:
+        """The first frame of a wallet stream: ``userFills`` sends its snapshot; ``webData2`` the state."""
+        with self.lock:
+            if channel == "userFills":
+                fills = list(self.engine.account(user).fills)
+                return {"channel": "userFills", "data": {"isSnapshot": True, "user": user, "fills": fills}}
+            if channel == "webData2":
+                return self.web_data(user)
+            return None
+
+    def web_data(self, user: str) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "channel": "webData2",
+            "data": {
+                "clearinghouseState": engine.clearinghouse_state(user),
+                "leadingVaults": [],
+                "totalVaultEquity": "0.0",
+                "openOrders": engine.open_orders(user, frontend=True),
+                "agentAddress": None,
+                "agentValidUntil": None,
+                "cumLedger": f"{engine.balance:.1f}",
+                "serverTime": engine.time_ms,
+                "isVault": False,
+                "user": user,
+                "twapStates": [],
+                "spotState": engine.spot_clearinghouse_state(user),
+            },
+        }
+
+
+def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
+    """One engine event as the wallet stream's frame."""
+    if channel == "userFills":
+        return {"channel": "userFills", "data": {"user": user, "fills": [data]}}
+    if channel == "orderUpdates":
+        return {"channel": "orderUpdates", "data": [data]}
+    if channel == "userFundings":
+        return {"channel": "userFundings", "data": {"user": user, "fundings": [data]}}
+    return {"channel": channel, "data": data}
+
+
+# --- feeds -----------------------------------------------------------------------------------------------
+
+
+class ArchiveFeed:
+    """Frames of an archive: each coin from the archive's start (an action at ``from_ns`` must see the
+    book in force then, which may be far back), read lazily."""
+
+    def __init__(self, root: Any, start_ns: int | None = None, end_ns: int | None = None) -> None:
+        self.root = root
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+
+    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        from ..replay import Replay
+
+        replay = Replay(self.root, start=None if self.start_ns is None else self.start_ns / 1e6, end=None if self.end_ns is None else self.end_ns / 1e6)
+        subscribed = 0
+        for kind in ("l2Book", "trades", "activeAssetCtx"):
+            try:
+                replay.subscribe({"type": kind, "coin": coin}, _ignore)
+                subscribed += 1
+            except ArchiveError:
+                continue
+        if not subscribed:
+            return iter(())
+        return ((item.recv_ns, item.message) for item in replay.items() if item.stream is not None)
+
+
+class SyntheticFeed:
+    """Frames of the simulator's market: a coin joins at the tick of ``from_ns`` (its state then is exact)."""
+
+    def __init__(self, market: Any) -> None:
+        self.market = market
+
+    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        from ..serving.synthetic import funding_rate, hour_of, l2_book
+
+        market = self.market
+        if coin not in market.coins:
+            return
+        n = max(0, (from_ns // 1_000_000 - market.start_ms) // market.tick_ms)
+        m = market.timeline.market_at(coin, n)
+        spot = "/" in coin or coin.startswith("@")
+        hour = None
+        while True:
+            t_ns = m.time_ms * 1_000_000
+            if not spot and hour_of(m.time_ms) != hour:
+                hour = hour_of(m.time_ms)
+                ctx = {"funding": funding_rate(market.seed, coin, hour + 1)}
+                yield t_ns, {"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx}}
+            if m.n != n:
+                trades = m.trades()
+                if trades:
+                    yield t_ns, {"channel": "trades", "data": trades}
+            yield t_ns, {"channel": "l2Book", "data": l2_book(m)}
+            m.advance()
+
+
+def _ignore(message: Any) -> None:
+    pass
+
+
+# --- assets ----------------------------------------------------------------------------------------------
+
+
+def archive_assets(root: Any, info: Any | None = None) -> dict[int, AssetSpec]:
+    """The assets of an archive's ``_meta`` snapshots (the first of each kind); without them, perps
+    numbered by name with lot sizes read from the recorded books."""
+    if info is not None:
+        snapshots = {kind: info.snapshots(kind) for kind in ("meta", "spotMeta", "perpDexs")}
+        if snapshots["meta"]:
+            import orjson
+
+            meta = orjson.loads(snapshots["meta"][0][1])
+            spot = orjson.loads(snapshots["spotMeta"][0][1]) if snapshots["spotMeta"] else None
+            dexes = []
+            if snapshots["perpDexs"]:
+                for index, dex in enumerate(orjson.loads(snapshots["perpDexs"][0][1])):
+                    if dex and info.snapshots(f"meta:{dex['name']}"):
+                        dexes.append((index, dex["name"], orjson.loads(info.snapshots(f"meta:{dex['name']}")[0][1])))
+            return assets_from_meta(meta, spot, dexes)
+    return inferred_assets(root)
+
+
+def inferred_assets(root: Any) -> dict[int, AssetSpec]:
+    from ..archive import find_parts
+    from ..replay import Replay
+
+    coins = sorted({p.coin for p in find_parts(root, channels=["l2Book", "trades"]) if p.coin})
+    assets: dict[int, AssetSpec] = {}
+    for index, coin in enumerate(c for c in coins if not (c.startswith("@") or "/" in c)):
+        replay = Replay(root)
+        decimals = 0
+        try:
+            replay.subscribe({"type": "l2Book", "coin": coin}, _ignore)
+            for frame in itertools.islice(replay.messages(), 20):
+                for side in frame["data"]["levels"]:
+                    for level in side:
+                        decimals = max(decimals, len(level["sz"].partition(".")[2].rstrip("0")))
+        except ArchiveError:
+            decimals = 4
+        assets[index] = AssetSpec(index, coin, decimals, 20, False)
+    return assets
+
+
+def synthetic_assets(market: Any) -> dict[int, AssetSpec]:
+    from ..serving.synthetic_info import answer, perp_dexs
+
+    meta = answer(market, {"type": "meta"}, 0)
+    spot = answer(market, {"type": "spotMeta"}, 0)
+    dexes = [(i, d["name"], answer(market, {"type": "meta", "dex": d["name"]}, 0)) for i, d in enumerate(perp_dexs(market)) if d]
+    return assets_from_meta(meta, spot, dexes)
+
+
+
+
+def synthetic_session(market: Any, *, accounts: set[str] | None = None) -> PaperSession:
+    """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour."""
+    engine = PaperEngine(synthetic_assets(market), balance=market.balance, seed=market.seed)
+    return PaperSession(engine, SyntheticFeed(market), accounts=accounts)
+
+
+def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[str] | None = None) -> PaperSession:
+    """``serve --paper``'s paper exchange over an archive source (``ArchiveSource``)."""
+    engine = PaperEngine(archive_assets(source.root, source._info), balance=balance)
+    return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts)
+
+
+__all__ = ["PAPER_INFO", "PAPER_STREAMS", "ArchiveFeed", "PaperSession", "SyntheticFeed", "archive_assets", "archive_session", "event_frame", "synthetic_assets", "synthetic_session"]

@@ -1,0 +1,427 @@
+"""Paper trading: unchanged SDK ``Exchange`` code against ``simulate`` and ``serve --paper``, the
+matching engine's queue and book rules, and in-process backtests that fill exactly as over the wire."""
+
+from __future__ import annotations
+
+import http.client
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+import eth_account
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replay import Replay
+from replay.paper.assets import AssetSpec
+from replay.paper.engine import PaperEngine
+from replay.paper.session import archive_session, synthetic_session
+from replay.paper.signing import sign_action
+from replay.pytest_plugin import FIRST_NS
+from replay.serving.archive_source import ArchiveSource
+from replay.serving.server import HyperliquidServer, ServerThread
+from replay.serving.synthetic import SyntheticMarket
+
+from .recording import record
+
+WALLET = eth_account.Account.from_key("0x" + "22" * 32)
+OTHER = eth_account.Account.from_key("0x" + "33" * 32)
+GTC = {"limit": {"tif": "Gtc"}}
+
+
+def simulate(accounts: set[str] | None = None, **market: Any) -> ServerThread:
+    def make() -> HyperliquidServer:
+        m = SyntheticMarket(seed=3, start_ms=int(time.time() * 1000) - 60_000, **market)
+        return HyperliquidServer(m, rate=10, paper=synthetic_session(m, accounts=accounts))
+
+    return ServerThread(make)
+
+
+def statuses(response: dict[str, Any]) -> list[Any]:
+    assert response["status"] == "ok", response
+    return response["response"]["data"]["statuses"]
+
+
+# --- the SDK against simulate ---------------------------------------------------------------------------
+
+
+def test_sdk_exchange_places_fills_cancels_and_sees_its_position_on_simulate():
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+    from hyperliquid.utils.types import Cloid
+
+    with simulate() as server:
+        info = Info(server.base_url, skip_ws=True)
+        ex = Exchange(WALLET, server.base_url)
+        me = WALLET.address
+        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+
+        # a resting limit order shows in openOrders and orderStatus, and cancels by oid
+        [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
+        oid = resting["resting"]["oid"]
+        assert [o["oid"] for o in info.open_orders(me)] == [oid]
+        assert info.query_order_by_oid(me, oid)["order"]["status"] == "open"
+        assert statuses(ex.cancel("ETH", oid)) == ["success"]
+        assert info.open_orders(me) == [] and info.query_order_by_oid(me, oid)["order"]["status"] == "canceled"
+        assert "never placed" in statuses(ex.cancel("ETH", oid))[0]["error"]
+
+        # by cloid, and modified
+        cloid = Cloid.from_str("0x" + "ab" * 16)
+        [resting] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=cloid))
+        assert resting["resting"]["cloid"] == cloid.to_raw()
+        assert ex.modify_order(resting["resting"]["oid"], "ETH", False, 0.06, round(bid * 1.2, 1), GTC)["status"] == "ok"
+        [moved] = info.open_orders(me)
+        assert (moved["sz"], moved["limitPx"]) == ("0.06", f"{round(bid * 1.2, 1)}".rstrip("0").rstrip("."))
+        statuses(ex.cancel("ETH", moved["oid"]))
+        [again] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=Cloid.from_str("0x" + "cd" * 16)))
+        assert again["resting"]["cloid"] == "0x" + "cd" * 16
+        assert statuses(ex.cancel_by_cloid("ETH", Cloid.from_str("0x" + "cd" * 16))) == ["success"]
+        assert info.open_orders(me) == []
+
+        # a market order fills at the book; the position shows in clearinghouseState
+        [filled] = statuses(ex.market_open("ETH", True, 0.05))
+        assert filled["filled"]["totalSz"] == "0.05"
+        [pos] = info.user_state(me)["assetPositions"]
+        assert pos["position"]["coin"] == "ETH" and pos["position"]["szi"] == "0.05"
+        fills = info.user_fills(me)
+        assert sum(float(f["sz"]) for f in fills if f["oid"] == filled["filled"]["oid"]) == pytest.approx(0.05)
+        assert all(f["crossed"] and f["dir"] == "Open Long" for f in fills)
+
+        # reduce only: refused while it would increase, closes otherwise
+        assert "would increase position" in statuses(ex.order("ETH", True, 0.05, round(bid * 1.05, 1), {"limit": {"tif": "Ioc"}}, reduce_only=True))[0]["error"]
+        statuses(ex.market_close("ETH"))
+        assert info.user_state(me)["assetPositions"] == []
+        assert info.user_fills(me)[0]["dir"] == "Close Long"  # newest first
+
+        # leverage: isolated 5x while flat, shown on the next position
+        assert ex.update_leverage(5, "ETH", is_cross=False)["status"] == "ok"
+        statuses(ex.market_open("ETH", False, 0.05))
+        [pos] = info.user_state(me)["assetPositions"]
+        assert pos["position"]["leverage"]["type"] == "isolated" and pos["position"]["leverage"]["value"] == 5
+        assert ex.update_leverage(500, "ETH")["status"] == "err"
+
+
+def test_the_exchange_refuses_what_the_exchange_refuses():
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    with simulate() as server:
+        info = Info(server.base_url, skip_ws=True)
+        ex = Exchange(WALLET, server.base_url)
+        book = info.l2_snapshot("ETH")["levels"]
+        bid, ask = float(book[0][0]["px"]), float(book[1][0]["px"])
+        first = lambda r: statuses(r)[0]["error"]
+        assert first(ex.order("ETH", True, 0.05, bid + 0.123456, GTC)) == "Price must be divisible by tick size. asset=1"
+        assert first(ex.order("ETH", True, 0.00001, bid, GTC)) == "Order has invalid size. asset=1"
+        assert first(ex.order("ETH", True, 0.001, bid, GTC)) == "Order must have minimum value of $10. asset=1"
+        assert first(ex.order("ETH", True, 1000.0, bid, GTC)) == "Insufficient margin to place order. asset=1"
+        assert first(ex.order("ETH", True, 0.05, bid * 0.5, {"limit": {"tif": "Ioc"}})) == "Order could not immediately match against any resting orders. asset=1"
+        alo = first(ex.order("ETH", True, 0.05, round(ask * 1.01, 1), {"limit": {"tif": "Alo"}}))
+        assert alo.startswith("Post only order would have immediately matched, bbo was ") and alo.endswith(" asset=1")
+
+
+def _post_exchange(server: HyperliquidServer, body: dict[str, Any] | bytes) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    conn.request("POST", "/exchange", body if isinstance(body, bytes) else orjson.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, orjson.loads(data) if response.status == 200 else data.decode()
+
+
+def test_forged_signatures_and_replayed_nonces_are_refused():
+    action = {"type": "cancel", "cancels": [{"a": 1, "o": 1}]}
+    with simulate(accounts={WALLET.address}) as server:
+        nonce = int(time.time() * 1000)
+        good = {"action": action, "nonce": nonce, "signature": sign_action(WALLET.key, action, nonce)}
+        status, answer = _post_exchange(server, good)
+        assert status == 200 and answer["status"] == "ok"
+        # the same nonce again
+        status, answer = _post_exchange(server, good)
+        assert answer["status"] == "err" and "already used" in answer["response"]
+        # signed by someone else, or the action changed after signing: a signer the exchange does not know
+        forged = {"action": action, "nonce": nonce + 1, "signature": sign_action(OTHER.key, action, nonce + 1)}
+        assert _post_exchange(server, forged)[1] == {"status": "err", "response": f"User or API Wallet {OTHER.address.lower()} does not exist."}
+        tampered = {"action": {**action, "cancels": [{"a": 1, "o": 2}]}, "nonce": nonce + 2, "signature": sign_action(WALLET.key, action, nonce + 2)}
+        assert "does not exist" in _post_exchange(server, tampered)[1]["response"]
+        # signed for mainnet: the server is not mainnet, so the recovered signer is someone else
+        mainnet = {"action": action, "nonce": nonce + 3, "signature": sign_action(WALLET.key, action, nonce + 3, mainnet=True)}
+        assert "does not exist" in _post_exchange(server, mainnet)[1]["response"]
+        # malformed signature, stale nonce, bad bodies
+        broken = {"action": action, "nonce": nonce + 4, "signature": {"r": "0x0", "s": "0x0", "v": 27}}
+        assert _post_exchange(server, broken)[1]["response"].startswith("Invalid signature")
+        stale = nonce - 3 * 86_400_000
+        assert "Invalid nonce" in _post_exchange(server, {"action": action, "nonce": stale, "signature": sign_action(WALLET.key, action, stale)})[1]["response"]
+        assert _post_exchange(server, b"{not json")[0] == 400
+        status, text = _post_exchange(server, {"action": action, "nonce": nonce})
+        assert status == 422 and "missing field `signature`" in text
+
+
+def test_wallet_streams_carry_the_paper_account_over_the_websocket():
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    me = WALLET.address
+    with simulate(accounts={me}) as server:
+        info = Info(server.base_url, skip_ws=False)
+        got: queue.Queue[dict[str, Any]] = queue.Queue()
+        try:
+            info.subscribe({"type": "userFills", "user": me}, got.put)
+            info.subscribe({"type": "orderUpdates", "user": me}, got.put)
+            first = got.get(timeout=10)
+            assert first["data"]["isSnapshot"] is True and first["data"]["fills"] == []
+            ex = Exchange(WALLET, server.base_url)
+            bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+            [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
+            statuses(ex.cancel("ETH", resting["resting"]["oid"]))
+            [filled] = statuses(ex.market_open("ETH", True, 0.05))
+            frames = [got.get(timeout=10) for _ in range(2)]
+            deadline = time.time() + 10
+            while sum(len(f["data"]["fills"]) for f in frames if f["channel"] == "userFills") < len(info.user_fills(me)) and time.time() < deadline:
+                frames.append(got.get(timeout=10))
+            while len([f for f in frames if f["channel"] == "orderUpdates"]) < 3 and time.time() < deadline:
+                frames.append(got.get(timeout=10))
+        finally:
+            info.disconnect_websocket()
+    updates = [u for f in frames if f["channel"] == "orderUpdates" for u in f["data"]]
+    assert [u["status"] for u in updates][:3] == ["open", "canceled", "filled"]
+    streamed = [fill for f in frames if f["channel"] == "userFills" for fill in f["data"]["fills"]]
+    assert {fill["oid"] for fill in streamed} == {filled["filled"]["oid"]}
+
+
+# --- serve --paper, and the same fills in-process -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """An archive recorded from simulate: ETH's book, trades and context, with meta snapshots."""
+    root = tmp_path_factory.mktemp("paper")
+    subs = [{"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}, {"type": "activeAssetCtx", "coin": "ETH"}, {"type": "allMids"}]
+    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=9), rate=50)) as server:
+        record(root, server.ws_url, subs, 4.0, meta=True)
+    return root
+
+
+def _ladder(mid: float) -> list[tuple[bool, float, float]]:
+    """Resting orders around ``mid`` that the recorded market reaches: (is_buy, size, price)."""
+    return [(True, 0.05, round(mid - k * 0.3, 1)) for k in range(1, 4)] + [(False, 0.05, round(mid + k * 0.3, 1)) for k in range(1, 4)]
+
+
+def _ladder_requests(mid: float) -> list[dict[str, Any]]:
+    return [{"coin": "ETH", "is_buy": b, "sz": s, "limit_px": p, "order_type": GTC, "reduce_only": False} for b, s, p in _ladder(mid)]
+
+
+def _first_mid(root: Path) -> tuple[int, float]:
+    replay = Replay(root)
+    replay.subscribe({"type": "l2Book", "coin": "ETH"}, lambda m: None)
+    item = next(i for i in replay.items() if i.stream is not None)
+    bids, asks = item.message["data"]["levels"]
+    return item.recv_ns, (float(bids[0]["px"]) + float(asks[0]["px"])) / 2
+
+
+def _in_process(root: Path, start_ns: int, mid: float) -> list[dict[str, Any]]:
+    replay = Replay(root, start=start_ns / 1e6)
+    paper = replay.paper(WALLET.address, coins=["ETH"])
+    assert all("resting" in s for s in statuses(paper.bulk_orders(_ladder_requests(mid))))
+    replay.run()
+    return paper.fills
+
+
+def test_serve_paper_fills_equal_the_in_process_backtest(recorded):
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    first_ns, mid = _first_mid(recorded)
+    start_ns = first_ns - 1_000_000  # before any frame: both sides act on an empty market, then see the same frames
+    source = ArchiveSource(recorded, start=start_ns // 1_000_000, speed=20.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        ex = Exchange(WALLET, server.base_url)
+        # one action: it lands at the clock's start whatever the network's delay (a second one would not)
+        assert all("resting" in s for s in statuses(ex.bulk_orders(_ladder_requests(mid))))
+        time.sleep(0.6)  # 5 s of archive at 20x
+        over_the_wire = list(reversed(Info(server.base_url, skip_ws=True).user_fills(WALLET.address)))
+    in_process = _in_process(recorded, start_ns, mid)
+    assert in_process, "the ladder never filled: the test archive is too quiet"
+    assert over_the_wire == in_process
+    assert _in_process(recorded, start_ns, mid) == in_process  # and again: deterministic
+
+
+def test_sdk_exchange_against_serve_paper_trades_the_archived_book(recorded):
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    source = ArchiveSource(recorded, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        info = Info(server.base_url, skip_ws=True)
+        ex = Exchange(WALLET, server.base_url)
+        # the first action starts the paper clock at the archive's first frame: no book has printed yet
+        assert ex.update_leverage(10, "ETH")["status"] == "ok"
+        time.sleep(0.5)
+        book = info.l2_snapshot("ETH")["levels"]
+        [filled] = statuses(ex.market_open("ETH", True, 0.05))
+        assert float(filled["filled"]["avgPx"]) >= float(book[1][0]["px"]) * 0.99
+        [pos] = info.user_state(WALLET.address)["assetPositions"]
+        assert pos["position"]["szi"] == "0.05"
+        [resting] = statuses(ex.order("ETH", False, 0.05, round(float(book[1][0]["px"]) * 1.2, 1), GTC))
+        assert info.frontend_open_orders(WALLET.address)[0]["oid"] == resting["resting"]["oid"]
+        statuses(ex.cancel("ETH", resting["resting"]["oid"]))
+        assert info.open_orders(WALLET.address) == []
+
+
+def test_serve_without_paper_says_how_to_get_it(recorded):
+    source = ArchiveSource(recorded, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None)) as server:
+        status, text = _post_exchange(server, {"action": {"type": "cancel"}, "nonce": 1, "signature": {}})
+    assert status == 404 and "serve --paper" in text
+
+
+# --- the matching rules on a hand-made archive ---------------------------------------------------------
+
+BTC = {0: AssetSpec(0, "BTC", 2, 20, False)}
+
+
+def _book(t: int, bid: tuple[str, str], ask: tuple[str, str]) -> dict[str, Any]:
+    return {"channel": "l2Book", "data": {"coin": "BTC", "time": t, "levels": [[{"px": bid[0], "sz": bid[1], "n": 1}], [{"px": ask[0], "sz": ask[1], "n": 1}]]}}
+
+
+def _trade(t: int, side: str, px: str, sz: str, tid: int) -> dict[str, Any]:
+    return {"channel": "trades", "data": [{"coin": "BTC", "side": side, "px": px, "sz": sz, "time": t, "hash": "0x" + "00" * 32, "tid": tid, "users": ["0x1", "0x2"]}]}
+
+
+def test_a_resting_order_queues_behind_the_size_at_its_level(hl_replay):
+    frames = [
+        _book(1, ("100", "5"), ("101", "4")),
+        _trade(2, "A", "100", "3", 1),  # 3 of the 5 ahead
+        _trade(3, "B", "100", "9", 2),  # a buyer at our bid's price never reaches the bids
+        _trade(4, "A", "100", "2.5", 3),  # the last 2 ahead, then 0.5 of ours
+        _book(5, ("100", "1"), ("101", "4")),
+        _trade(6, "A", "99", "10", 4),  # through our price: the rest of ours
+        _book(7, ("99", "1"), ("100", "4")),
+    ]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "44" * 20, coins=["BTC"], assets=BTC)
+    placed: list[Any] = []
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if not placed:
+            placed.append(statuses(paper.order("BTC", True, 1.0, 100.0, GTC))[0]["resting"]["oid"])
+            # a second order at the same level queues behind ours too (and behind the 5)
+            placed.append(statuses(paper.order("BTC", True, 0.2, 100.0, GTC))[0]["resting"]["oid"])
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    fills = [(f["oid"], f["px"], f["sz"], f["crossed"]) for f in paper.fills]
+    assert fills == [(placed[0], "100", "0.5", False), (placed[0], "100", "0.5", False), (placed[1], "100", "0.2", False)]
+    assert paper.user_state()["assetPositions"][0]["position"]["szi"] == "1.2"
+    fee = sum(float(f["fee"]) for f in paper.fills)
+    assert fee == pytest.approx(1.2 * 100 * 0.00015)
+
+
+def test_a_book_that_crosses_a_resting_order_fills_it_at_its_price(hl_replay):
+    frames = [_book(1, ("100", "5"), ("101", "4")), _book(2, ("98", "5"), ("99", "0.3")), _book(3, ("98", "5"), ("99", "7"))]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "45" * 20, coins=["BTC"], assets=BTC)
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 1:
+            statuses(paper.order("BTC", False, 1.0, 100.0, GTC))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    # the crossing bid at 100 took 5 of ours... only 1 was for sale
+    assert [(f["px"], f["sz"], f["side"]) for f in paper.fills] == [("100", "1.0", "A")]
+
+
+def test_marketable_orders_walk_the_book_and_do_not_take_the_same_size_twice(hl_replay):
+    replay = hl_replay([_book(1, ("100", "5"), ("101", "0.4")), _book(2, ("100", "5"), ("101", "0.4"))])
+    paper = replay.paper("0x" + "46" * 20, coins=["BTC"], assets=BTC)
+    got: list[Any] = []
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 1:
+            got.append(statuses(paper.order("BTC", True, 0.3, 101.0, {"limit": {"tif": "Ioc"}}))[0])
+            got.append(statuses(paper.order("BTC", True, 0.3, 101.0, {"limit": {"tif": "Ioc"}}))[0])
+            got.append(statuses(paper.order("BTC", True, 0.3, 101.0, {"limit": {"tif": "Ioc"}}))[0])
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert got[0]["filled"]["totalSz"] == "0.3" and got[1]["filled"]["totalSz"] == "0.1"
+    assert got[2] == {"error": "Order could not immediately match against any resting orders. asset=0"}
+
+
+def test_schedule_cancel_cancels_every_order_at_its_time(hl_replay):
+    t0 = FIRST_NS // 1_000_000
+    frames = [_book(t0 + t, ("100", "5"), ("101", "4")) for t in range(0, 20_000, 1000)]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "47" * 20, coins=["BTC"], assets=BTC)
+    updates: list[Any] = []
+    replay.subscribe({"type": "orderUpdates", "user": paper.address}, updates.append)
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == t0:
+            statuses(paper.order("BTC", True, 1.0, 90.0, GTC))
+            assert paper.schedule_cancel(paper.engine.time_ms + 1000)["status"] == "err"  # under 5 s ahead
+            assert paper.schedule_cancel(paper.engine.time_ms + 10_000)["status"] == "ok"
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert [u["data"][0]["status"] for u in updates] == ["open", "scheduledCancel"]
+    assert paper.open_orders() == []
+
+
+# --- properties of the accounts ---------------------------------------------------------------------------
+
+ENGINE_BOOK = [[{"px": f"{100 - i}", "sz": "50", "n": 1} for i in range(5)], [{"px": f"{101 + i}", "sz": "50", "n": 1} for i in range(5)]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(2, 200), st.integers(0, 6)), min_size=1, max_size=25))
+def test_positions_are_the_sum_of_signed_fills_and_value_is_conserved_minus_fees(orders):
+    engine = PaperEngine(BTC, balance=1_000_000.0)
+    user = "0x" + "48" * 20
+    for step, (is_buy, size, shift) in enumerate(orders):
+        # the book moves between orders; the engine's marks move with it
+        levels = [[{**lv, "px": str(int(lv["px"]) + shift)} for lv in side] for side in ENGINE_BOOK]
+        engine.on_book("BTC", 1000 * (step + 1), levels)
+        px = 110 + shift if is_buy else 90 + shift
+        engine.act(user, {"type": "order", "orders": [{"a": 0, "b": is_buy, "p": str(px), "s": f"{size / 10:.1f}", "r": False, "t": {"limit": {"tif": "Ioc"}}}], "grouping": "na"})
+    acc = engine.account(user)
+    signed = sum(float(f["sz"]) * (1 if f["side"] == "B" else -1) for f in acc.fills)
+    assert acc.positions["BTC"].szi == pytest.approx(signed, abs=1e-9) and len(acc.fills) >= len(orders)
+    cash_flow = sum(-float(f["sz"]) * float(f["px"]) * (1 if f["side"] == "B" else -1) for f in acc.fills)
+    fees = sum(float(f["fee"]) for f in acc.fills)
+    mark = engine.mark("BTC")
+    state = engine.clearinghouse_state(user)
+    assert float(state["marginSummary"]["accountValue"]) == pytest.approx(1_000_000.0 + cash_flow + signed * mark - fees, abs=1e-4)
+    closed = sum(float(f["closedPnl"]) for f in acc.fills)
+    assert acc.usdc == pytest.approx(1_000_000.0 + closed - fees, abs=1e-4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.decimals(min_value=0, max_value=10**7, places=8, allow_nan=False, allow_infinity=False))
+def test_wire_numbers_count_decimals_and_figures_as_decimal_does(value):
+    from decimal import Decimal
+
+    from replay.paper.assets import wire_decimal
+
+    text = format(value, "f")
+    parsed = wire_decimal(text)
+    normal = value.normalize()
+    exponent = normal.as_tuple().exponent
+    assert parsed is not None and Decimal(parsed.text) == value and parsed.value == float(text)
+    assert parsed.decimals == max(0, -exponent)
+    if parsed.decimals:
+        assert parsed.sig_figs == len(normal.as_tuple().digits)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=1e7, allow_nan=False).map(lambda x: round(x, 6)))
+def test_in_process_orders_post_the_sdks_wire_numbers(x):
+    from hyperliquid.utils.signing import float_to_wire as sdk_float_to_wire
+
+    from replay.paper.client import float_to_wire
+
+    assert float_to_wire(x) == sdk_float_to_wire(x)
