@@ -171,6 +171,7 @@ def test_wallet_streams_carry_the_paper_account_over_the_websocket():
         try:
             info.subscribe({"type": "userFills", "user": me}, got.put)
             info.subscribe({"type": "orderUpdates", "user": me}, got.put)
+            info.subscribe({"type": "userEvents", "user": me}, got.put)
             first = got.get(timeout=10)
             assert first["data"]["isSnapshot"] is True and first["data"]["fills"] == []
             ex = Exchange(WALLET, server.base_url)
@@ -178,11 +179,16 @@ def test_wallet_streams_carry_the_paper_account_over_the_websocket():
             [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
             statuses(ex.cancel("ETH", resting["resting"]["oid"]))
             [filled] = statuses(ex.market_open("ETH", True, 0.05))
-            frames = [got.get(timeout=10) for _ in range(2)]
+            n_fills = len(info.user_fills(me))
+            frames: list[dict[str, Any]] = []
+
+            def count(channel: str) -> int:
+                if channel == "orderUpdates":
+                    return sum(len(f["data"]) for f in frames if f["channel"] == channel)
+                return sum(len(f["data"]["fills"]) for f in frames if f["channel"] == channel)
+
             deadline = time.time() + 10
-            while sum(len(f["data"]["fills"]) for f in frames if f["channel"] == "userFills") < len(info.user_fills(me)) and time.time() < deadline:
-                frames.append(got.get(timeout=10))
-            while len([f for f in frames if f["channel"] == "orderUpdates"]) < 3 and time.time() < deadline:
+            while (count("userFills") < n_fills or count("user") < n_fills or count("orderUpdates") < 3) and time.time() < deadline:
                 frames.append(got.get(timeout=10))
         finally:
             info.disconnect_websocket()
@@ -190,6 +196,8 @@ def test_wallet_streams_carry_the_paper_account_over_the_websocket():
     assert [u["status"] for u in updates][:3] == ["open", "canceled", "filled"]
     streamed = [fill for f in frames if f["channel"] == "userFills" for fill in f["data"]["fills"]]
     assert {fill["oid"] for fill in streamed} == {filled["filled"]["oid"]}
+    events = [fill for f in frames if f["channel"] == "user" for fill in f["data"]["fills"]]
+    assert events == streamed  # userEvents carries the same fills
 
 
 # --- serve --paper, and the same fills in-process -------------------------------------------------------
@@ -425,3 +433,62 @@ def test_in_process_orders_post_the_sdks_wire_numbers(x):
     from replay.paper.client import float_to_wire
 
     assert float_to_wire(x) == sdk_float_to_wire(x)
+
+
+def test_spot_orders_move_token_balances():
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    with simulate() as server:
+        info = Info(server.base_url, skip_ws=True)
+        ex = Exchange(WALLET, server.base_url)
+        ask = float(info.l2_snapshot("@1")["levels"][1][0]["px"])
+        [filled] = statuses(ex.order("@1", True, 300, round(ask * 1.05, 6), {"limit": {"tif": "Ioc"}}))
+        bought = float(filled["filled"]["totalSz"])
+        balances = {b["coin"]: b for b in info.spot_user_state(WALLET.address)["balances"]}
+        fee = sum(float(f["fee"]) for f in info.user_fills(WALLET.address))
+        assert [f["feeToken"] for f in info.user_fills(WALLET.address)] == ["HFUN"] * len(info.user_fills(WALLET.address))
+        hfun = next(t["index"] for t in info.spot_meta()["tokens"] if t["name"] == "HFUN")
+        assert float(balances["HFUN"]["total"]) == pytest.approx(bought - fee, abs=1e-6) and balances["HFUN"]["token"] == hfun
+        assert float(balances["USDC"]["total"]) < 100_000
+        too_much = statuses(ex.order("@1", False, 10_000, round(ask * 0.5, 6), GTC))[0]["error"]
+        assert too_much == "Order has insufficient spot balance to trade. asset=10001"
+
+
+def test_funding_is_paid_on_the_hour_from_the_recorded_rate(hl_replay):
+    hour = 1_767_225_600_000 + 3_600_000  # the first frame is 10 s before it
+    frames = [
+        _book(hour - 10_000, ("100", "5"), ("101", "4")),
+        {"channel": "activeAssetCtx", "data": {"coin": "BTC", "ctx": {"funding": "0.0001", "markPx": "100.5"}}},
+        _book(hour + 1_000, ("110", "5"), ("111", "4")),
+    ]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "49" * 20, coins=["BTC"], assets=BTC)
+    fundings: list[Any] = []
+    replay.subscribe({"type": "userFundings", "user": paper.address}, fundings.append)
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] < hour:
+            statuses(paper.order("BTC", True, 2.0, 101.0, {"limit": {"tif": "Ioc"}}))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    [frame] = fundings
+    [delta] = frame["data"]["fundings"]
+    # a long pays: 2 BTC x mark 100.5 (the last mid before the hour) x 0.0001
+    assert (delta["time"], delta["coin"], delta["szi"], delta["usdc"], delta["fundingRate"]) == (hour, "BTC", "2.0", "-0.0201", "0.0001")
+    assert paper.user_state()["assetPositions"][0]["position"]["cumFunding"]["allTime"] == "0.0201"
+
+
+def test_cli_paper_options_are_checked(tmp_path):
+    from click.testing import CliRunner
+
+    from replay.cli import main
+
+    from .archives import make_archive
+
+    make_archive(tmp_path / "a", [{"type": "l2Book", "coin": "BTC"}], 5)
+    result = CliRunner().invoke(main, ["serve", str(tmp_path / "a"), "--account", "0x" + "12" * 20])
+    assert result.exit_code == 2 and "--account needs --paper" in result.output
+    result = CliRunner().invoke(main, ["serve", str(tmp_path / "a"), "--paper", "--account", "bob"])
+    assert result.exit_code == 2 and "is not an address" in result.output and "Traceback" not in result.output

@@ -215,6 +215,8 @@ def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
         return {"channel": "orderUpdates", "data": [data]}
     if channel == "userFundings":
         return {"channel": "userFundings", "data": {"user": user, "fundings": [data]}}
+    if channel == "userEvents":
+        return {"channel": "user", "data": data}  # the exchange names userEvents frames "user"
     return {"channel": channel, "data": data}
 
 
