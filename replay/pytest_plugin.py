@@ -8,6 +8,9 @@ Registered through the ``pytest11`` entry point, so installing hlarchive makes i
         replay.run()
         assert bot.position == ...
 
+A bot that trades gets a paper account on the same replay (``replay.paper(coins=["BTC"])``, the SDK
+``Exchange``'s methods): its orders fill against the archived book and trades, deterministically.
+
 A JSON-lines source (one frame a line, optionally after a receive timestamp) is written into a
 small archive in the test's temporary directory first: this is the one place where replay uses the
 recorder's writer, so the fixture tests exactly what production archives hold.
