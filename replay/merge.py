@@ -9,24 +9,29 @@ the same way. A frame with no exchange time sorts at its receipt time, in millis
 from __future__ import annotations
 
 import heapq
-from typing import Any, Collection, Iterator
+from collections.abc import Collection, Iterator
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.jsontext import batch_frame_bytes, batch_frames
 from schemas.layout import EVENTS_CHANNEL
 from schemas.rows import batch_messages
 
 from .archive import Part, open_part
 
 ORDERS = ("recv", "exchange")
+# channels whose dicts come faster from orjson over their rebuilt text than from Arrow's to_pylist
+# (maps, and objects kept as JSON text); measured with tests/benchmarks/replay_throughput.py
+DICTS_FROM_TEXT = frozenset({"allMids", "webData2"})
 
 
 class Item:
     """One frame or event of the merged stream (a slotted class: one is made per row, on the hot path)."""
 
-    __slots__ = ("recv_ns", "session", "seq", "exch_ms", "stream", "message")
+    __slots__ = ("exch_ms", "message", "recv_ns", "seq", "session", "stream")
 
     def __init__(self, recv_ns: int, session: str, seq: int, exch_ms: int | None, stream: str | None, message: dict[str, Any]) -> None:
         self.recv_ns = recv_ns
@@ -50,7 +55,9 @@ def _filtered(batch: Any, streams: pa.Array | None, start_ns: int | None, end_ns
     if end_ns is not None:
         before = pc.less_equal(batch.column("recv_ns"), end_ns)
         mask = before if mask is None else pc.and_(mask, before)
-    return batch if mask is None else batch.filter(mask)
+    if mask is None or (mask.null_count == 0 and pc.all(mask).as_py()):
+        return batch  # every row wanted (a part is usually one stream): no copy of nested columns
+    return batch.filter(mask)
 
 
 def part_items(
@@ -61,8 +68,10 @@ def part_items(
     end_ns: int | None = None,
     order: str = "recv",
     batch_size: int = 2048,
+    decode: str = "dicts",
 ) -> Iterator[tuple[tuple[Any, ...], Item]]:
-    """``(key, Item)`` pairs of one part, sorted by the order's key."""
+    """``(key, Item)`` pairs of one part, sorted by the order's key; messages are dicts, or with
+    ``decode="bytes"`` each frame's JSON text (what ``orjson.dumps`` of the dict would give)."""
     parquet = open_part(part)
     value_set = pa.array(sorted(streams), pa.string()) if streams is not None else None
     if order == "exchange":
@@ -91,7 +100,7 @@ def part_items(
         else:
             exch = batch.column("exch_ms").to_pylist()
             streams_ = batch.column("stream").to_pylist()
-            messages = batch_messages(batch)
+            messages = decode_batch(batch, decode)
         if order == "exchange":
             keys = batch.column("_key").to_pylist()
             for k, r, s, q, e, st, m in zip(keys, recv, sessions, seqs, exch, streams_, messages):
@@ -99,6 +108,17 @@ def part_items(
         else:
             for r, s, q, e, st, m in zip(recv, sessions, seqs, exch, streams_, messages):
                 yield (r, s, q), Item(r, s, q, e, st, m)
+
+
+def decode_batch(batch: pa.RecordBatch, decode: str) -> Any:
+    """A batch's frames: as JSON bytes (rebuilt from the typed columns, never as dicts), or as dicts
+    by whichever way is faster for the channel."""
+    if decode == "bytes":
+        return batch_frame_bytes(batch)
+    channels = batch.column("wire_channel")
+    if len(channels) and channels[0].as_py() in DICTS_FROM_TEXT:
+        return batch_frames(batch)
+    return batch_messages(batch)
 
 
 def _event_messages(batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:

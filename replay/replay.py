@@ -180,7 +180,7 @@ class Replay:
             coins = {s.coin for s in subs if s.coin}
         return {"channels": {s.type for s in subs}, "coins": coins}, set(self._subscriptions)
 
-    def _merged(self) -> Iterator[Item]:
+    def _merged(self, decode: str = "dicts") -> Iterator[Item]:
         """Day by day (a part never spans two UTC dates), so only one day's parts are ever listed."""
         selection, streams = self._selection()
         dates = list_dates(self._store, **selection)
@@ -192,18 +192,19 @@ class Replay:
             if self.on_event is not None:
                 parts += find_parts(self._store, channels=[EVENTS_CHANNEL], include_special=True, dates=[day], **bounds)
             self.parts_opened = parts
-            yield from merge(parts, streams=streams, order=self.order, **bounds)
+            yield from merge(parts, streams=streams, order=self.order, decode=decode, **bounds)
 
-    def items(self, speed: float | None = None) -> Iterator[Item]:
+    def items(self, speed: float | None = None, *, decode: str = "dicts") -> Iterator[Item]:
         """Frames (and, with ``on_event``, events) in order, with their keys; ``speed`` paces them
-        against the receive times (1.0 = real time) on ``clock``."""
+        against the receive times (1.0 = real time) on ``clock``. ``decode="bytes"``: frames as their
+        JSON text (events stay dicts)."""
         if speed is None:
             with quiet_gc():
-                yield from self._merged()
+                yield from self._merged(decode)
             return
         pacer = _Pacer(speed, self.clock)
         with quiet_gc():
-            for item in self._merged():
+            for item in self._merged(decode):
                 if item.stream is not None:
                     wait = pacer.wait_s(item.recv_ns)
                     if wait > 0:
@@ -213,6 +214,13 @@ class Replay:
     def messages(self, speed: float | None = None) -> Iterator[dict[str, Any]]:
         """The archived frames in order: those subscribed, or all when nothing is subscribed."""
         for item in self.items(speed):
+            if item.stream is not None:
+                yield item.message
+
+    def raw_messages(self, speed: float | None = None) -> Iterator[bytes]:
+        """The frames of ``messages()`` as JSON bytes, never built as dicts: for tools that parse
+        themselves, pipes and servers. Each is exactly ``orjson.dumps`` of the frame received."""
+        for item in self.items(speed, decode="bytes"):
             if item.stream is not None:
                 yield item.message
 

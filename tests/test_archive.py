@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,6 +45,8 @@ def test_any_frames_round_trip_in_receipt_order_across_many_parts(tmp_path_facto
     assert len(back) == len(frames)
     for got, sent in zip(back, frames):
         assert same(got, sent)
+    # and as bytes, never built as dicts: exactly the text orjson gives for each frame received
+    assert list(Replay(root).raw_messages()) == [orjson.dumps(f) for f in frames]
 
 
 @pytest.mark.parametrize("channel", ["l2Book", "trades", "bbo", "candle", "user", "userFills", "activeAssetCtx", "activeSpotAssetCtx", "activeAssetData", "webData2", "allMids"])

@@ -75,16 +75,16 @@ class ArchiveSource:
         replay.subscribe(sub, _ignore)
         return replay
 
-    def frames(self, sub: Subscription) -> Iterator[dict[str, Any]]:
-        return self._replay(sub, self.start_ns).messages()
+    def frames(self, sub: Subscription) -> Iterator[bytes]:
+        return self._replay(sub, self.start_ns).raw_messages()
 
-    def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float | None, dict[str, Any]]]:
+    def timed_frames(self, sub: Subscription, clock_start_ns: int) -> Iterator[tuple[float | None, bytes]]:
         if self._paper_started_ns is None or clock_start_ns < self._paper_started_ns:
             self._paper_started_ns = clock_start_ns  # the paper clock runs with the first connection's
         elapsed_s = max(0.0, (time.time_ns() - clock_start_ns) / 1e9)
         joined = elapsed_s > self.join_window_s
         position_ns = self.start_ns + (int(elapsed_s * (self.speed or 0) * 1e9) if joined else 0)
-        for item in self._replay(sub, position_ns).items():
+        for item in self._replay(sub, position_ns).items(decode="bytes"):  # sent as read: no dicts
             if item.stream is None:
                 continue
             if self.speed is None:

@@ -507,7 +507,7 @@ class HyperliquidServer:
             return timed(sub, client.clock_start_ns or self.clock_ns())
         rate = self.rate
         if self.prerender:
-            encoded = [orjson.dumps(f) for f in itertools.islice(self.source.frames(sub), self.prerender)]
+            encoded = [f if type(f) is bytes else orjson.dumps(f) for f in itertools.islice(self.source.frames(sub), self.prerender)]
             return (((i / rate) if rate else None, frame) for i, frame in enumerate(itertools.cycle(encoded)))
         live = getattr(self.source, "live_frames", None)
         if live is not None and rate:
