@@ -48,79 +48,96 @@ def statuses(response: dict[str, Any]) -> list[Any]:
 # --- the SDK against simulate ---------------------------------------------------------------------------
 
 
-def test_sdk_exchange_places_fills_cancels_and_sees_its_position_on_simulate():
+@pytest.fixture(params=["simulate", "serve --paper"])
+def paper_server(request):
+    """Each local server that takes orders, with its market running."""
+    if request.param == "simulate":
+        with simulate() as server:
+            yield server
+        return
+    root = request.getfixturevalue("recorded")
+    source = ArchiveSource(root, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        yield server
+
+
+def test_sdk_exchange_places_fills_cancels_and_sees_its_position(paper_server):
     from hyperliquid.exchange import Exchange
     from hyperliquid.info import Info
     from hyperliquid.utils.types import Cloid
 
-    with simulate() as server:
-        info = Info(server.base_url, skip_ws=True)
-        ex = Exchange(WALLET, server.base_url)
-        me = WALLET.address
-        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+    server = paper_server
+    info = Info(server.base_url, skip_ws=True)
+    ex = Exchange(WALLET, server.base_url)
+    me = WALLET.address
+    assert ex.schedule_cancel(None)["status"] == "ok"  # an action starts serve's paper clock
+    time.sleep(0.3)  # books have printed
+    bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
 
-        # a resting limit order shows in openOrders and orderStatus, and cancels by oid
-        [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
-        oid = resting["resting"]["oid"]
-        assert [o["oid"] for o in info.open_orders(me)] == [oid]
-        assert info.query_order_by_oid(me, oid)["order"]["status"] == "open"
-        assert statuses(ex.cancel("ETH", oid)) == ["success"]
-        assert info.open_orders(me) == [] and info.query_order_by_oid(me, oid)["order"]["status"] == "canceled"
-        assert "never placed" in statuses(ex.cancel("ETH", oid))[0]["error"]
+    # a resting limit order shows in openOrders and orderStatus, and cancels by oid
+    [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
+    oid = resting["resting"]["oid"]
+    assert [o["oid"] for o in info.open_orders(me)] == [oid]
+    assert info.query_order_by_oid(me, oid)["order"]["status"] == "open"
+    assert statuses(ex.cancel("ETH", oid)) == ["success"]
+    assert info.open_orders(me) == [] and info.query_order_by_oid(me, oid)["order"]["status"] == "canceled"
+    assert "never placed" in statuses(ex.cancel("ETH", oid))[0]["error"]
 
-        # by cloid, and modified
-        cloid = Cloid.from_str("0x" + "ab" * 16)
-        [resting] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=cloid))
-        assert resting["resting"]["cloid"] == cloid.to_raw()
-        assert ex.modify_order(resting["resting"]["oid"], "ETH", False, 0.06, round(bid * 1.2, 1), GTC)["status"] == "ok"
-        [moved] = info.open_orders(me)
-        assert (moved["sz"], moved["limitPx"]) == ("0.06", f"{round(bid * 1.2, 1)}".rstrip("0").rstrip("."))
-        statuses(ex.cancel("ETH", moved["oid"]))
-        [again] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=Cloid.from_str("0x" + "cd" * 16)))
-        assert again["resting"]["cloid"] == "0x" + "cd" * 16
-        assert statuses(ex.cancel_by_cloid("ETH", Cloid.from_str("0x" + "cd" * 16))) == ["success"]
-        assert info.open_orders(me) == []
+    # by cloid, and modified
+    cloid = Cloid.from_str("0x" + "ab" * 16)
+    [resting] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=cloid))
+    assert resting["resting"]["cloid"] == cloid.to_raw()
+    assert ex.modify_order(resting["resting"]["oid"], "ETH", False, 0.06, round(bid * 1.2, 1), GTC)["status"] == "ok"
+    [moved] = info.open_orders(me)
+    assert (moved["sz"], moved["limitPx"]) == ("0.06", f"{round(bid * 1.2, 1)}".rstrip("0").rstrip("."))
+    statuses(ex.cancel("ETH", moved["oid"]))
+    [again] = statuses(ex.order("ETH", False, 0.05, round(bid * 1.1, 1), GTC, cloid=Cloid.from_str("0x" + "cd" * 16)))
+    assert again["resting"]["cloid"] == "0x" + "cd" * 16
+    assert statuses(ex.cancel_by_cloid("ETH", Cloid.from_str("0x" + "cd" * 16))) == ["success"]
+    assert info.open_orders(me) == []
 
-        # a market order fills at the book; the position shows in clearinghouseState
-        [filled] = statuses(ex.market_open("ETH", True, 0.05))
-        assert filled["filled"]["totalSz"] == "0.05"
-        [pos] = info.user_state(me)["assetPositions"]
-        assert pos["position"]["coin"] == "ETH" and pos["position"]["szi"] == "0.05"
-        fills = info.user_fills(me)
-        assert sum(float(f["sz"]) for f in fills if f["oid"] == filled["filled"]["oid"]) == pytest.approx(0.05)
-        assert all(f["crossed"] and f["dir"] == "Open Long" for f in fills)
+    # a market order fills at the book; the position shows in clearinghouseState
+    [filled] = statuses(ex.market_open("ETH", True, 0.05))
+    assert filled["filled"]["totalSz"] == "0.05"
+    [pos] = info.user_state(me)["assetPositions"]
+    assert pos["position"]["coin"] == "ETH" and pos["position"]["szi"] == "0.05"
+    fills = info.user_fills(me)
+    assert sum(float(f["sz"]) for f in fills if f["oid"] == filled["filled"]["oid"]) == pytest.approx(0.05)
+    assert all(f["crossed"] and f["dir"] == "Open Long" for f in fills)
 
-        # reduce only: refused while it would increase, closes otherwise
-        assert "would increase position" in statuses(ex.order("ETH", True, 0.05, round(bid * 1.05, 1), {"limit": {"tif": "Ioc"}}, reduce_only=True))[0]["error"]
-        statuses(ex.market_close("ETH"))
-        assert info.user_state(me)["assetPositions"] == []
-        assert info.user_fills(me)[0]["dir"] == "Close Long"  # newest first
+    # reduce only: refused while it would increase, closes otherwise
+    assert "would increase position" in statuses(ex.order("ETH", True, 0.05, round(bid * 1.05, 1), {"limit": {"tif": "Ioc"}}, reduce_only=True))[0]["error"]
+    statuses(ex.market_close("ETH"))
+    assert info.user_state(me)["assetPositions"] == []
+    assert info.user_fills(me)[0]["dir"] == "Close Long"  # newest first
 
-        # leverage: isolated 5x while flat, shown on the next position
-        assert ex.update_leverage(5, "ETH", is_cross=False)["status"] == "ok"
-        statuses(ex.market_open("ETH", False, 0.05))
-        [pos] = info.user_state(me)["assetPositions"]
-        assert pos["position"]["leverage"]["type"] == "isolated" and pos["position"]["leverage"]["value"] == 5
-        assert ex.update_leverage(500, "ETH")["status"] == "err"
+    # leverage: isolated 5x while flat, shown on the next position
+    assert ex.update_leverage(5, "ETH", is_cross=False)["status"] == "ok"
+    statuses(ex.market_open("ETH", False, 0.05))
+    [pos] = info.user_state(me)["assetPositions"]
+    assert pos["position"]["leverage"]["type"] == "isolated" and pos["position"]["leverage"]["value"] == 5
+    assert ex.update_leverage(500, "ETH")["status"] == "err"
 
 
-def test_the_exchange_refuses_what_the_exchange_refuses():
+def test_the_exchange_refuses_what_the_exchange_refuses(paper_server):
     from hyperliquid.exchange import Exchange
     from hyperliquid.info import Info
 
-    with simulate() as server:
-        info = Info(server.base_url, skip_ws=True)
-        ex = Exchange(WALLET, server.base_url)
-        book = info.l2_snapshot("ETH")["levels"]
-        bid, ask = float(book[0][0]["px"]), float(book[1][0]["px"])
-        first = lambda r: statuses(r)[0]["error"]
-        assert first(ex.order("ETH", True, 0.05, bid + 0.123456, GTC)) == "Price must be divisible by tick size. asset=1"
-        assert first(ex.order("ETH", True, 0.00001, bid, GTC)) == "Order has invalid size. asset=1"
-        assert first(ex.order("ETH", True, 0.001, bid, GTC)) == "Order must have minimum value of $10. asset=1"
-        assert first(ex.order("ETH", True, 1000.0, bid, GTC)) == "Insufficient margin to place order. asset=1"
-        assert first(ex.order("ETH", True, 0.05, bid * 0.5, {"limit": {"tif": "Ioc"}})) == "Order could not immediately match against any resting orders. asset=1"
-        alo = first(ex.order("ETH", True, 0.05, round(ask * 1.01, 1), {"limit": {"tif": "Alo"}}))
-        assert alo.startswith("Post only order would have immediately matched, bbo was ") and alo.endswith(" asset=1")
+    server = paper_server
+    info = Info(server.base_url, skip_ws=True)
+    ex = Exchange(WALLET, server.base_url)
+    assert ex.schedule_cancel(None)["status"] == "ok"  # an action starts serve's paper clock
+    time.sleep(0.3)
+    book = info.l2_snapshot("ETH")["levels"]
+    bid, ask = float(book[0][0]["px"]), float(book[1][0]["px"])
+    first = lambda r: statuses(r)[0]["error"]
+    assert first(ex.order("ETH", True, 0.05, bid + 0.123456, GTC)) == "Price must be divisible by tick size. asset=1"
+    assert first(ex.order("ETH", True, 0.00001, bid, GTC)) == "Order has invalid size. asset=1"
+    assert first(ex.order("ETH", True, 0.001, bid, GTC)) == "Order must have minimum value of $10. asset=1"
+    assert first(ex.order("ETH", True, 1000.0, bid, GTC)) == "Insufficient margin to place order. asset=1"
+    assert first(ex.order("ETH", True, 0.05, round(bid * 0.5), {"limit": {"tif": "Ioc"}})) == "Order could not immediately match against any resting orders. asset=1"
+    alo = first(ex.order("ETH", True, 0.05, round(ask * 1.01, 1), {"limit": {"tif": "Alo"}}))
+    assert alo.startswith("Post only order would have immediately matched, bbo was ") and alo.endswith(" asset=1")
 
 
 def _post_exchange(server: HyperliquidServer, body: dict[str, Any] | bytes) -> tuple[int, Any]:
@@ -492,3 +509,28 @@ def test_cli_paper_options_are_checked(tmp_path):
     assert result.exit_code == 2 and "--account needs --paper" in result.output
     result = CliRunner().invoke(main, ["serve", str(tmp_path / "a"), "--paper", "--account", "bob"])
     assert result.exit_code == 2 and "is not an address" in result.output and "Traceback" not in result.output
+
+
+def test_webdata2_and_modify_in_process(hl_replay):
+    frames = [_book(t, ("100", "5"), ("101", "4")) for t in range(1, 6)]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "4a" * 20, coins=["BTC"], assets=BTC)
+    states: list[Any] = []
+    replay.subscribe({"type": "webData2", "user": paper.address}, states.append)
+    oids: list[int] = []
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 2:
+            oids.append(statuses(paper.order("BTC", True, 1.0, 90.0, GTC))[0]["resting"]["oid"])
+        if msg["data"]["time"] == 3:  # the single "modify" action (the SDK sends batchModify)
+            wire = {"a": 0, "b": True, "p": "95", "s": "2", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+            assert paper.session.act(paper.address, {"type": "modify", "oid": oids[0], "order": wire}, paper.now_ns) == {"status": "ok", "response": {"type": "default"}}
+            bad = paper.session.act(paper.address, {"type": "modify", "oid": oids[0], "order": wire}, paper.now_ns)
+            assert bad == {"status": "err", "response": "Cannot modify canceled or filled order"}
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert states[0]["data"]["openOrders"] == []  # the snapshot, before anything happened
+    assert [o["limitPx"] for o in states[1]["data"]["openOrders"]] == ["90"]
+    assert [(o["limitPx"], o["sz"]) for o in states[-1]["data"]["openOrders"]] == [("95", "2.0")]
+    assert states[-1]["data"]["clearinghouseState"]["marginSummary"]["accountValue"] == "100000.0"

@@ -111,9 +111,15 @@ class PaperExchange:
                 self.session.forget()
             return
         for channel, callbacks in self._callbacks.items():
+            if channel == "webData2":  # the account's whole state, again after anything happened to it
+                if self.session.events_since(self._cursor, self.address, None)[1]:
+                    frame = self.session.web_data(self.address)
+                    for callback in callbacks:
+                        callback(frame)
+                continue
             _, events = self.session.events_since(self._cursor, self.address, channel)
             for data in events:
-                frame = event_frame(channel, self.address, data) if channel != "webData2" else self.session.web_data(self.address)
+                frame = event_frame(channel, self.address, data)
                 for callback in callbacks:
                     callback(frame)
         self.session.forget()  # in-process, this is the only reader

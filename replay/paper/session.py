@@ -85,12 +85,12 @@ class PaperSession:
                 del self.log[:cut]
                 self.log_offset += cut
 
-    def events_since(self, cursor: int, user: str, channel: str) -> tuple[int, list[Any]]:
-        """The events of ``user`` on ``channel`` after ``cursor``, and the next cursor."""
+    def events_since(self, cursor: int, user: str, channel: str | None) -> tuple[int, list[Any]]:
+        """The events of ``user`` on ``channel`` (None: on any) after ``cursor``, and the next cursor."""
         user = user.lower()
         with self.lock:
             start = max(0, cursor - self.log_offset)
-            out = [data for u, ch, data in self.log[start:] if u == user and ch == channel]
+            out = [data for u, ch, data in self.log[start:] if u == user and (channel is None or ch == channel)]
             return self.log_offset + len(self.log), out
 
     def forget(self) -> None:

@@ -550,7 +550,8 @@ class HyperliquidServer:
                     await asyncio.to_thread(paper.advance, now)
                 else:
                     paper.advance(now)
-                cursor, events = paper.events_since(cursor, user, "userEvents" if sub.type == "webData2" else sub.type)
+                # webData2 is the account's whole state: sent again after anything happened to it
+                cursor, events = paper.events_since(cursor, user, None if sub.type == "webData2" else sub.type)
                 if sub.type == "webData2":
                     if events:
                         await self._send_data(client, orjson.dumps(paper.web_data(sub.user)))
