@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,70 @@ def test_typescript_sdk_against_serve(node, tmp_path):
     replay = Replay(tmp_path)
     replay.subscribe({"type": "l2Book", "coin": "BTC"}, lambda m: None)
     assert out["l2Book"] == next(replay.messages())["data"]  # the clock at the archive's start
+
+
+# --- paper trading through the TypeScript SDK's ExchangeClient (its own signing, with viem's wallet) ---
+
+KEY = "0x" + "5c" * 32
+
+
+def run_ts_exchange(node: str, base_url: str) -> dict[str, Any]:
+    done = subprocess.run([node, "hyperliquid_ts_exchange.mjs", base_url, KEY], cwd=CLIENTS, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return orjson.loads(done.stdout)
+
+
+def check_exchange(out: dict[str, Any]) -> None:
+    oid = out["resting"]["response"]["data"]["statuses"][0]["resting"]["oid"]
+    assert [o["oid"] for o in out["openOrders"]] == [oid]
+    assert out["cancel"]["response"]["data"]["statuses"] == ["success"]
+    filled = out["filled"]["response"]["data"]["statuses"][0]["filled"]
+    assert filled["totalSz"] == "0.05" and out["leverage"] == {"status": "ok", "response": {"type": "default"}}
+    [position] = out["state"]["assetPositions"]
+    assert position["position"]["szi"] == "0.05" and position["position"]["leverage"] == {"type": "cross", "value": 7}
+    assert "resting" in out["wsResting"]["response"]["data"]["statuses"][0]  # an action posted over the socket
+    assert out["wsCancel"]["response"]["data"]["statuses"] == ["success"]
+    assert {f["oid"] for f in out["fills"]} == {filled["oid"]}
+
+
+def test_typescript_sdk_trades_on_simulate(node):
+    from replay.paper.session import synthetic_session
+
+    def make() -> HyperliquidServer:
+        market = SyntheticMarket(seed=2)
+        return HyperliquidServer(market, rate=20, paper=synthetic_session(market, accounts={eth_address(KEY)}))
+
+    with ServerThread(make) as server:
+        check_exchange(run_ts_exchange(node, server.base_url))  # its signer is the listed account: signing agrees
+
+
+def test_typescript_sdk_trades_on_serve_paper(node, tmp_path):
+    from replay.paper.session import archive_session
+
+    subs = [{"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}]
+    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=2), rate=20)) as server:
+        record(tmp_path, server.ws_url, subs, 3.0, meta=True)
+    source = ArchiveSource(tmp_path, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source, accounts={eth_address(KEY)}))) as server:
+        start_paper_clock(server)
+        check_exchange(run_ts_exchange(node, server.base_url))
+
+
+def eth_address(key: str) -> str:
+    import eth_account
+
+    return eth_account.Account.from_key(key).address.lower()
+
+
+def start_paper_clock(server: HyperliquidServer) -> None:
+    """``serve --paper``'s market clock starts with the first subscription or action: send one, let books print."""
+    import http.client
+
+    from replay.paper.signing import sign_action
+
+    action, nonce = {"type": "scheduleCancel"}, int(time.time() * 1000) - 10_000
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    conn.request("POST", "/exchange", orjson.dumps({"action": action, "nonce": nonce, "signature": sign_action(KEY, action, nonce)}))
+    assert orjson.loads(conn.getresponse().read())["status"] == "ok"
+    conn.close()
+    time.sleep(0.3)
