@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import archive_size, history_import, object_storage, recorder_throughput, replay_throughput, server_throughput, sql_vwap
+from . import archive_size, history_import, object_storage, paper_throughput, recorder_throughput, replay_throughput, server_throughput, sql_vwap
 from .common import HEADER, machine, table
 
 
@@ -27,6 +27,7 @@ def main() -> None:
     figures += server_throughput.figures(seconds=2 if args.quick else 5, runs=runs)
     figures += history_import.figures(mb=5 if args.quick else 50, runs=runs)
     figures += object_storage.figures(hours=1 if args.quick else 24, runs=runs)
+    figures += paper_throughput.figures(frames=5_000 if args.quick else 40_000, runs=runs, orders=200 if args.quick else 2_000)
     print(f"hlarchive benchmarks: median of {runs} run(s); {machine()}; {time.strftime('%Y-%m-%d', time.gmtime())}; took {time.time() - started:.0f}s")
     print(table([f.row() for f in figures], HEADER))
 
