@@ -130,7 +130,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         )
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
-        click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")
+        click.echo(f"base URL: {server.base_url}   (Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange on one port)")
         click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -248,6 +248,8 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")
         click.echo("POST /info answers come from the archive as of each connection's replay clock.", err=True)
+        if session is not None:
+            click.echo(f"POST /exchange takes paper orders against the archived books and trades; every account starts with {balance:,.0f} USDC.", err=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
