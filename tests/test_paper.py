@@ -534,3 +534,18 @@ def test_webdata2_and_modify_in_process(hl_replay):
     assert [o["limitPx"] for o in states[1]["data"]["openOrders"]] == ["90"]
     assert [(o["limitPx"], o["sz"]) for o in states[-1]["data"]["openOrders"]] == [("95", "2.0")]
     assert states[-1]["data"]["clearinghouseState"]["marginSummary"]["accountValue"] == "100000.0"
+
+
+def test_serve_paper_info_follows_the_paper_clock_without_a_socket(recorded):
+    """The SDK's market_open prices from /info allMids: without a socket, /info must see the market traded in."""
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    source = ArchiveSource(recorded, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        info = Info(server.base_url, skip_ws=True)
+        first = info.l2_snapshot("ETH")["time"]
+        assert Exchange(WALLET, server.base_url).schedule_cancel(None)["status"] == "ok"  # the paper clock starts
+        time.sleep(1.0)
+        later = info.l2_snapshot("ETH")["time"]
+    assert later - first >= 500  # about a second of archive later, as the paper clock is

@@ -46,6 +46,11 @@ class ArchiveSource:
         self._info = ArchiveInfo(self.root)
         self._paper_started_ns: int | None = None
 
+    @property
+    def paper_started_ns(self) -> int | None:
+        """When the paper clock started (wall time), if it has."""
+        return self._paper_started_ns
+
     def paper_clock_ns(self, now_ns: int) -> int:
         """The paper exchange's one clock: ``--from`` until the first subscription or action on the
         server, then moving at ``speed`` (as fast as possible counts as real time)."""

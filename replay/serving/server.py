@@ -328,6 +328,9 @@ class HyperliquidServer:
         if client is None:
             clocks = [c.clock_start_ns for c in self._clients.values() if c.ip == ip and c.clock_start_ns is not None]
             clock_start = max(clocks) if clocks else None
+            if clock_start is None and self.paper is not None:
+                # a trading client without a socket (the SDK's skip_ws=True) sees the market it trades in
+                clock_start = getattr(self.source, "paper_started_ns", None)
         else:
             clock_start = client.clock_start_ns
         now = self.clock_ns()
