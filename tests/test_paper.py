@@ -549,3 +549,22 @@ def test_serve_paper_info_follows_the_paper_clock_without_a_socket(recorded):
         time.sleep(1.0)
         later = info.l2_snapshot("ETH")["time"]
     assert later - first >= 500  # about a second of archive later, as the paper clock is
+
+
+def test_serve_paper_over_an_archive_without_meta_snapshots(tmp_path):
+    """Imported history has no /info snapshots: the SDK still starts, from the paper exchange's own assets."""
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    from .archives import make_archive
+
+    make_archive(tmp_path, [{"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}], 200)
+    source = ArchiveSource(tmp_path, speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        info = Info(server.base_url, skip_ws=True)
+        assert info.meta()["universe"] == [{"name": "BTC", "szDecimals": 5, "maxLeverage": 20}]  # lot size read from the books
+        ex = Exchange(WALLET, server.base_url)
+        assert ex.schedule_cancel(None)["status"] == "ok"
+        time.sleep(0.3)
+        [filled] = statuses(ex.market_open("BTC", True, 0.001))
+        assert filled["filled"]["totalSz"] == "0.001"

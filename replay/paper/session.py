@@ -12,6 +12,7 @@ import heapq
 import itertools
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, Protocol
 
 from schemas.layout import ArchiveError
@@ -175,6 +176,35 @@ class PaperSession:
                 return engine.user_fills(user)
             start, end = field(request, "startTime", int), field(request, "endTime", int, optional=True)
             return engine.user_fills_by_time(user, start, end)
+
+    def meta(self, kind: str) -> dict[str, Any]:
+        """``meta`` or ``spotMeta`` of the assets the engine trades: for archives that hold no snapshot."""
+        assets = sorted(self.engine.assets.values(), key=lambda a: a.asset)
+        if kind == "meta":
+            universe = [{"name": a.coin, "szDecimals": a.sz_decimals, "maxLeverage": a.max_leverage} for a in assets if a.asset < 10_000]
+            return {"universe": universe, "marginTables": []}
+        tokens = {"USDC": {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0, "tokenId": "0x" + "00" * 16, "isCanonical": True}}
+        universe = []
+        for a in assets:
+            if not a.spot:
+                continue
+            tokens.setdefault(a.base, {"name": a.base, "szDecimals": a.sz_decimals, "weiDecimals": 8, "index": a.base_index, "tokenId": "0x" + "00" * 16, "isCanonical": False})
+            universe.append({"tokens": [a.base_index, 0], "name": a.coin, "index": a.asset - 10_000, "isCanonical": False})
+        return {"tokens": list(tokens.values()), "universe": universe}
+
+    def all_mids(self, now_ns: int) -> dict[str, str]:
+        """``allMids`` from the books of every tradable coin at ``now_ns``: for archives without that stream."""
+        with self.lock:
+            for spec in self.engine.assets.values():
+                self.open_coin(spec.coin, now_ns)
+            self.advance(max(now_ns, self.now_ns))
+            mids = {}
+            for spec in sorted(self.engine.assets.values(), key=lambda a: a.asset):
+                book = self.engine.books.get(spec.coin)
+                if book is not None and book.raw[0] and book.raw[1]:
+                    mid = (Decimal(book.raw[0][0]["px"]) + Decimal(book.raw[1][0]["px"])) / 2
+                    mids[spec.coin] = format(mid.normalize(), "f")
+            return mids
 
     def snapshot_frame(self, channel: str, user: str) -> dict[str, Any] | None:
         """The first frame of a wallet stream: ``userFills`` sends its snapshot; ``webData2`` the state."""

@@ -334,9 +334,18 @@ class HyperliquidServer:
         else:
             clock_start = client.clock_start_ns
         now = self.clock_ns()
-        if getattr(self.source, "info_blocks", False):  # reads files: keep the loop serving streams
-            return await asyncio.to_thread(info, request, now, clock_start)
-        return info(request, now, clock_start)
+        try:
+            if getattr(self.source, "info_blocks", False):  # reads files: keep the loop serving streams
+                return await asyncio.to_thread(info, request, now, clock_start)
+            return info(request, now, clock_start)
+        except InfoError as exc:
+            # an archive without meta snapshots (imported history): the paper exchange's own assets
+            if exc.status == 404 and self.paper is not None and not request.get("dex"):
+                if request["type"] in ("meta", "spotMeta"):
+                    return self.paper.meta(request["type"])
+                if request["type"] == "allMids":  # the SDK's market_open prices from it
+                    return await asyncio.to_thread(self.paper.all_mids, self._paper_now_ns())
+            raise
 
     # --- one connection --------------------------------------------------------------------------
 
