@@ -79,11 +79,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def simulator_process(*args: str) -> Iterator[str]:
-    """``hlarchive simulate`` in its own process; yields its ws URL."""
+def cli_process(command: str, *args: str) -> Iterator[str]:
+    """``hlarchive COMMAND ARGS --port P`` (simulate, serve) in its own process; yields its ws URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "replay.cli", "simulate", "--port", str(port), *args],
+        [sys.executable, "-m", "replay.cli", command, *args, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -91,12 +91,17 @@ def simulator_process(*args: str) -> Iterator[str]:
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("ws URL:"):
-            raise RuntimeError(f"simulator did not start: {line!r}")
+            raise RuntimeError(f"hlarchive {command} did not start: {line!r}")
         time.sleep(0.1)
         yield line.split()[-1]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def simulator_process(*args: str) -> Any:
+    """``hlarchive simulate`` in its own process; yields its ws URL."""
+    return cli_process("simulate", *args)
 
 
 def vm_hwm_mb() -> float:

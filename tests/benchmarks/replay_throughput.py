@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from recorder import ArchiveWriter
 from replay import Replay
 from schemas.protocol import subscribe_frame
 
-from .common import HEADER, Figure, free_port, machine, median_of, run_measured, synthetic_frames, table
+from .common import HEADER, Figure, cli_process, machine, median_of, run_measured, synthetic_frames, table
 
 T0 = 1_767_225_600_000_000_000
 
@@ -77,21 +75,8 @@ async def receive_all(url: str, sub: dict, n: int) -> float:
 
 def serve_fps(root: Path, sub: dict, frames: int) -> float:
     """``hlarchive serve --speed 0`` in its own process; frames/s one client reads."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "replay.cli", "serve", str(root / "archive"), "--port", str(port), "--speed", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("ws URL:"):
-            raise RuntimeError(f"serve did not start: {line!r}")
-        return asyncio.run(receive_all(line.split()[-1], sub, frames))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with cli_process("serve", str(root / "archive"), "--speed", "0") as url:
+        return asyncio.run(receive_all(url, sub, frames))
 
 
 def jsonl_fps(lines: Path) -> float:
