@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from ..serving.info import wire_number
+
 PERP_MAX_DECIMALS = 6
 SPOT_MAX_DECIMALS = 8
 MAX_SIG_FIGS = 5
@@ -111,18 +113,6 @@ def price_ok(spec: AssetSpec, px: WireNumber) -> bool:
 
 def size_ok(spec: AssetSpec, sz: WireNumber) -> bool:
     return sz.value > 0 and sz.decimals <= spec.sz_decimals
-
-
-def wire_number(value: float, decimals: int) -> str:
-    """A number as the exchange prints it: rounded to ``decimals``, trailing zeros trimmed, ``"0.0"`` style."""
-    text = f"{value:.{max(0, decimals)}f}"
-    if "." in text:
-        text = text.rstrip("0")
-        if text.endswith("."):
-            text += "0"
-    else:
-        text += ".0"
-    return "0.0" if text in ("-0.0", "-0") else text
 
 
 __all__ = ["AssetSpec", "WireNumber", "assets_from_meta", "price_ok", "size_ok", "wire_decimal", "wire_number"]

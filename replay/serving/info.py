@@ -116,10 +116,22 @@ def user_field(request: dict[str, Any], name: str = "user") -> str:
     return value.lower()
 
 
+def wire_number(value: float, decimals: int) -> str:
+    """A number as the exchange prints it: rounded to ``decimals``, trailing zeros trimmed, at least
+    one decimal (``"0.0"``, ``"12.5"``, ``"3.0"``), never ``"-0.0"``."""
+    text = f"{value:.{max(0, decimals)}f}"
+    if "." in text:
+        text = text.rstrip("0")
+        if text.endswith("."):
+            text += "0"
+    else:
+        text += ".0"
+    return "0.0" if text in ("-0.0", "-0") else text
+
+
 def money(value: float) -> str:
-    """USDC amounts as the exchange prints them: up to 6 decimals, trailing zeros trimmed, at least one."""
-    text = f"{value:.6f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    """USDC amounts as the exchange prints them: up to 6 decimals."""
+    return wire_number(value, 6)
 
 
 def margin_summary(account_value: float, ntl_pos: float = 0.0, raw_usd: float | None = None, margin_used: float = 0.0) -> dict[str, str]:
@@ -186,4 +198,5 @@ __all__ = [
     "spot_clearinghouse_state",
     "user_field",
     "window",
+    "wire_number",
 ]

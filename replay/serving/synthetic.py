@@ -19,6 +19,7 @@ from typing import Any
 
 from schemas.subscriptions import CANDLE_INTERVALS, Subscription, is_spot_coin
 
+from .info import wire_number
 from .timeline import MarketClock, Timeline, fold_candle
 
 
@@ -87,14 +88,7 @@ def fmt(value: float, decimals: int) -> str:
 
 
 def fmt_sz(value: float, decimals: int) -> str:
-    text = f"{value:.{decimals}f}" if decimals else f"{round(value)}"
-    if "." in text:
-        text = text.rstrip("0")
-        if text.endswith("."):
-            text += "0"
-    else:
-        text += ".0"
-    return text
+    return wire_number(value, decimals)
 
 
 @dataclass(frozen=True)
