@@ -261,43 +261,33 @@ class HyperliquidServer:
             await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path, method = scope["path"], scope["method"]
+        path = scope["path"]
         if path == "/info":
-            if method != "POST":
-                await _respond(send, 405, "Method Not Allowed: use POST /info with a JSON body\n")
-                return
-            body = await _read_body(scope, receive)
-            self.stats["info_requests"] += 1
-            try:
-                if body is None:
-                    raise InfoError(413, "Failed to buffer the request body: length limit exceeded")
-                request = parse_info_body(body)
-                data = await self._answer_info(request, _client_ip(scope), None)
-            except InfoError as exc:
-                self.stats["info_errors"] += 1
-                await _respond(send, exc.status, exc.text)
-                return
-            await _respond(send, 200, orjson.dumps(data), "application/json")
+            ip = _client_ip(scope)
+            await self._post(scope, receive, send, "info", "a JSON body", lambda body: self._answer_info(parse_info_body(body), ip, None))
         elif path == "/exchange":
-            if method != "POST":
-                await _respond(send, 405, "Method Not Allowed: use POST /exchange with a signed action\n")
-                return
-            body = await _read_body(scope, receive)
-            self.stats["exchange_requests"] += 1
-            try:
-                if body is None:
-                    raise InfoError(413, "Failed to buffer the request body: length limit exceeded")
-                request = parse_exchange_body(body)
-                data = await self._answer_exchange(request)
-            except InfoError as exc:
-                self.stats["exchange_errors"] += 1
-                await _respond(send, exc.status, exc.text)
-                return
-            await _respond(send, 200, orjson.dumps(data), "application/json")
+            await self._post(scope, receive, send, "exchange", "a signed action", lambda body: self._answer_exchange(parse_exchange_body(body)))
         elif path == "/ws":
             await _respond(send, 426, "Upgrade Required: Hyperliquid's websocket is at /ws\n")
         else:
             await _respond(send, 404, "Not Found: Hyperliquid's websocket is at /ws, its info endpoint at POST /info and paper trading at POST /exchange\n")
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, name: str, takes: str, answer: Callable[[bytes], Awaitable[Any]]) -> None:
+        """``POST /<name>``: the body (bounded), the answer as JSON, or the exchange's error status."""
+        if scope["method"] != "POST":
+            await _respond(send, 405, f"Method Not Allowed: use POST /{name} with {takes}\n")
+            return
+        body = await _read_body(scope, receive)
+        self.stats[f"{name}_requests"] += 1
+        try:
+            if body is None:
+                raise InfoError(413, "Failed to buffer the request body: length limit exceeded")
+            data = await answer(body)
+        except InfoError as exc:
+            self.stats[f"{name}_errors"] += 1
+            await _respond(send, exc.status, exc.text)
+            return
+        await _respond(send, 200, orjson.dumps(data), "application/json")
 
     def _paper_now_ns(self) -> int:
         """Where the paper market's clock stands (the source says; the wall clock otherwise)."""
