@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
-from .archive import Part, check_root, find_parts, list_dates, open_part
-from .merge import ORDERS, Item, merge
+from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, read_footer
+from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
     from .paper.client import PaperExchange
@@ -213,6 +213,10 @@ class Replay:
 
     def messages(self, speed: float | None = None) -> Iterator[dict[str, Any]]:
         """The archived frames in order: those subscribed, or all when nothing is subscribed."""
+        if speed is None and self._direct_ok():
+            for _batch, messages in self._direct("dicts"):
+                yield from messages
+            return
         for item in self.items(speed):
             if item.stream is not None:
                 yield item.message
@@ -220,13 +224,69 @@ class Replay:
     def raw_messages(self, speed: float | None = None) -> Iterator[bytes]:
         """The frames of ``messages()`` as JSON bytes, never built as dicts: for tools that parse
         themselves, pipes and servers. Each is exactly ``orjson.dumps`` of the frame received."""
+        if speed is None and self._direct_ok():
+            for _batch, messages in self._direct("bytes"):
+                yield from messages
+            return
         for item in self.items(speed, decode="bytes"):
             if item.stream is not None:
                 yield item.message
 
+    # --- the direct path: parts that do not overlap in time need no merge -------------------------
+
+    def _direct_ok(self) -> bool:
+        return self.on_event is None and self.order == "recv" and self._paper is None and self._store.local
+
+    def _direct(self, decode: str) -> Iterator[tuple[Any, Any]]:
+        """``(batch, its frames)`` in receive order. A day whose parts do not overlap in time (one
+        stream, the common case) is read part after part, batch by batch, without a merge and without
+        an item per row; a day whose parts overlap goes through the merge."""
+        selection, streams = self._selection()
+        value_set = pa.array(sorted(streams), pa.string()) if streams is not None else None
+        bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        with quiet_gc():
+            for day in list_dates(self._store, **selection):
+                parts = find_parts(self._store, **selection, **bounds, dates=[day])
+                self.parts_opened = parts
+                ordered = _disjoint(parts)
+                if ordered is None:
+                    for item in merge(parts, streams=streams, order=self.order, decode=decode, **bounds):
+                        yield _ONE_ROW, (item.message,)
+                    continue
+                for part in ordered:
+                    for batch in open_part(part).iter_batches(batch_size=2048):
+                        batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
+                        if batch.num_rows:
+                            yield batch, decode_batch(batch, decode)
+
+    def _run_direct(self, summary: Summary) -> Summary:
+        """``run()`` of one stream over parts that need no merge: callbacks per frame, no item per row."""
+        [stream] = self._subscriptions
+        subscriptions = self._subscriptions
+        total = 0
+        for batch, messages in self._direct("dicts"):
+            for message in messages:
+                entry = subscriptions.get(stream)  # a callback may unsubscribe
+                if entry is None:
+                    break
+                for _id, callback in entry[1]:
+                    callback(message)
+                total += 1
+            if batch is _ONE_ROW:
+                continue
+            recv = batch.column("recv_ns")
+            if summary.first_recv_ns is None:
+                summary.first_recv_ns = recv[0].as_py()
+            summary.last_recv_ns = recv[len(recv) - 1].as_py()
+        if total:
+            summary.frames[stream] = total
+        return summary
+
     def run(self, speed: float | None = None) -> Summary:
         """Deliver every subscribed frame to its callbacks on this thread; ``speed`` 1.0 is real time."""
         summary = Summary()
+        if speed is None and len(self._subscriptions) == 1 and self._direct_ok():
+            return self._run_direct(summary)
         counts: dict[str, int] = {}
         subscriptions, on_event, paper = self._subscriptions, self.on_event, self._paper
         for item in self.items(speed):
@@ -316,6 +376,22 @@ class _Pacer:
             self.recv_start, self.wall_start = recv_ns, self.clock.monotonic()
         due = self.wall_start + (recv_ns - self.recv_start) / 1e9 / self.speed
         return due - self.clock.monotonic()
+
+
+_ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
+
+
+def _disjoint(parts: list[Part]) -> list[Part] | None:
+    """The parts in receive order when no two overlap in receive time (read from their footers), else None."""
+    ordered = sorted(parts, key=lambda p: (p.name.first_recv_ns, p.path))
+    previous = None
+    for part in ordered:
+        if previous is not None and part.name.first_recv_ns <= previous:
+            return None
+        previous = last_recv_ns(read_footer(part))
+        if previous is None:
+            return None
+    return ordered
 
 
 def _subscription(subscription: Mapping[str, Any] | Subscription) -> Subscription:

@@ -60,7 +60,8 @@ def test_start_and_end_filter_and_prune_parts(tmp_path, monkeypatch):
     make_archive(tmp_path, [BOOK], 100, flush_rows=10, step_ns=1_000_000_000)  # 10 parts of 10 s each
     opened: list[str] = []
     real_open = replay.merge.open_part
-    monkeypatch.setattr(replay.merge, "open_part", lambda part: (opened.append(part.file_name), real_open(part))[1])
+    for module in (replay.merge, replay.replay):  # the merge, and the direct path that needs none
+        monkeypatch.setattr(module, "open_part", lambda part: (opened.append(part.file_name), real_open(part))[1])
     start = datetime.fromtimestamp((T0 + 25_000_000_000) / 1e9, tz=timezone.utc)
     r = Replay(tmp_path, start=start.isoformat(), end=(T0 + 44_000_000_000) // 1_000_000)
     got = list(r.messages())
@@ -217,3 +218,40 @@ def test_replay_command_bad_input_is_one_line_exit_2(tmp_path, args, message):
 def test_replay_of_a_missing_archive_is_one_line_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["replay", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no archive at" in result.output
+
+
+@pytest.mark.parametrize("bounds", [{}, {"start": (T0 + 95_000_000) // 1_000_000, "end": (T0 + 305_000_000) // 1_000_000}])
+def test_the_direct_path_gives_what_the_merge_gives(tmp_path, bounds):
+    """Parts that do not overlap are read without the merge: the same frames, bytes and callbacks."""
+    aggregated = {"type": "l2Book", "coin": "BTC", "nSigFigs": 3}
+    make_archive(tmp_path, [BOOK, aggregated], 40, flush_rows=7, step_ns=5_000_000)  # one partition, two streams, many parts
+    from replay.archive import find_parts
+    from replay.replay import _disjoint
+
+    assert len(find_parts(tmp_path)) > 5 and _disjoint(find_parts(tmp_path)) is not None  # the direct path is taken
+    replay = Replay(tmp_path, **bounds)
+    replay.subscribe(BOOK, lambda m: None)
+    merged = [item.message for item in replay.items() if item.stream is not None]  # the merge, as before
+    assert merged and list(replay.messages()) == merged
+    assert list(replay.raw_messages()) == [orjson.dumps(m) for m in merged]
+    seen: list[dict] = []
+    replay2 = Replay(tmp_path, **bounds)
+    replay2.subscribe(BOOK, seen.append)
+    summary = replay2.run()
+    assert seen == merged and summary.total == len(merged)
+    first_item = next(i for i in replay.items() if i.stream is not None)
+    assert summary.first_recv_ns == first_item.recv_ns
+
+
+def test_a_callback_that_unsubscribes_stops_the_direct_run(tmp_path):
+    make_archive(tmp_path, [BOOK], 30, flush_rows=7)
+    replay = Replay(tmp_path)
+    got: list[dict] = []
+
+    def once(msg: dict) -> None:
+        got.append(msg)
+        replay.unsubscribe(BOOK, sub_id)
+
+    sub_id = replay.subscribe(BOOK, once)
+    replay.run()
+    assert len(got) == 1
