@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from .channels import ChannelSpec, channel_spec
 from .layout import ALL, EVENTS_CHANNEL, META_CHANNEL, utc_date
-from .shapes import Mismatch
+from .shapes import Mismatch, specialise
 from .subscriptions import COIN_TYPES, Subscription, frame_subscription, subscription_type_of_channel
 
 
@@ -199,8 +199,19 @@ def batch_messages(batch: pa.RecordBatch | pa.Table) -> Iterator[dict[str, Any]]
     names = batch.schema.names
     channels = batch.column(names.index("wire_channel")).to_pylist()
     raws = batch.column(names.index("raw")).to_pylist()
-    datas: list[Any] = batch.column(names.index("data")).to_pylist() if "data" in names else [None] * len(raws)
     restore_by_channel: dict[str, Any] = {}
+    if "data" not in names:
+        datas: list[Any] = [None] * len(raws)
+    else:
+        data = batch.column(names.index("data"))
+        spec = channel_spec(channels[0]) if channels and channels.count(channels[0]) == len(channels) else None
+        if spec is not None and data.type == spec.shape.arrow_type:
+            # one channel: optional fields no row has are dropped for the whole batch, not per row
+            if isinstance(data, pa.ChunkedArray):
+                data = data.combine_chunks()
+            data, restore = specialise(spec.shape, data)
+            restore_by_channel[channels[0]] = restore or _identity
+        datas = data.to_pylist()
     for channel, data, raw in zip(channels, datas, raws):
         if raw is not None:
             yield decode_raw(raw)

@@ -158,3 +158,14 @@ def test_strings_that_need_escaping_are_escaped_or_left_to_the_slow_path():
     for frame in frames:
         batch = rows_to_batch([_row(frame)])
         assert batch_frame_bytes(batch) == [orjson.dumps(frame)]
+
+
+def test_optional_fields_no_row_has_are_dropped_per_batch_and_rows_still_round_trip():
+    frames = [
+        {"channel": "user", "data": {}},  # every optional field absent: nothing left to keep
+        {"channel": "user", "data": {"nonUserCancel": [{"coin": "BTC", "oid": 1}]}},
+        {"channel": "user", "data": {"fills": []}},
+    ]
+    for batch_frames_ in (frames, frames[1:], frames[:1]):
+        batch = rows_to_batch([_row(f) for f in batch_frames_])
+        assert [orjson.dumps(m) for m in batch_messages(batch)] == [orjson.dumps(f) for f in batch_frames_]
