@@ -246,7 +246,8 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
         server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
         await _listen(server)
         click.echo(f"ws URL:   {server.ws_url}")
-        click.echo(f"base URL: {server.base_url}   (Info(base_url) as is: /ws and POST /info on one port)")
+        takes = "Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange" if session else "Info(base_url) as is: /ws and POST /info"
+        click.echo(f"base URL: {server.base_url}   ({takes} on one port)")
         click.echo("POST /info answers come from the archive as of each connection's replay clock.", err=True)
         if session is not None:
             click.echo(f"POST /exchange takes paper orders against the archived books and trades; every account starts with {balance:,.0f} USDC.", err=True)
