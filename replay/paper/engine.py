@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..serving.info import clearinghouse_state, money
+from .accounts import Account, Order
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
+from .book import Book
 
 # Hyperliquid's base tier (14-day volume under $5M)
 PERP_TAKER_FEE = 0.00045
@@ -31,7 +31,6 @@ PERP_MAKER_FEE = 0.00015
 SPOT_TAKER_FEE = 0.0007
 SPOT_MAKER_FEE = 0.0004
 MIN_ORDER_VALUE = 10.0
-DEFAULT_LEVERAGE = 20
 HOUR_MS = 3_600_000
 SCHEDULE_CANCEL_MIN_DELAY_MS = 5_000
 EPS = 1e-12
@@ -41,155 +40,6 @@ Event = tuple[str, str, Any]  # (user, channel, data): what the wallet's streams
 
 class ActionError(ValueError):
     """A request the exchange refuses as a whole: ``{"status": "err", "response": <sentence>}``."""
-
-
-@dataclass
-class Level:
-    px: float
-    px_text: str
-    sz: float
-
-
-class Book:
-    """One snapshot of a coin's book, parsed only as far as it is read (most snapshots only show
-    their touch to the engine)."""
-
-    __slots__ = ("_sides", "raw", "taken", "time_ms")
-
-    def __init__(self, time_ms: int, levels: list[list[dict[str, Any]]]) -> None:
-        self.time_ms = time_ms
-        self.raw = levels
-        self.taken: dict[tuple[bool, str], float] = {}  # (ask side?, px) -> size paper orders took
-        self._sides: list[list[Level] | None] = [None, None]
-
-    def side(self, ask: bool) -> list[Level]:
-        levels = self._sides[ask]
-        if levels is None:
-            levels = self._sides[ask] = [Level(float(x["px"]), x["px"], float(x["sz"])) for x in self.raw[ask]]
-        return levels
-
-    def walk(self, ask: bool) -> Iterator[Level]:
-        """The levels of a side, best first, parsed only as far as the caller goes."""
-        levels = self._sides[ask]
-        if levels is not None:
-            yield from levels
-            return
-        for x in self.raw[ask]:
-            yield Level(float(x["px"]), x["px"], float(x["sz"]))
-
-    @property
-    def bids(self) -> list[Level]:
-        return self.side(False)
-
-    @property
-    def asks(self) -> list[Level]:
-        return self.side(True)
-
-    def best(self, ask: bool) -> float | None:
-        levels = self.raw[ask]
-        return float(levels[0]["px"]) if levels else None
-
-    def available(self, ask: bool, level: Level) -> float:
-        return level.sz - self.taken.get((ask, level.px_text), 0.0)
-
-    def size_at(self, ask: bool, px: float) -> float | None:
-        """The size shown at ``px`` on one side (None when no level is there)."""
-        for x in self.raw[ask]:
-            level_px = float(x["px"])
-            if level_px == px:
-                return float(x["sz"])
-            if level_px > px if ask else level_px < px:
-                return None
-        return None
-
-    def within_depth(self, ask: bool, px: float) -> bool:
-        levels = self.raw[ask]
-        if not levels:
-            return False
-        last = float(levels[-1]["px"])
-        return px <= last if ask else px >= last
-
-
-@dataclass
-class Order:
-    oid: int
-    user: str
-    spec: AssetSpec
-    is_buy: bool
-    px: float
-    px_text: str
-    sz: float  # still open
-    orig_sz: float
-    tif: str
-    reduce_only: bool
-    cloid: str | None
-    timestamp: int
-    queue_ahead: float = 0.0
-
-    def wire(self) -> dict[str, Any]:
-        """As ``openOrders`` and ``orderUpdates`` show it."""
-        d = self.spec.sz_decimals
-        out = {
-            "coin": self.spec.coin,
-            "side": "B" if self.is_buy else "A",
-            "limitPx": self.px_text,
-            "sz": wire_number(self.sz, d),
-            "oid": self.oid,
-            "timestamp": self.timestamp,
-            "origSz": wire_number(self.orig_sz, d),
-        }
-        if self.cloid is not None:
-            out["cloid"] = self.cloid
-        return out
-
-    def frontend(self) -> dict[str, Any]:
-        """As ``frontendOpenOrders`` and ``orderStatus`` show it."""
-        return {
-            **self.wire(),
-            "triggerCondition": "N/A",
-            "isTrigger": False,
-            "triggerPx": "0.0",
-            "children": [],
-            "isPositionTpsl": False,
-            "reduceOnly": self.reduce_only,
-            "orderType": "Limit",
-            "tif": self.tif,
-            "cloid": self.cloid,
-        }
-
-
-@dataclass
-class Position:
-    szi: float = 0.0
-    entry_px: float = 0.0
-    leverage: int = DEFAULT_LEVERAGE
-    is_cross: bool = True
-    isolated_margin: float = 0.0
-    funding_all_time: float = 0.0
-    funding_since_open: float = 0.0
-
-
-@dataclass
-class Account:
-    user: str
-    usdc: float  # one USDC balance for perp margin and spot buys (the exchange's unified account)
-    positions: dict[str, Position] = field(default_factory=dict)  # perps, by coin
-    tokens: dict[str, float] = field(default_factory=dict)  # spot tokens other than USDC
-    token_cost: dict[str, float] = field(default_factory=dict)  # average USDC cost of a token held
-    orders: dict[int, Order] = field(default_factory=dict)  # resting
-    fills: list[dict[str, Any]] = field(default_factory=list)  # oldest first
-    statuses: dict[int, tuple[Order, str, int]] = field(default_factory=dict)  # oid -> (order, status, at)
-    by_cloid: dict[str, int] = field(default_factory=dict)
-    fundings: list[dict[str, Any]] = field(default_factory=list)
-    scheduled_cancel_ms: int | None = None
-    fees_paid: float = 0.0
-    order_margin: float = 0.0  # initial margin held by resting perp orders
-
-    def position(self, spec: AssetSpec) -> Position:
-        pos = self.positions.get(spec.coin)
-        if pos is None:
-            pos = self.positions[spec.coin] = Position(leverage=min(DEFAULT_LEVERAGE, spec.max_leverage))
-        return pos
 
 
 class PaperEngine:
@@ -816,9 +666,4 @@ def _hash(seed: int, tid: int) -> str:
     return "0x" + hashlib.blake2b(f"paper {seed} {tid}".encode(), digest_size=32).hexdigest()
 
 
-def replay_actions(engine: PaperEngine, items: Iterable[tuple[str, dict[str, Any], int]]) -> list[dict[str, Any]]:
-    """Apply ``(user, action, time_ms)`` in order: for tests and tools that script a session."""
-    return [engine.act(user, action, t) for user, action, t in items]
-
-
-__all__ = ["ACTION_TYPES", "ActionError", "Event", "PaperEngine", "replay_actions"]
+__all__ = ["ACTION_TYPES", "ActionError", "Event", "PaperEngine"]

@@ -1,0 +1,95 @@
+"""Paper orders, positions and accounts: the state the engine moves. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .assets import AssetSpec, wire_number
+
+DEFAULT_LEVERAGE = 20
+
+
+@dataclass
+class Order:
+    oid: int
+    user: str
+    spec: AssetSpec
+    is_buy: bool
+    px: float
+    px_text: str
+    sz: float  # still open
+    orig_sz: float
+    tif: str
+    reduce_only: bool
+    cloid: str | None
+    timestamp: int
+    queue_ahead: float = 0.0
+
+    def wire(self) -> dict[str, Any]:
+        """As ``openOrders`` and ``orderUpdates`` show it."""
+        d = self.spec.sz_decimals
+        out = {
+            "coin": self.spec.coin,
+            "side": "B" if self.is_buy else "A",
+            "limitPx": self.px_text,
+            "sz": wire_number(self.sz, d),
+            "oid": self.oid,
+            "timestamp": self.timestamp,
+            "origSz": wire_number(self.orig_sz, d),
+        }
+        if self.cloid is not None:
+            out["cloid"] = self.cloid
+        return out
+
+    def frontend(self) -> dict[str, Any]:
+        """As ``frontendOpenOrders`` and ``orderStatus`` show it."""
+        return {
+            **self.wire(),
+            "triggerCondition": "N/A",
+            "isTrigger": False,
+            "triggerPx": "0.0",
+            "children": [],
+            "isPositionTpsl": False,
+            "reduceOnly": self.reduce_only,
+            "orderType": "Limit",
+            "tif": self.tif,
+            "cloid": self.cloid,
+        }
+
+
+@dataclass
+class Position:
+    szi: float = 0.0
+    entry_px: float = 0.0
+    leverage: int = DEFAULT_LEVERAGE
+    is_cross: bool = True
+    isolated_margin: float = 0.0
+    funding_all_time: float = 0.0
+    funding_since_open: float = 0.0
+
+
+@dataclass
+class Account:
+    user: str
+    usdc: float  # one USDC balance for perp margin and spot buys (the exchange's unified account)
+    positions: dict[str, Position] = field(default_factory=dict)  # perps, by coin
+    tokens: dict[str, float] = field(default_factory=dict)  # spot tokens other than USDC
+    token_cost: dict[str, float] = field(default_factory=dict)  # average USDC cost of a token held
+    orders: dict[int, Order] = field(default_factory=dict)  # resting
+    fills: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    statuses: dict[int, tuple[Order, str, int]] = field(default_factory=dict)  # oid -> (order, status, at)
+    by_cloid: dict[str, int] = field(default_factory=dict)
+    fundings: list[dict[str, Any]] = field(default_factory=list)
+    scheduled_cancel_ms: int | None = None
+    fees_paid: float = 0.0
+    order_margin: float = 0.0  # initial margin held by resting perp orders
+
+    def position(self, spec: AssetSpec) -> Position:
+        pos = self.positions.get(spec.coin)
+        if pos is None:
+            pos = self.positions[spec.coin] = Position(leverage=min(DEFAULT_LEVERAGE, spec.max_leverage))
+        return pos
+
+
+__all__ = ["DEFAULT_LEVERAGE", "Account", "Order", "Position"]
