@@ -17,7 +17,8 @@ from schemas.subscriptions import Subscription, parse_subscription
 
 from .assets import AssetSpec
 from .engine import PaperEngine
-from .session import PAPER_STREAMS, PaperSession, archive_assets, event_frame
+from .feeds import archive_assets
+from .session import PAPER_STREAMS, PaperSession, event_frame
 
 if TYPE_CHECKING:
     from ..replay import Item, Replay

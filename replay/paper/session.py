@@ -13,24 +13,16 @@ import itertools
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Protocol
-
-from schemas.layout import ArchiveError
+from typing import Any
 
 from ..serving.info import field
-from .assets import AssetSpec, assets_from_meta
 from .engine import Event, PaperEngine
+from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, synthetic_assets
 from .signing import NonceBook, SignatureError, recover_signer
 
 PAPER_STREAMS = ("userFills", "orderUpdates", "userEvents", "userFundings", "webData2")
 PAPER_INFO = ("clearinghouseState", "spotClearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills", "userFillsByTime")
 EVENT_LOG_KEPT = 200_000  # events kept for streams that subscribe late; older ones are dropped
-
-
-class Feed(Protocol):
-    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        """``(time_ns, frame)`` of one coin in time order: its state at ``from_ns`` first (the last book
-        at or before it), then every frame after."""
 
 
 class PaperSession:
@@ -250,122 +242,6 @@ def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
     return {"channel": channel, "data": data}
 
 
-# --- feeds -----------------------------------------------------------------------------------------------
-
-
-class ArchiveFeed:
-    """Frames of an archive: each coin from the archive's start (an action at ``from_ns`` must see the
-    book in force then, which may be far back), read lazily."""
-
-    def __init__(self, root: Any, start_ns: int | None = None, end_ns: int | None = None) -> None:
-        self.root = root
-        self.start_ns = start_ns
-        self.end_ns = end_ns
-
-    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        from ..replay import Replay
-
-        replay = Replay(self.root, start=None if self.start_ns is None else self.start_ns / 1e6, end=None if self.end_ns is None else self.end_ns / 1e6)
-        subscribed = 0
-        for kind in ("l2Book", "trades", "activeAssetCtx"):
-            try:
-                replay.subscribe({"type": kind, "coin": coin}, _ignore)
-                subscribed += 1
-            except ArchiveError:
-                continue
-        if not subscribed:
-            return iter(())
-        return ((item.recv_ns, item.message) for item in replay.items() if item.stream is not None)
-
-
-class SyntheticFeed:
-    """Frames of the simulator's market: a coin joins at the tick of ``from_ns`` (its state then is exact)."""
-
-    def __init__(self, market: Any) -> None:
-        self.market = market
-
-    def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        from ..serving.synthetic import funding_rate, hour_of, l2_book
-
-        market = self.market
-        if coin not in market.coins:
-            return
-        n = max(0, (from_ns // 1_000_000 - market.start_ms) // market.tick_ms)
-        m = market.timeline.market_at(coin, n)
-        spot = "/" in coin or coin.startswith("@")
-        hour = None
-        while True:
-            t_ns = m.time_ms * 1_000_000
-            if not spot and hour_of(m.time_ms) != hour:
-                hour = hour_of(m.time_ms)
-                ctx = {"funding": funding_rate(market.seed, coin, hour + 1)}
-                yield t_ns, {"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx}}
-            if m.n != n:
-                trades = m.trades()
-                if trades:
-                    yield t_ns, {"channel": "trades", "data": trades}
-            yield t_ns, {"channel": "l2Book", "data": l2_book(m)}
-            m.advance()
-
-
-def _ignore(message: Any) -> None:
-    pass
-
-
-# --- assets ----------------------------------------------------------------------------------------------
-
-
-def archive_assets(root: Any, info: Any | None = None) -> dict[int, AssetSpec]:
-    """The assets of an archive's ``_meta`` snapshots (the first of each kind); without them, perps
-    numbered by name with lot sizes read from the recorded books."""
-    if info is not None:
-        snapshots = {kind: info.snapshots(kind) for kind in ("meta", "spotMeta", "perpDexs")}
-        if snapshots["meta"]:
-            import orjson
-
-            meta = orjson.loads(snapshots["meta"][0][1])
-            spot = orjson.loads(snapshots["spotMeta"][0][1]) if snapshots["spotMeta"] else None
-            dexes = []
-            if snapshots["perpDexs"]:
-                for index, dex in enumerate(orjson.loads(snapshots["perpDexs"][0][1])):
-                    if dex and info.snapshots(f"meta:{dex['name']}"):
-                        dexes.append((index, dex["name"], orjson.loads(info.snapshots(f"meta:{dex['name']}")[0][1])))
-            return assets_from_meta(meta, spot, dexes)
-    return inferred_assets(root)
-
-
-def inferred_assets(root: Any) -> dict[int, AssetSpec]:
-    from ..archive import find_parts
-    from ..replay import Replay
-
-    coins = sorted({p.coin for p in find_parts(root, channels=["l2Book", "trades"]) if p.coin})
-    assets: dict[int, AssetSpec] = {}
-    for index, coin in enumerate(c for c in coins if not (c.startswith("@") or "/" in c)):
-        replay = Replay(root)
-        decimals = 0
-        try:
-            replay.subscribe({"type": "l2Book", "coin": coin}, _ignore)
-            for frame in itertools.islice(replay.messages(), 20):
-                for side in frame["data"]["levels"]:
-                    for level in side:
-                        decimals = max(decimals, len(level["sz"].partition(".")[2].rstrip("0")))
-        except ArchiveError:
-            decimals = 4
-        assets[index] = AssetSpec(index, coin, decimals, 20, False)
-    return assets
-
-
-def synthetic_assets(market: Any) -> dict[int, AssetSpec]:
-    from ..serving.synthetic_info import answer, perp_dexs
-
-    meta = answer(market, {"type": "meta"}, 0)
-    spot = answer(market, {"type": "spotMeta"}, 0)
-    dexes = [(i, d["name"], answer(market, {"type": "meta", "dex": d["name"]}, 0)) for i, d in enumerate(perp_dexs(market)) if d]
-    return assets_from_meta(meta, spot, dexes)
-
-
-
-
 def synthetic_session(market: Any, *, accounts: set[str] | None = None) -> PaperSession:
     """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour."""
     engine = PaperEngine(synthetic_assets(market), balance=market.balance, seed=market.seed)
@@ -378,4 +254,4 @@ def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[st
     return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts)
 
 
-__all__ = ["PAPER_INFO", "PAPER_STREAMS", "ArchiveFeed", "PaperSession", "SyntheticFeed", "archive_assets", "archive_session", "event_frame", "synthetic_assets", "synthetic_session"]
+__all__ = ["PAPER_INFO", "PAPER_STREAMS", "PaperSession", "archive_session", "event_frame", "synthetic_session"]
