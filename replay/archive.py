@@ -143,9 +143,10 @@ def list_dates(
     return sorted(found)
 
 
-def open_part(part: Part) -> pq.ParquetFile:
+def open_part(part: Part, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
+    """The part's Parquet file (``metadata``: its footer, when already read), its format version checked."""
     try:
-        parquet = pq.ParquetFile(part.path if part.store.local else part.store.open(part.path))
+        parquet = pq.ParquetFile(part.path if part.store.local else part.store.open(part.path), metadata=metadata)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ArchiveError(f"cannot read part {part}: {exc}; run `hlarchive verify` on the archive") from None
     read_metadata(parquet.schema_arrow.metadata, str(part))

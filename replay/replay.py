@@ -253,8 +253,8 @@ class Replay:
                     for item in merge(parts, streams=streams, order=self.order, decode=decode, **bounds):
                         yield _ONE_ROW, (item.message,)
                     continue
-                for part in ordered:
-                    for batch in open_part(part).iter_batches(batch_size=2048):
+                for part, footer in ordered:
+                    for batch in open_part(part, footer).iter_batches(batch_size=2048):
                         batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)
@@ -381,16 +381,19 @@ class _Pacer:
 _ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
 
 
-def _disjoint(parts: list[Part]) -> list[Part] | None:
-    """The parts in receive order when no two overlap in receive time (read from their footers), else None."""
-    ordered = sorted(parts, key=lambda p: (p.name.first_recv_ns, p.path))
+def _disjoint(parts: list[Part]) -> list[tuple[Part, Any]] | None:
+    """``(part, its footer)`` in receive order when no two parts overlap in receive time, else None.
+    The footers are kept: opening the parts then reads them no second time."""
+    ordered = []
     previous = None
-    for part in ordered:
+    for part in sorted(parts, key=lambda p: (p.name.first_recv_ns, p.path)):
         if previous is not None and part.name.first_recv_ns <= previous:
             return None
-        previous = last_recv_ns(read_footer(part))
+        footer = read_footer(part)
+        previous = last_recv_ns(footer)
         if previous is None:
             return None
+        ordered.append((part, footer))
     return ordered
 
 
