@@ -298,10 +298,13 @@ class HyperliquidServer:
         paper = self.paper
         if paper is None:
             raise InfoError(404, "this server does not take exchange actions: run `hlarchive serve --paper` (simulate always does)")
-        now, wall_ms = self._paper_now_ns(), self.clock_ns() // 1_000_000
-        if getattr(self.source, "info_blocks", False):  # opening a coin's feed reads parts
-            return await asyncio.to_thread(paper.exchange, request, now, wall_ms)
-        return paper.exchange(request, now, wall_ms)
+        return await self._off_loop(paper.exchange, request, self._paper_now_ns(), self.clock_ns() // 1_000_000)
+
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, in a thread when the source reads files (an archive), so streams keep flowing."""
+        if getattr(self.source, "info_blocks", False):
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
 
     def _paper_user(self, request: dict[str, Any]) -> bool:
         user = request.get("user")
@@ -311,7 +314,7 @@ class HyperliquidServer:
         """Ask the source, as of the replay clock of ``client`` (or of the newest connection from ``ip``)."""
         if self._paper_user(request):
             assert self.paper is not None
-            return await asyncio.to_thread(self.paper.info, request, self._paper_now_ns())
+            return await self._off_loop(self.paper.info, request, self._paper_now_ns())
         info = getattr(self.source, "info", None)
         if info is None:
             raise InfoError(404, "this server does not answer /info")
@@ -325,16 +328,14 @@ class HyperliquidServer:
             clock_start = client.clock_start_ns
         now = self.clock_ns()
         try:
-            if getattr(self.source, "info_blocks", False):  # reads files: keep the loop serving streams
-                return await asyncio.to_thread(info, request, now, clock_start)
-            return info(request, now, clock_start)
+            return await self._off_loop(info, request, now, clock_start)
         except InfoError as exc:
             # an archive without meta snapshots (imported history): the paper exchange's own assets
             if exc.status == 404 and self.paper is not None and not request.get("dex"):
                 if request["type"] in ("meta", "spotMeta"):
                     return self.paper.meta(request["type"])
                 if request["type"] == "allMids":  # the SDK's market_open prices from it
-                    return await asyncio.to_thread(self.paper.all_mids, self._paper_now_ns())
+                    return await self._off_loop(self.paper.all_mids, self._paper_now_ns())
             raise
 
     # --- one connection --------------------------------------------------------------------------
@@ -539,7 +540,6 @@ class HyperliquidServer:
         """A paper account's wallet stream: its snapshot, then each event as the market clock reaches it."""
         assert sub.user is not None
         user = sub.user.lower()
-        blocking = getattr(self.source, "info_blocks", False)
         try:
             cursor = paper.cursor()
             first = paper.snapshot_frame(sub.type, sub.user)
@@ -547,11 +547,7 @@ class HyperliquidServer:
                 await self._send_data(client, orjson.dumps(first))
             while True:
                 await asyncio.sleep(PAPER_POLL_S)
-                now = self._paper_now_ns()
-                if blocking:
-                    await asyncio.to_thread(paper.advance, now)
-                else:
-                    paper.advance(now)
+                await self._off_loop(paper.advance, self._paper_now_ns())
                 # webData2 is the account's whole state: sent again after anything happened to it
                 cursor, events = paper.events_since(cursor, user, None if sub.type == "webData2" else sub.type)
                 if sub.type == "webData2":
