@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
@@ -34,7 +35,8 @@ from schemas.layout import (
     session_id,
     utc_date,
 )
-from schemas.rows import EVENT_SCHEMA, META_SCHEMA, Row, rows_to_batch, to_row
+from schemas.channels import channel_spec
+from schemas.rows import EVENT_SCHEMA, META_SCHEMA, FrameError, Row, data_schema, rows_to_batch, to_row
 from schemas.subscriptions import Subscription, parse_subscription
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -166,6 +168,50 @@ class ArchiveWriter:
             if len(buffer.staged) >= self.stage_rows:
                 self._stage(buffer)
             self._flush_due(buffer, recv_ns)
+
+    def write_columns(self, subscription: Subscription, recv_ns: pa.Array, exch_ms: pa.Array, data: pa.Array) -> None:
+        """Archive many typed frames of one stream at once, given as the archive's columns (``data`` of
+        the channel's Arrow type): a bulk import makes no Python object per frame. Seqs follow on."""
+        spec = channel_spec(subscription.channel)
+        if spec is None or data.type != spec.shape.arrow_type:
+            raise FrameError(f"columns of {subscription.stream} are not the {subscription.channel} shape")
+        count = len(data)
+        if count == 0:
+            return
+        coin = subscription.coin or ALL
+        with self._lock:
+            self._check_open()
+            first_seq = self._seq + 1
+            self._seq += count
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    recv_ns,
+                    pa.array([self.session] * count, pa.string()),
+                    pa.array(range(first_seq, first_seq + count), pa.int64()),
+                    exch_ms,
+                    pa.array([coin] * count, pa.string()),
+                    pa.nulls(count, pa.string()) if subscription.user is None else pa.array([subscription.user] * count, pa.string()),
+                    pa.array([subscription.stream] * count, pa.string()),
+                    pa.array([subscription.channel] * count, pa.string()),
+                    data,
+                    pa.nulls(count, pa.string()),
+                ],
+                schema=data_schema(spec),
+            )
+            self.stats.frames += count
+            days = pc.divide(recv_ns, NS_PER_DAY)
+            each_day = pc.unique(days).to_pylist()
+            for day in each_day:
+                part = batch if len(each_day) == 1 else batch.filter(pc.equal(days, day))
+                first_ns = part.column(0)[0].as_py()
+                buffer = self._buffer(((subscription.type, coin, subscription.channel, True), day), subscription.type, coin, first_ns)
+                self._stage(buffer)  # rows written one by one before these keep their place
+                buffer.batches.append(part)
+                buffer.rows += part.num_rows
+                buffer.nbytes += part.nbytes
+                self._buffered_bytes += part.nbytes
+                buffer.streams.add(subscription.stream)
+                self._flush_due(buffer, first_ns)
 
     def write_event(
         self,

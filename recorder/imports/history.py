@@ -13,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from contextlib import closing
+from queue import Full, Queue
+from typing import IO, Any, Callable, Iterator, TypeVar
 
 import orjson
+import pyarrow.compute as pc
 
 from schemas.history import (
     ASSET_CTXS,
@@ -34,12 +38,14 @@ from schemas.history import (
     l2book_record,
     node_trade,
 )
+from schemas.historybulk import L2BookChunk, l2book_chunk
 from schemas.layout import ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..writer import ArchiveWriter
 
+T = TypeVar("T")
 MARKERS = "_imports"
 HEAD_BYTES = 1 << 20  # the content part of a file's identity: its size and first and last MiB
 
@@ -195,6 +201,75 @@ def _lines(handle: IO[bytes]) -> Iterator[bytes]:
         yield from stream
 
 
+CHUNK_BYTES = 4 << 20  # of decompressed text a bulk l2Book step reads
+
+
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    """The decompressed text in chunks of whole lines (the last may lack its newline)."""
+    import lz4.frame
+
+    with lz4.frame.open(handle, "rb") as stream:
+        rest = b""
+        while block := stream.read(CHUNK_BYTES):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            if cut:
+                yield block[:cut]
+        if rest:
+            yield rest
+
+
+def _bulk_l2book(handle: IO[bytes]) -> Iterator[tuple[bytes, L2BookChunk | None]]:
+    """Each chunk with its columns, or ``None`` when it must go line by line (one coin a chunk keeps
+    the seqs in line order, as the line path numbers them)."""
+    for chunk in _chunks(handle):
+        bulk = l2book_chunk(chunk)
+        yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items``, computed by a thread up to ``depth`` ahead: Arrow's JSON parsing there and Parquet's
+    writing here both release the GIL, so they overlap on two cores. Its errors are raised here, in turn."""
+    queue: Queue[tuple[Any, BaseException | None]] = Queue(depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> None:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return
+            except Full:
+                continue
+
+    def run() -> None:
+        try:
+            for item in items:
+                put((item, None))
+                if stop.is_set():
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, who raises it
+            put((_DONE, exc))
+
+    thread = threading.Thread(target=run, name="hlarchive-import-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if error is not None:
+                raise error
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def import_history(
     locations: list[str],
     root: str | os.PathLike[str],
@@ -246,7 +321,23 @@ def _import_file(
     number = 0
     try:
         with ArchiveWriter(root, session=session, source_url=source.key) as writer:
-            lines = _lines(io.BufferedReader(counted, 1 << 20))
+            if source.dataset == "l2Book":
+                with closing(_read_ahead(_bulk_l2book(io.BufferedReader(counted, 1 << 20)))) as chunks:
+                    for chunk, bulk in chunks:
+                        if bulk is not None:
+                            writer.write_columns(subs["l2Book", bulk.coins[0].as_py()], bulk.recv_ns, bulk.exch_ms, bulk.data)
+                            number += len(bulk.data)
+                            rows += len(bulk.data)
+                        else:  # line by line keeps, or refuses, what the bulk checks could not prove
+                            for number, line in enumerate(io.BytesIO(chunk), start=number + 1):
+                                if line.strip():
+                                    rows += _write_line(writer, source.dataset, line, pairer, subs)[0]
+                        if progress:
+                            report.bytes_read = before + counted.count
+                            progress(report, total)
+                lines: Iterator[bytes] = iter(())
+            else:
+                lines = _lines(io.BufferedReader(counted, 1 << 20))
             if source.dataset == "asset_ctxs":
                 number += 1
                 check_asset_ctx_header(next(lines, b"").decode("utf-8", "replace"))
