@@ -22,10 +22,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
+from schemas.channels import channel_spec
 from schemas.layout import (
+    ALL,
     EVENTS_CHANNEL,
     META_CHANNEL,
-    ALL,
     ArchiveError,
     PartName,
     check_session,
@@ -35,7 +36,6 @@ from schemas.layout import (
     session_id,
     utc_date,
 )
-from schemas.channels import channel_spec
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, FrameError, Row, data_schema, rows_to_batch, to_row
 from schemas.subscriptions import Subscription, parse_subscription
 

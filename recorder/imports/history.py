@@ -15,9 +15,9 @@ import io
 import os
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import closing
 from queue import Full, Queue
 from typing import IO, Any, Callable, Iterator, TypeVar
 
