@@ -169,42 +169,61 @@ class ArchiveWriter:
                 self._stage(buffer)
             self._flush_due(buffer, recv_ns)
 
-    def write_columns(self, subscription: Subscription, recv_ns: pa.Array, exch_ms: pa.Array, data: pa.Array) -> None:
-        """Archive many typed frames of one stream at once, given as the archive's columns (``data`` of
-        the channel's Arrow type): a bulk import makes no Python object per frame. Seqs follow on."""
-        spec = channel_spec(subscription.channel)
-        if spec is None or data.type != spec.shape.arrow_type:
-            raise FrameError(f"columns of {subscription.stream} are not the {subscription.channel} shape")
-        count = len(data)
+    def reserve_seqs(self, count: int) -> int:
+        """Take ``count`` seqs for frames written later with ``write_columns(..., seq=...)``; the first."""
+        with self._lock:
+            first = self._seq + 1
+            self._seq += count
+            return first
+
+    def write_columns(
+        self,
+        subscription: Subscription,
+        recv_ns: pa.Array,
+        exch_ms: pa.Array,
+        *,
+        data: pa.Array | None = None,
+        raw: pa.Array | None = None,
+        seq: pa.Array | None = None,
+    ) -> None:
+        """Archive many frames of one stream at once, given as the archive's columns: ``data`` of the
+        channel's Arrow type, or ``raw``, the frames' exact text (channels the schemas do not type). A
+        bulk import makes no Python object per frame. ``seq``: from ``reserve_seqs``, or the next ones."""
+        typed = data is not None
+        spec = channel_spec(subscription.channel) if typed else None
+        if typed == (raw is not None) or (typed and (spec is None or data.type != spec.shape.arrow_type)):  # type: ignore[union-attr]
+            raise FrameError(f"columns of {subscription.stream} are neither the {subscription.channel} shape nor text")
+        count = len(data if typed else raw)  # type: ignore[arg-type]
         if count == 0:
             return
         coin = subscription.coin or ALL
         with self._lock:
             self._check_open()
-            first_seq = self._seq + 1
-            self._seq += count
-            batch = pa.RecordBatch.from_arrays(
-                [
-                    recv_ns,
-                    pa.array([self.session] * count, pa.string()),
-                    pa.array(range(first_seq, first_seq + count), pa.int64()),
-                    exch_ms,
-                    pa.array([coin] * count, pa.string()),
-                    pa.nulls(count, pa.string()) if subscription.user is None else pa.array([subscription.user] * count, pa.string()),
-                    pa.array([subscription.stream] * count, pa.string()),
-                    pa.array([subscription.channel] * count, pa.string()),
-                    data,
-                    pa.nulls(count, pa.string()),
-                ],
-                schema=data_schema(spec),
-            )
+            if seq is None:
+                first = self.reserve_seqs(count)
+                seq = pa.array(range(first, first + count), pa.int64())
+            else:
+                self._seq = max(self._seq, pc.max(seq).as_py())
+            arrays = [
+                recv_ns,
+                pa.array([self.session] * count, pa.string()),
+                seq,
+                exch_ms,
+                pa.array([coin] * count, pa.string()),
+                pa.nulls(count, pa.string()) if subscription.user is None else pa.array([subscription.user] * count, pa.string()),
+                pa.array([subscription.stream] * count, pa.string()),
+                pa.array([subscription.channel] * count, pa.string()),
+            ]
+            arrays += [data, pa.nulls(count, pa.string())] if typed else [raw]
+            batch = pa.RecordBatch.from_arrays(arrays, schema=data_schema(spec))
+            partition = (subscription.type, coin, subscription.channel if typed else "", typed)
             self.stats.frames += count
             days = pc.divide(recv_ns, NS_PER_DAY)
             each_day = pc.unique(days).to_pylist()
             for day in each_day:
                 part = batch if len(each_day) == 1 else batch.filter(pc.equal(days, day))
                 first_ns = part.column(0)[0].as_py()
-                buffer = self._buffer(((subscription.type, coin, subscription.channel, True), day), subscription.type, coin, first_ns)
+                buffer = self._buffer((partition, day), subscription.type, coin, first_ns)
                 self._stage(buffer)  # rows written one by one before these keep their place
                 buffer.batches.append(part)
                 buffer.rows += part.num_rows

@@ -22,6 +22,7 @@ from queue import Full, Queue
 from typing import IO, Any, Callable, Iterator, TypeVar
 
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.history import (
@@ -38,7 +39,7 @@ from schemas.history import (
     l2book_record,
     node_trade,
 )
-from schemas.historybulk import L2BookChunk, l2book_chunk
+from schemas.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, pair_fills
 from schemas.layout import ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
@@ -220,12 +221,55 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
             yield rest
 
 
-def _bulk_l2book(handle: IO[bytes]) -> Iterator[tuple[bytes, L2BookChunk | None]]:
-    """Each chunk with its columns, or ``None`` when it must go line by line (one coin a chunk keeps
-    the seqs in line order, as the line path numbers them)."""
+BULK_DATASETS = ("l2Book", "node_fills_by_block", "node_fills")
+
+
+def _bulk_chunks(handle: IO[bytes], dataset: str) -> Iterator[tuple[bytes, L2BookChunk | FillsChunk | None]]:
+    """Each chunk with its columns, or ``None`` when it must go line by line. An l2Book chunk of
+    several coins goes line by line too (seqs then stay in line order, as the line path numbers them)."""
     for chunk in _chunks(handle):
-        bulk = l2book_chunk(chunk)
-        yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
+        if dataset == "l2Book":
+            bulk = l2book_chunk(chunk)
+            yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
+        else:
+            yield chunk, fills_chunk(chunk, dataset)
+
+
+def _write_bulk(writer: ArchiveWriter, bulk: L2BookChunk | FillsChunk, pairer: FillPairer, subs: _Subscriptions) -> tuple[int, int] | None:
+    """Write a chunk's columns; ``(rows, trades frames)``, or ``None`` (nothing written) when its fills
+    cannot be paired in bulk."""
+    if isinstance(bulk, L2BookChunk):
+        writer.write_columns(subs["l2Book", bulk.coins[0].as_py()], bulk.recv_ns, bulk.exch_ms, data=bulk.data)
+        return len(bulk.data), 0
+    fills = bulk.fills
+    paired = pair_fills(fills, pairer.pending)
+    if paired is None:
+        return None
+    count, trades = fills.num_rows, len(paired.at)
+    # the line path's numbering: each fill, then the trade it completes
+    first = writer.reserve_seqs(count + trades)
+    position = pa.array(range(count), pa.int64())
+    completes = pc.is_in(position, value_set=paired.at).cast(pa.int64())
+    fill_seq = pc.add(pc.add(position, first), pc.subtract(pc.cumulative_sum(completes), completes))
+    trade_seq = pc.add(fill_seq.take(paired.at), 1)
+    coin, recv_ns, exch_ms, text = (fills.column(name).combine_chunks() for name in ("coin", "recv_ns", "time", "text"))
+    for name, at in _by_coin(coin):
+        writer.write_columns(subs[NODE_FILLS, name], recv_ns.take(at), exch_ms.take(at), raw=text.take(at), seq=fill_seq.take(at))
+    trade_ms = pc.list_flatten(paired.data).field("time")
+    for name, at in _by_coin(paired.coin):
+        writer.write_columns(subs["trades", name], paired.recv_ns.take(at), trade_ms.take(at), data=paired.data.take(at), seq=trade_seq.take(at))
+    pairer.pending = paired.pending
+    return count, trades
+
+
+def _by_coin(coins: pa.Array) -> Iterator[tuple[str, pa.Array]]:
+    """Each coin with the positions of its rows, ascending."""
+    order = pc.sort_indices(coins)  # a stable sort: a coin's positions stay ascending
+    runs = pc.run_end_encode(coins.take(order))
+    start = 0
+    for name, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist()):
+        yield name, order.slice(start, end - start)
+        start = end
 
 
 _DONE = object()
@@ -321,17 +365,20 @@ def _import_file(
     number = 0
     try:
         with ArchiveWriter(root, session=session, source_url=source.key) as writer:
-            if source.dataset == "l2Book":
-                with closing(_read_ahead(_bulk_l2book(io.BufferedReader(counted, 1 << 20)))) as chunks:
+            if source.dataset in BULK_DATASETS:
+                with closing(_read_ahead(_bulk_chunks(io.BufferedReader(counted, 1 << 20), source.dataset))) as chunks:
                     for chunk, bulk in chunks:
-                        if bulk is not None:
-                            writer.write_columns(subs["l2Book", bulk.coins[0].as_py()], bulk.recv_ns, bulk.exch_ms, bulk.data)
-                            number += len(bulk.data)
-                            rows += len(bulk.data)
+                        written = _write_bulk(writer, bulk, pairer, subs) if bulk is not None else None
+                        if written is not None:
+                            number += bulk.lines
+                            rows += written[0]
+                            trades += written[1]
                         else:  # line by line keeps, or refuses, what the bulk checks could not prove
                             for number, line in enumerate(io.BytesIO(chunk), start=number + 1):
                                 if line.strip():
-                                    rows += _write_line(writer, source.dataset, line, pairer, subs)[0]
+                                    r, t = _write_line(writer, source.dataset, line, pairer, subs)
+                                    rows += r
+                                    trades += t
                         if progress:
                             report.bytes_read = before + counted.count
                             progress(report, total)
