@@ -46,22 +46,18 @@ _RECORD_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9
 
 @dataclass(frozen=True)
 class L2BookChunk:
-    """A chunk's records as the archive's columns: ``data`` restores to each record's ``raw["data"]``."""
+    """A chunk's records as the archive's columns, in Arrow's batches (joining them would copy every
+    level): each ``data`` restores to its records' ``raw["data"]``."""
 
-    recv_ns: pa.Array  # int64: the record's outer time
-    data: pa.StructArray  # the archive's l2Book data type
+    batches: list[tuple[pa.Array, pa.StructArray]]  # (recv_ns: the record's outer time, data)
 
     @property
     def lines(self) -> int:
-        return len(self.data)
+        return sum(len(data) for _, data in self.batches)
 
     @property
-    def exch_ms(self) -> pa.Array:
-        return self.data.field("time")
-
-    @property
-    def coins(self) -> pa.Array:
-        return self.data.field("coin")
+    def coins(self) -> pa.ChunkedArray:
+        return pa.chunked_array([data.field("coin") for _, data in self.batches], pa.string())
 
 
 def l2book_chunk(chunk: bytes) -> L2BookChunk | None:
@@ -76,22 +72,25 @@ def l2book_chunk(chunk: bytes) -> L2BookChunk | None:
     records = table.num_rows
     if records == 0 or records != chunk.count(b"\n"):  # blank lines: line numbers would drift
         return None
-    times = table.column("time").combine_chunks()
-    raw = table.column("raw").combine_chunks()
-    data = raw.field("data")
-    sides = data.field("levels")
-    levels = sides.flatten().flatten()
-    arrays = (times, raw, raw.field("channel"), data, data.field("coin"), data.field("time"), sides, sides.flatten(), levels, *levels.flatten())
-    if any(array.null_count for array in arrays):  # a key was missing or null
-        return None
+    batches = []
+    levels = 0
+    for batch in table.to_batches():
+        times, raw = batch.column("time"), batch.column("raw")
+        data = raw.field("data")
+        sides = data.field("levels")
+        flat = sides.flatten().flatten()
+        arrays = (times, raw, raw.field("channel"), data, data.field("coin"), data.field("time"), sides, sides.flatten(), flat, *flat.flatten())
+        if any(array.null_count for array in arrays):  # a key was missing or null
+            return None
+        if not pc.all(pc.match_substring_regex(times, _RECORD_TIME)).as_py():
+            return None
+        levels += len(flat)
+        batches.append((pc.cast(times, pa.timestamp("ns")).cast(pa.int64()), data))
     if any(chunk.count(pattern) != records for pattern in _ONCE_A_RECORD):
         return None
-    if any(chunk.count(pattern) != len(levels) for pattern in _ONCE_A_LEVEL):
+    if any(chunk.count(pattern) != levels for pattern in _ONCE_A_LEVEL):
         return None
-    if not pc.all(pc.match_substring_regex(times, _RECORD_TIME)).as_py():
-        return None
-    recv_ns = pc.cast(times, pa.timestamp("ns")).cast(pa.int64())
-    return L2BookChunk(recv_ns, data)
+    return L2BookChunk(batches)
 
 
 # --- fills ---------------------------------------------------------------------------------------------

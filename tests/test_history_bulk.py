@@ -85,10 +85,10 @@ def test_whatever_the_bulk_path_accepts_restores_to_the_records_raw(cases, rng):
     if bulk is None:
         return
     expected = [orjson.loads(line) for line in lines]
-    frames = [{"channel": "l2Book", "data": data} for data in bulk.data.to_pylist()]
+    frames = [{"channel": "l2Book", "data": data} for _, batch in bulk.batches for data in batch.to_pylist()]
     assert [orjson.dumps(f) for f in frames] == [orjson.dumps(e["raw"]) for e in expected]  # values and key order
-    assert bulk.recv_ns.to_pylist() == [iso_ns(e["time"]) for e in expected]
-    assert bulk.exch_ms.to_pylist() == [e["raw"]["data"]["time"] for e in expected]
+    assert [ns for batch, _ in bulk.batches for ns in batch.to_pylist()] == [iso_ns(e["time"]) for e in expected]
+    assert bulk.lines == len(lines)
 
 
 def test_a_chunk_with_a_blank_line_or_no_final_newline_goes_line_by_line():

@@ -239,8 +239,10 @@ def _write_bulk(writer: ArchiveWriter, bulk: L2BookChunk | FillsChunk, pairer: F
     """Write a chunk's columns; ``(rows, trades frames)``, or ``None`` (nothing written) when its fills
     cannot be paired in bulk."""
     if isinstance(bulk, L2BookChunk):
-        writer.write_columns(subs["l2Book", bulk.coins[0].as_py()], bulk.recv_ns, bulk.exch_ms, data=bulk.data)
-        return len(bulk.data), 0
+        stream = subs["l2Book", bulk.coins[0].as_py()]
+        for recv_ns, data in bulk.batches:
+            writer.write_columns(stream, recv_ns, data.field("time"), data=data)
+        return bulk.lines, 0
     fills = bulk.fills
     paired = pair_fills(fills, pairer.pending)
     if paired is None:
