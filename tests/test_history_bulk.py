@@ -219,7 +219,7 @@ def test_a_fills_import_gives_the_same_archive_in_bulk_or_line_by_line(tmp_path,
 
     source = tmp_path / "bucket"
     make_history(source)
-    monkeypatch.setattr(history_import, "CHUNK_BYTES", 3_000)  # several chunks: pairs wait across them
+    monkeypatch.setattr(history_import, "FILLS_CHUNK_BYTES", 3_000)  # several chunks: pairs wait across them
     bulk = import_history([str(source / "node_fills_by_block"), str(source / "node_fills")], tmp_path / "bulk")
     monkeypatch.setattr(history_import, "fills_chunk", lambda chunk, dataset: None)
     lines = import_history([str(source / "node_fills_by_block"), str(source / "node_fills")], tmp_path / "lines")

@@ -202,16 +202,19 @@ def _lines(handle: IO[bytes]) -> Iterator[bytes]:
         yield from stream
 
 
-CHUNK_BYTES = 4 << 20  # of decompressed text a bulk l2Book step reads
+CHUNK_BYTES = 4 << 20  # of decompressed text a bulk step reads
+# fills go through more intermediate arrays, each the chunk's size: smaller chunks keep RSS well under
+# 400 MB on a 1 GB file (300 MB against 380 MB at 4 MiB, for 5% less speed)
+FILLS_CHUNK_BYTES = 2 << 20
 
 
-def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+def _chunks(handle: IO[bytes], size: int) -> Iterator[bytes]:
     """The decompressed text in chunks of whole lines (the last may lack its newline)."""
     import lz4.frame
 
     with lz4.frame.open(handle, "rb") as stream:
         rest = b""
-        while block := stream.read(CHUNK_BYTES):
+        while block := stream.read(size):
             block = rest + block
             cut = block.rfind(b"\n") + 1
             rest = block[cut:]
@@ -227,7 +230,7 @@ BULK_DATASETS = ("l2Book", "node_fills_by_block", "node_fills")
 def _bulk_chunks(handle: IO[bytes], dataset: str) -> Iterator[tuple[bytes, L2BookChunk | FillsChunk | None]]:
     """Each chunk with its columns, or ``None`` when it must go line by line. An l2Book chunk of
     several coins goes line by line too (seqs then stay in line order, as the line path numbers them)."""
-    for chunk in _chunks(handle):
+    for chunk in _chunks(handle, CHUNK_BYTES if dataset == "l2Book" else FILLS_CHUNK_BYTES):
         if dataset == "l2Book":
             bulk = l2book_chunk(chunk)
             yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
