@@ -15,7 +15,17 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas.layout import ArchiveError, EVENTS_CHANNEL, META_CHANNEL, PartName, escape, parse_part_name, read_metadata, unescape, utc_date
+from schemas.layout import (
+    EVENTS_CHANNEL,
+    META_CHANNEL,
+    ArchiveError,
+    PartName,
+    escape,
+    parse_part_name,
+    read_metadata,
+    unescape,
+    utc_date,
+)
 
 from .storage import Store, open_store
 
@@ -143,14 +153,36 @@ def list_dates(
     return sorted(found)
 
 
-def open_part(part: Part, metadata: pq.FileMetaData | None = None) -> pq.ParquetFile:
-    """The part's Parquet file (``metadata``: its footer, when already read), its format version checked."""
+def open_part(part: Part, metadata: pq.FileMetaData | None = None, *, dictionary_data: bool = False) -> pq.ParquetFile:
+    """The part's Parquet file (``metadata``: its footer, when already read), its format version checked.
+
+    ``dictionary_data`` (with ``metadata``): the typed columns' strings come as Arrow dictionaries,
+    as Parquet stores them, so a price repeated on every book is decoded, and made a Python string,
+    once a batch (``schemas.shapes.column_values`` takes them)."""
+    read_dictionary = data_dictionary_columns(metadata) if dictionary_data and metadata is not None else None
     try:
-        parquet = pq.ParquetFile(part.path if part.store.local else part.store.open(part.path), metadata=metadata)
+        parquet = pq.ParquetFile(part.path if part.store.local else part.store.open(part.path), metadata=metadata, read_dictionary=read_dictionary)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ArchiveError(f"cannot read part {part}: {exc}; run `hlarchive verify` on the archive") from None
     read_metadata(parquet.schema_arrow.metadata, str(part))
     return parquet
+
+
+def data_dictionary_columns(metadata: pq.FileMetaData) -> list[str]:
+    """The typed columns worth reading as dictionaries: strings whose Parquet dictionary is small
+    next to their values (prices and sizes of a book, coins, sides). A column of mostly distinct
+    values (hashes) is not: Arrow would hash every value to build a dictionary nobody reuses."""
+    if metadata.num_row_groups == 0:
+        return []
+    chosen = []
+    for j in range(metadata.num_columns):
+        chunks = [metadata.row_group(g).column(j) for g in range(metadata.num_row_groups)]
+        first = chunks[0]
+        if not first.path_in_schema.startswith("data.") or first.physical_type != "BYTE_ARRAY" or "key_value" in first.path_in_schema:
+            continue
+        if all(c.has_dictionary_page and c.data_page_offset - c.dictionary_page_offset < c.num_values for c in chunks):
+            chosen.append(first.path_in_schema)
+    return chosen
 
 
 def read_footer(part: Part) -> pq.FileMetaData:

@@ -14,10 +14,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .channels import ChannelSpec, channel_spec
 from .layout import ALL, EVENTS_CHANNEL, META_CHANNEL, utc_date
-from .shapes import Mismatch, specialise
+from .shapes import Mismatch, column_values, plain_type
 from .subscriptions import COIN_TYPES, Subscription, frame_subscription, subscription_type_of_channel
 
 
@@ -197,6 +198,15 @@ def rows_to_batch(rows: Sequence[Row]) -> pa.RecordBatch:
 def batch_messages(batch: pa.RecordBatch | pa.Table) -> Iterator[dict[str, Any]]:
     """The frames of an archive batch, in the batch's row order."""
     names = batch.schema.names
+    if "data" in names and batch.num_rows and batch.column(names.index("raw")).null_count == batch.num_rows:
+        wire = batch.column(names.index("wire_channel"))
+        spec = channel_spec(wire[0].as_py())
+        data = batch.column(names.index("data"))
+        if spec is not None and plain_type(data.type) == spec.shape.arrow_type and pc.count_distinct(wire).as_py() == 1:
+            # the common batch: one channel, every frame typed; its values built column by column
+            channel = spec.channel
+            yield from [{"channel": channel, "data": value} for value in column_values(spec.shape, data)]
+            return
     channels = batch.column(names.index("wire_channel")).to_pylist()
     raws = batch.column(names.index("raw")).to_pylist()
     restore_by_channel: dict[str, Any] = {}
@@ -205,13 +215,12 @@ def batch_messages(batch: pa.RecordBatch | pa.Table) -> Iterator[dict[str, Any]]
     else:
         data = batch.column(names.index("data"))
         spec = channel_spec(channels[0]) if channels and channels.count(channels[0]) == len(channels) else None
-        if spec is not None and data.type == spec.shape.arrow_type:
-            # one channel: optional fields no row has are dropped for the whole batch, not per row
-            if isinstance(data, pa.ChunkedArray):
-                data = data.combine_chunks()
-            data, restore = specialise(spec.shape, data)
-            restore_by_channel[channels[0]] = restore or _identity
-        datas = data.to_pylist()
+        if spec is not None and plain_type(data.type) == spec.shape.arrow_type:
+            # one channel: the frames' values built column by column, nothing left to restore per row
+            datas = column_values(spec.shape, data)
+            restore_by_channel[channels[0]] = _identity
+        else:
+            datas = data.to_pylist()
     for channel, data, raw in zip(channels, datas, raws):
         if raw is not None:
             yield decode_raw(raw)

@@ -11,11 +11,13 @@ but not null; a *nullable* field is always present and may be null; ``Json`` hol
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -276,6 +278,99 @@ def specialise(shape: Shape, array: pa.Array) -> tuple[pa.Array, Restore | None]
 
         return rebuilt, restore_list
     return array, shape.restore
+
+
+def column_values(shape: Shape, array: pa.Array) -> list[Any]:
+    """The values of ``array`` (a column of ``shape``), exactly as ``restore`` gives them from
+    ``to_pylist``, built column by column: one Python object per value and none per Arrow scalar.
+
+    Arrow's ``to_pylist`` makes a scalar wrapper for every struct, list and string on its way to a
+    Python value; here each leaf column converts in one call (a dictionary column converts its
+    dictionary once), and each struct's dicts come from one comprehension compiled for its keys.
+    An optional field no row has is never a key; one some rows lack is deleted from those rows only."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if isinstance(shape, Struct):
+        return _struct_values(shape, array)
+    if isinstance(shape, List):
+        offsets = array.offsets.to_pylist()
+        base = offsets[0]
+        items = column_values(shape.item, array.values.slice(base, offsets[-1] - base))
+        if base:
+            offsets = [o - base for o in offsets]
+        out = [items[a:b] for a, b in zip(offsets, offsets[1:])]
+        return _with_nulls(out, array)
+    if isinstance(shape, Map):
+        offsets = array.offsets.to_pylist()
+        base = offsets[0]
+        keys = array.keys.slice(base, offsets[-1] - base).to_pylist()
+        items = column_values(shape.value, array.items.slice(base, offsets[-1] - base))
+        out = [dict(zip(keys[a - base : b - base], items[a - base : b - base])) for a, b in zip(offsets, offsets[1:])]
+        return _with_nulls(out, array)
+    if isinstance(array, pa.DictionaryArray):  # each distinct string made once
+        distinct = array.dictionary.to_pylist()
+        codes = array.indices.to_pylist()
+        values = [None if c is None else distinct[c] for c in codes] if array.null_count else list(map(distinct.__getitem__, codes))
+    else:
+        values = array.to_pylist()
+    if isinstance(shape, Json):
+        loads = orjson.loads
+        return [None if v is None else loads(v) for v in values]
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def plain_type(arrow_type: pa.DataType) -> pa.DataType:
+    """``arrow_type`` with its dictionary-encoded strings as plain strings (what the shape declares)."""
+    if pa.types.is_dictionary(arrow_type):
+        return arrow_type.value_type
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([f.with_type(plain_type(f.type)) for f in arrow_type])
+    if pa.types.is_list(arrow_type):
+        return pa.list_(arrow_type.value_field.with_type(plain_type(arrow_type.value_type)))
+    return arrow_type
+
+
+def _with_nulls(values: list[Any], array: pa.Array) -> list[Any]:
+    if array.null_count:
+        for i in pc.indices_nonzero(array.is_null()).to_pylist():
+            values[i] = None
+    return values
+
+
+def _struct_values(shape: Struct, array: pa.Array) -> list[Any]:
+    names: list[str] = []
+    columns: list[list[Any]] = []
+    partial: list[tuple[str, pa.Array]] = []
+    for f, child in zip(shape.fields, array.flatten()):  # children with the parent's nulls merged in
+        if f.optional and child.null_count == len(child) and len(child):
+            continue  # absent in every row: not even a key
+        names.append(f.name)
+        columns.append(column_values(f.shape, child))
+        if f.optional and child.null_count:
+            partial.append((f.name, child))
+    rows = _dict_builder(tuple(names))(*columns) if names else [{} for _ in range(len(array))]
+    for name, child in partial:  # absent in some rows: their key goes, the others keep their order
+        for i in pc.indices_nonzero(child.is_null()).to_pylist():
+            del rows[i][name]
+    return _with_nulls(rows, array)
+
+
+_BUILDERS: dict[tuple[str, ...], Callable[..., list[dict[str, Any]]]] = {}
+
+
+def _dict_builder(names: tuple[str, ...]) -> Callable[..., list[dict[str, Any]]]:
+    """``(column, column, ...) -> [dict, ...]`` for these keys: one comprehension, keys as constants."""
+    builder = _BUILDERS.get(names)
+    if builder is None:
+        args = [f"c{i}" for i in range(len(names))]
+        items = ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names))
+        loop = ", ".join(f"v{i}" for i in range(len(names)))
+        source = f"def build({', '.join(args)}):\n    return [{{{items}}} for {loop}, in zip({', '.join(args)})]\n"
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)  # noqa: S102 - source built here from the shape's field names
+        builder = _BUILDERS[names] = namespace["build"]
+    return builder
 
 
 def _passes_through(shape: Shape) -> bool:

@@ -61,7 +61,7 @@ def test_start_and_end_filter_and_prune_parts(tmp_path, monkeypatch):
     opened: list[str] = []
     real_open = replay.merge.open_part
     for module in (replay.merge, replay.replay):  # the merge, and the direct path that needs none
-        monkeypatch.setattr(module, "open_part", lambda part, *footer: (opened.append(part.file_name), real_open(part, *footer))[1])
+        monkeypatch.setattr(module, "open_part", lambda part, *footer, **options: (opened.append(part.file_name), real_open(part, *footer, **options))[1])
     start = datetime.fromtimestamp((T0 + 25_000_000_000) / 1e9, tz=timezone.utc)
     r = Replay(tmp_path, start=start.isoformat(), end=(T0 + 44_000_000_000) // 1_000_000)
     got = list(r.messages())

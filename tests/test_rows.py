@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from schemas import FrameError, from_row, parse_subscription, rows_to_batch, to_
 from schemas.channels import CHANNELS
 from schemas.jsontext import batch_frame_bytes, batch_frames
 from schemas.rows import batch_messages
+from schemas.shapes import column_values
 
 from .conftest import load_real_frames, same
 from .strategies import any_frames, frames_of, mutated_frames_of, unknown_frames
@@ -169,3 +172,34 @@ def test_optional_fields_no_row_has_are_dropped_per_batch_and_rows_still_round_t
     for batch_frames_ in (frames, frames[1:], frames[:1]):
         batch = rows_to_batch([_row(f) for f in batch_frames_])
         assert [orjson.dumps(m) for m in batch_messages(batch)] == [orjson.dumps(f) for f in batch_frames_]
+
+
+def _dictionary_strings(array: pa.Array) -> pa.Array:
+    """``array`` with every string leaf dictionary-encoded, as Replay reads a book's prices."""
+    if pa.types.is_string(array.type):
+        return pc.dictionary_encode(array)
+    if pa.types.is_struct(array.type):
+        children = [_dictionary_strings(array.field(i)) for i in range(array.type.num_fields)]
+        return pa.StructArray.from_arrays(children, fields=[f.with_type(c.type) for f, c in zip(array.type, children)], mask=array.is_null() if array.null_count else None)
+    if pa.types.is_list(array.type):
+        offsets = array.offsets
+        values = array.values.slice(offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py())
+        rebased = pc.subtract(offsets, offsets[0]).cast(pa.int32())
+        return pa.ListArray.from_arrays(rebased, _dictionary_strings(values), mask=array.is_null() if array.null_count else None)
+    return array
+
+
+@pytest.mark.parametrize("channel", sorted(CHANNELS))
+@given(data=st.data())
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_values_built_column_by_column_equal_the_frames(channel, data):
+    spec = CHANNELS[channel]
+    frames = data.draw(st.lists(frames_of(channel), min_size=1, max_size=6))
+    start = data.draw(st.integers(0, len(frames) - 1))
+    array = pa.array([None] + [spec.prepare(f["data"]) for f in frames], spec.shape.arrow_type).slice(1 + start)  # a slice, after a null row
+    expected = [f["data"] for f in frames[start:]]
+    for variant in (array, _dictionary_strings(array)):
+        got = column_values(spec.shape, variant)
+        assert len(got) == len(expected) and all(same(g, e) for g, e in zip(got, expected))  # values and key order
+    with_null = pa.array([spec.prepare(frames[0]["data"]), None], spec.shape.arrow_type)
+    assert column_values(spec.shape, with_null)[1] is None
