@@ -221,65 +221,6 @@ class Map(Shape):
         return {k: restore(v) for k, v in value}
 
 
-def specialise(shape: Shape, array: pa.Array) -> tuple[pa.Array, Restore | None]:
-    """``array`` (a column of ``shape``) with every optional field that no row has dropped, and the
-    restore its rows still need: None when ``to_pylist`` output is already the frames' values.
-
-    Done once per batch, so a field a feed never sends (``user`` in public trades, a fill's
-    ``liquidation``) costs nothing per row, and one it always sends needs no check per row."""
-    if not shape.restores:
-        return array, None
-    if isinstance(shape, Struct):
-        fields, arrays, partial, nested = [], [], [], []
-        for f, child in zip(shape.fields, array.flatten()):  # children with the parent's nulls merged in
-            if f.optional and child.null_count == len(child):
-                continue  # absent in every row: not even a key
-            child, child_restore = specialise(f.shape, child)
-            fields.append(pa.field(f.name, child.type))
-            arrays.append(child)
-            if f.optional and child.null_count > array.null_count:
-                partial.append(f.name)  # absent in some rows: their null comes out as a key to delete
-            if child_restore is not None:
-                nested.append((f.name, child_restore))
-        if not arrays:  # a struct of no fields would lose its length: keep the column, restore per row
-            return array, shape.restore
-        rebuilt = pa.StructArray.from_arrays(arrays, fields=fields, mask=array.is_null() if array.null_count else None)
-        if not partial and not nested:
-            return rebuilt, None
-
-        def restore_struct(value: Any) -> Any:
-            if value is None:
-                return None
-            for name in partial:
-                if value[name] is None:
-                    del value[name]
-            for name, restore in nested:
-                item = value.get(name)
-                if item is not None:
-                    value[name] = restore(item)
-            return value
-
-        return rebuilt, restore_struct
-    if isinstance(shape, List):
-        values, item_restore = specialise(shape.item, array.values)  # offsets index all the values
-        rebuilt = pa.ListArray.from_arrays(array.offsets, values, mask=array.is_null() if array.null_count else None)
-        if item_restore is None:
-            return rebuilt, None
-        in_place = isinstance(shape.item, Struct)
-
-        def restore_list(value: Any) -> Any:
-            if value is None:
-                return None
-            if in_place:
-                for v in value:
-                    item_restore(v)
-                return value
-            return [item_restore(v) for v in value]
-
-        return rebuilt, restore_list
-    return array, shape.restore
-
-
 def column_values(shape: Shape, array: pa.Array) -> list[Any]:
     """The values of ``array`` (a column of ``shape``), exactly as ``restore`` gives them from
     ``to_pylist``, built column by column: one Python object per value and none per Arrow scalar.

@@ -15,16 +15,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
+import pyarrow.parquet as pq
 from websockets.asyncio.client import connect
 
 from recorder import ArchiveWriter
 from replay import Replay
+from replay.archive import data_dictionary_columns
+from schemas.channels import channel_spec
 from schemas.protocol import subscribe_frame
+from schemas.shapes import column_values
 
 from .common import HEADER, Figure, cli_process, machine, median_of, run_measured, synthetic_frames, table
 
@@ -96,6 +101,41 @@ def batch_rows_per_s(root: Path, channel: str) -> float:
     return rows / (time.perf_counter() - start)
 
 
+def decode_us(root: Path, runs: int) -> tuple[float, float]:
+    """Microseconds a frame to turn a part's typed ``data`` column into the frames' values: as Replay
+    does (column by column, the book's strings read as dictionaries), and as Arrow's ``to_pylist``
+    plus a restore per row (the way before). Interleaved in one process, so both see the same
+    machine; the median of ``runs`` each."""
+    parts = sorted((root / "archive").rglob("*.parquet"))
+    rows = sum(pq.read_metadata(p).num_rows for p in parts)
+    spec = channel_spec(pq.read_table(parts[0], columns=["wire_channel"]).column(0)[0].as_py())
+    assert spec is not None
+    restore = spec.shape.restore if spec.shape.restores else None
+
+    def ours() -> float:
+        start = time.perf_counter()
+        for part in parts:
+            metadata = pq.read_metadata(part)
+            for batch in pq.ParquetFile(part, read_dictionary=data_dictionary_columns(metadata)).iter_batches(batch_size=2048, columns=["data"]):
+                column_values(spec.shape, batch.column(0))
+        return (time.perf_counter() - start) / rows * 1e6
+
+    def before() -> float:
+        start = time.perf_counter()
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches(batch_size=2048, columns=["data"]):
+                values = batch.column(0).to_pylist()
+                if restore is not None:
+                    values = [restore(v) for v in values]
+        return (time.perf_counter() - start) / rows * 1e6
+
+    timings: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        timings[0].append(ours())
+        timings[1].append(before())
+    return statistics.median(timings[0]), statistics.median(timings[1])
+
+
 PEAK = r"""
 import sys
 from replay import Replay
@@ -132,6 +172,8 @@ def figures(frames_per_channel: int = 100_000, runs: int = 3) -> list[Figure]:
             theirs = median_of(runs, lambda: jsonl_fps(lines))
             out.append(Figure(f"replay {sub['type']} frames/s (dicts)", ours, theirs, "gzip JSON lines + orjson", ">= 1.0x", ours >= theirs))
             out.append(Figure(f"raw_messages() {sub['type']} frames/s (bytes)", raw, theirs, "gzip JSON lines + orjson", ">= 2.0x", raw >= 2 * theirs))
+            decoded, to_pylist = decode_us(Path(tmp), max(runs, 5))
+            out.append(Figure(f"decode {sub['type']} us/frame (column by column)", decoded, to_pylist, "to_pylist + restore, same run", "", None))
             if sub["type"] == "trades":
                 rows_s = median_of(runs, lambda: batch_rows_per_s(Path(tmp), "trades"))
                 out.append(Figure("batches() rows/s, trades", rows_s, theirs, "gzip JSON lines + orjson (frames/s)", ">= 5,000,000", rows_s >= 5_000_000))
