@@ -16,16 +16,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.jsontext import batch_frame_bytes, batch_frames
+from schemas.jsontext import batch_frame_bytes
 from schemas.layout import EVENTS_CHANNEL
 from schemas.rows import batch_messages
 
 from .archive import Part, open_part
 
 ORDERS = ("recv", "exchange")
-# channels whose dicts come faster from orjson over their rebuilt text than from Arrow's to_pylist
-# (maps, and objects kept as JSON text); measured with tests/benchmarks/replay_throughput.py
-DICTS_FROM_TEXT = frozenset({"allMids", "webData2"})
 
 
 class Item:
@@ -112,12 +109,9 @@ def part_items(
 
 def decode_batch(batch: pa.RecordBatch, decode: str) -> Any:
     """A batch's frames: as JSON bytes (rebuilt from the typed columns, never as dicts), or as dicts
-    by whichever way is faster for the channel."""
+    (built column by column)."""
     if decode == "bytes":
         return batch_frame_bytes(batch)
-    channels = batch.column("wire_channel")
-    if len(channels) and channels[0].as_py() in DICTS_FROM_TEXT:
-        return batch_frames(batch)
     return batch_messages(batch)
 
 

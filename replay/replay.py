@@ -25,7 +25,7 @@ from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
 from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, read_footer
-from .merge import DICTS_FROM_TEXT, ORDERS, Item, _filtered, decode_batch, merge
+from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
     from .paper.client import PaperExchange
@@ -254,8 +254,7 @@ class Replay:
                         yield _ONE_ROW, (item.message,)
                     continue
                 for part, footer in ordered:
-                    dictionaries = decode == "dicts" and part.channel not in DICTS_FROM_TEXT
-                    for batch in open_part(part, footer, dictionary_data=dictionaries).iter_batches(batch_size=2048):
+                    for batch in open_part(part, footer, dictionary_data=decode == "dicts").iter_batches(batch_size=2048):
                         batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)

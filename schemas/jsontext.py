@@ -1,16 +1,13 @@
 """Frames' JSON text rebuilt from their typed Arrow columns, vectorised: one C++ pass per column.
 
-Replay used to build each frame's dicts from Arrow column by column in Python (``to_pylist`` and
-``restore``). Building the exact JSON text with Arrow's string kernels and letting ``orjson`` parse a
-whole batch at once is faster, and the text itself is what ``serve`` sends and ``raw_messages()``
-yields. The text follows the shapes of ``schemas.shapes``: fields in declared order, an absent
-optional field left out, a present null written as ``null``, so parsing it gives back the frame
+The text is what ``serve`` sends and ``raw_messages()`` yields, never built as dicts. (Dicts come
+faster column by column: ``schemas.shapes.column_values``, measured against orjson over this text.)
+The text follows the shapes of ``schemas.shapes``: fields in declared order, an absent optional
+field left out, a present null written as ``null``, so it is exactly ``orjson.dumps`` of the frame
 that was received, keys in the same order. Pure: no I/O.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -112,22 +109,6 @@ def frame_texts(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     return pc.if_else(raw.is_valid(), raw, built) if len(raw) - raw.null_count else built
 
 
-def batch_text(batch: pa.RecordBatch | pa.Table) -> bytes:
-    """All frames of a batch as one JSON array: ``orjson.loads`` makes every dict in one call."""
-    texts = frame_texts(batch)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts), ",")
-    return b"[" + joined[0].as_buffer().to_pybytes() + b"]"
-
-
-def batch_frames(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
-    """The frames of a batch as dicts, parsed by orjson from the rebuilt text (dicts built column by
-    column where the text cannot be rebuilt)."""
-    try:
-        return orjson.loads(batch_text(batch))
-    except NotVectorisable:
-        return list(batch_messages(batch))
-
-
 def batch_frame_bytes(batch: pa.RecordBatch | pa.Table) -> list[bytes]:
     """The frames of a batch as JSON bytes, each exactly ``orjson.dumps`` of its frame."""
     try:
@@ -136,4 +117,4 @@ def batch_frame_bytes(batch: pa.RecordBatch | pa.Table) -> list[bytes]:
         return [orjson.dumps(m) for m in batch_messages(batch)]
 
 
-__all__ = ["NotVectorisable", "batch_frame_bytes", "batch_frames", "batch_text", "frame_texts", "render"]
+__all__ = ["NotVectorisable", "batch_frame_bytes", "frame_texts", "render"]
