@@ -185,6 +185,17 @@ def data_dictionary_columns(metadata: pq.FileMetaData) -> list[str]:
     return chosen
 
 
+def batch_rows(metadata: pq.FileMetaData, values: int = 16_384) -> int:
+    """Rows a batch should hold so that it carries about ``values`` leaf values: 2,048 small frames,
+    a few hundred 40-level books. A batch's frames exist as Python objects at once, so big frames in
+    big batches cost memory (and speed nothing up); small frames in small batches cost speed."""
+    if metadata.num_row_groups == 0 or metadata.num_rows == 0:
+        return 2048
+    group = metadata.row_group(0)
+    widest = max(group.column(j).num_values for j in range(group.num_columns))
+    return max(256, min(2048, values * group.num_rows // max(widest, 1)))
+
+
 def read_footer(part: Part) -> pq.FileMetaData:
     return pq.read_metadata(part.path if part.store.local else part.store.open(part.path))
 
