@@ -390,8 +390,8 @@ def _part_batches(part: Part, footer: pq.FileMetaData, dictionaries: bool) -> It
     size, groups = batch_rows(footer), footer.num_row_groups
     group = given = 0  # the row group being read, and how many of its rows were given
     if dictionaries:
-        parquet = open_part(part, footer, dictionary_data=True)
         try:
+            parquet = open_part(part, footer, dictionary_data=True)
             for group in range(groups):
                 given = 0
                 for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):

@@ -387,21 +387,20 @@ def _import_file(
                         if progress:
                             report.bytes_read = before + counted.count
                             progress(report, total)
-                lines: Iterator[bytes] = iter(())
             else:
                 lines = _lines(io.BufferedReader(counted, 1 << 20))
-            if source.dataset == "asset_ctxs":
-                number += 1
-                check_asset_ctx_header(next(lines, b"").decode("utf-8", "replace"))
-            for number, line in enumerate(lines, start=number + 1):
-                if not line.strip():
-                    continue
-                r, t = _write_line(writer, source.dataset, line, pairer, subs)
-                rows += r
-                trades += t
-                if progress and number % 20_000 == 0:
-                    report.bytes_read = before + counted.count
-                    progress(report, total)
+                if source.dataset == "asset_ctxs":
+                    number += 1
+                    check_asset_ctx_header(next(lines, b"").decode("utf-8", "replace"))
+                for number, line in enumerate(lines, start=number + 1):
+                    if not line.strip():
+                        continue
+                    r, t = _write_line(writer, source.dataset, line, pairer, subs)
+                    rows += r
+                    trades += t
+                    if progress and number % 20_000 == 0:
+                        report.bytes_read = before + counted.count
+                        progress(report, total)
     except HistoryError as exc:
         raise ArchiveError(f"{source.location}, line {number}: {exc}; nothing of this file was imported") from None
     except (RuntimeError, EOFError, OSError) as exc:  # lz4's "truncated frame", a read error
