@@ -1,5 +1,6 @@
-"""l2Book snapshot lines a chunk at a time, sans I/O: Arrow's JSON reader parses a whole chunk of lines
-straight into the archive's typed columns, with no Python object per record.
+"""Hyperliquid's history a chunk of lines at a time, sans I/O: Arrow's JSON reader parses l2Book
+snapshots straight into the archive's typed columns, and the fields of fills that pairing needs, with
+no Python object per record.
 
 Arrow's reader checks types, refuses unknown and repeated keys, and leaves a missing key null; it
 forgets key order. A few counts over the chunk's text prove the order is the shape's in every record,
