@@ -204,16 +204,8 @@ class ArchiveWriter:
                 seq = pa.array(range(first, first + count), pa.int64())
             else:
                 self._seq = max(self._seq, pc.max(seq).as_py())
-            arrays = [
-                recv_ns,
-                pa.array([self.session] * count, pa.string()),
-                seq,
-                exch_ms,
-                pa.array([coin] * count, pa.string()),
-                pa.nulls(count, pa.string()) if subscription.user is None else pa.array([subscription.user] * count, pa.string()),
-                pa.array([subscription.stream] * count, pa.string()),
-                pa.array([subscription.channel] * count, pa.string()),
-            ]
+            repeat = lambda value: pa.repeat(pa.scalar(value, pa.string()), count)  # noqa: E731
+            arrays = [recv_ns, repeat(self.session), seq, exch_ms, repeat(coin), repeat(subscription.user), repeat(subscription.stream), repeat(subscription.channel)]
             arrays += [data, pa.nulls(count, pa.string())] if typed else [raw]
             batch = pa.RecordBatch.from_arrays(arrays, schema=data_schema(spec))
             partition = (subscription.type, coin, subscription.channel if typed else "", typed)
@@ -225,10 +217,7 @@ class ArchiveWriter:
                 first_ns = part.column(0)[0].as_py()
                 buffer = self._buffer((partition, day), subscription.type, coin, first_ns)
                 self._stage(buffer)  # rows written one by one before these keep their place
-                buffer.batches.append(part)
-                buffer.rows += part.num_rows
-                buffer.nbytes += part.nbytes
-                self._buffered_bytes += part.nbytes
+                self._append(buffer, part)
                 buffer.streams.add(subscription.stream)
                 self._flush_due(buffer, first_ns)
 
@@ -299,11 +288,14 @@ class ArchiveWriter:
             batch = rows_to_batch(buffer.staged)
         else:
             batch = pa.RecordBatch.from_pylist(buffer.staged, schema=buffer.schema)
+        buffer.staged = []
+        self._append(buffer, batch)
+
+    def _append(self, buffer: _Buffer, batch: pa.RecordBatch) -> None:
         buffer.batches.append(batch)
         buffer.rows += batch.num_rows
         buffer.nbytes += batch.nbytes
         self._buffered_bytes += batch.nbytes
-        buffer.staged = []
 
     def _flush_due(self, buffer: _Buffer, now_ns: int) -> None:
         pending = buffer.rows + len(buffer.staged)
