@@ -8,6 +8,7 @@ journals alone. Segments are trimmed once every frame in them is in a committed 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
@@ -91,14 +92,13 @@ class Journal:
             self.append(SUBSCRIPTION, 0, 0, subscription_json, sub_id)
         return self.segment
 
-    def trim(self, before: int) -> int:
-        """Delete the segments numbered below ``before``; returns how many were deleted."""
-        removed = 0
-        for n, path in segments(self.directory):
-            if n < before:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+    def size_bytes(self) -> int:
+        """The journal's bytes on disk (segments the archiver has not finished with)."""
+        total = 0
+        for _, path in segments(self.directory):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
     def close(self, *, remove: bool = False) -> None:
         """Close; with ``remove`` (everything committed) delete the session's journal."""
@@ -123,6 +123,16 @@ class Journal:
                         break
         finally:
             self._lock.close()
+
+
+def trim(directory: Path, before: int) -> int:
+    """Delete the segments numbered below ``before`` (every frame in them is committed); how many."""
+    removed = 0
+    for n, path in segments(directory):
+        if n < before:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def segments(directory: Path) -> list[tuple[int, Path]]:
@@ -158,6 +168,68 @@ def read_segment(path: Path, offset: int = 0) -> Iterator[Record]:
             if len(payload) < length:
                 return
             yield Record(kind, recv_ns, seq, sub_id, payload)
+
+
+class JournalTail:
+    """Reads a live session's journal as it grows: whole records only, in order, across rotations.
+
+    A segment is finished once the next one exists (``rotate`` closes a segment before it creates
+    the next), so a short read at the end of the newest segment only means "not written yet".
+    """
+
+    def __init__(self, directory: Path, chunk_bytes: int = 4 << 20) -> None:
+        self.directory = directory
+        self.chunk_bytes = chunk_bytes
+        self.segment = min((n for n, _ in segments(directory)), default=1)
+        self._file: IO[bytes] | None = None
+        self._pending = b""  # the start of a record whose end is not written yet
+
+    def read(self) -> tuple[list[Record], bool]:
+        """The whole records written since the last call (at most about ``chunk_bytes`` of them), and
+        whether the reader moved past a finished segment (every earlier segment is read whole)."""
+        if self._file is None and not self._open():
+            return [], False
+        assert self._file is not None
+        chunk = self._file.read(self.chunk_bytes)
+        if chunk:
+            return self._records(chunk), False
+        if not self.directory.joinpath(f"seg-{self.segment + 1:08d}.wal").exists():
+            return [], False
+        records = self._records(self._file.read())  # what was written before the rotation closed it
+        self._file.close()
+        self._file, self._pending = None, b""  # a torn tail of a finished segment is never completed
+        self.segment += 1
+        return records, True
+
+    def _open(self) -> bool:
+        try:
+            handle = open(self.directory / f"seg-{self.segment:08d}.wal", "rb", buffering=0)
+        except FileNotFoundError:
+            return False
+        if handle.read(len(MAGIC)) != MAGIC:  # not written yet: the creator writes the magic first
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def _records(self, chunk: bytes) -> list[Record]:
+        data = self._pending + chunk if self._pending else chunk
+        out: list[Record] = []
+        position, end, size, unpack = 0, len(data), HEADER.size, HEADER.unpack_from
+        while position + size <= end:
+            kind, recv_ns, seq, length, sub_id = unpack(data, position)
+            stop = position + size + length
+            if stop > end:
+                break
+            out.append(Record(kind, recv_ns, seq, sub_id, data[position + size : stop]))
+            position = stop
+        self._pending = data[position:]
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def is_locked(session_dir: Path) -> bool:
