@@ -133,7 +133,7 @@ def record(
 
     status = asyncio.run(main())
     if not quiet:
-        click.echo(f"stopped: {sum(status.frames.values()):,} frames, {recorder.writer.stats.parts} parts written, {status.reconnects} reconnects", err=True)
+        click.echo(f"stopped: {sum(status.frames.values()):,} frames, {recorder.archiver.stats.parts} parts written, {status.reconnects} reconnects", err=True)
 
 
 def _info_fetcher(ws_url: str) -> Any:

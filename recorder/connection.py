@@ -2,6 +2,10 @@
 
 Everything it sees goes to a sink: data frames with their receive time, and events (connect,
 subscribed, server error, malformed frame, stall, disconnect, reconnect) so gaps are visible.
+
+Frames are handed to the sink as websockets' sans-I/O protocol parses them, inside the transport's
+``data_received``: no queue, future or task switch per frame (those cost more than the parsing).
+The socket's handshake, pings, close and TLS stay websockets' own.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import contextlib
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from schemas.protocol import (
     DataFrame,
@@ -25,6 +30,7 @@ from schemas.protocol import (
     SubscriptionResponse,
     parse_server_frame,
     ping_frame,
+    route_data_frame,
     subscribe_frame,
     unsubscribe_frame,
 )
@@ -44,9 +50,54 @@ class ConnectionConfig:
 
 
 class Sink(Protocol):
-    def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None: ...
+    def on_data(self, connection: int, channel: str, payload: bytes, recv_ns: int, sub: Subscription | None) -> None: ...
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None: ...
+
+
+class DirectConnection(ClientConnection):
+    """A client connection that hands each whole message to ``deliver`` as soon as it is parsed.
+
+    Messages that arrive before ``deliver`` is set (the server's greeting can share a read with the
+    handshake) wait in a list and are delivered first, in order.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deliver: Callable[[bytes], None] | None = None
+        self._early: list[bytes] = []
+        self._fragments: list[bytes] = []
+
+    def deliver_to(self, deliver: Callable[[bytes], None]) -> None:
+        early, self._early = self._early, []
+        for message in early:
+            deliver(message)
+        self._deliver = deliver
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None or type(event) is not Frame:
+            super().process_event(event)  # the handshake response
+            return
+        opcode = event.opcode
+        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if not event.fin:
+                self._fragments = [event.data]
+                return
+            message = event.data
+        elif opcode is Opcode.CONT:
+            self._fragments.append(event.data)
+            if not event.fin:
+                return
+            message, self._fragments = b"".join(self._fragments), []
+        else:
+            super().process_event(event)  # ping, pong, close: websockets answers them
+            return
+        if type(message) is not bytes:
+            message = bytes(message)  # the parser hands out a bytearray at times
+        if self._deliver is None:
+            self._early.append(message)
+        else:
+            self._deliver(message)
 
 
 def backoff_s(attempt: int, config: ConnectionConfig, rng: random.Random) -> float:
@@ -114,7 +165,7 @@ class Connection:
         while not stop.is_set():
             try:
                 ws = await asyncio.wait_for(
-                    connect(self.url, ping_interval=None, max_size=None, open_timeout=None, compression=None),
+                    connect(self.url, ping_interval=None, max_size=None, open_timeout=None, compression=None, create_connection=DirectConnection),
                     self.config.open_timeout_s,
                 )
             except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
@@ -138,7 +189,7 @@ class Connection:
             except asyncio.TimeoutError:
                 pass
 
-    async def _session(self, ws: ClientConnection, stop: asyncio.Event) -> dict[str, Any]:
+    async def _session(self, ws: DirectConnection, stop: asyncio.Event) -> dict[str, Any]:
         self._ws = ws
         self.last_frame = time.monotonic()
         watchdog = asyncio.create_task(self._watchdog(ws, stop))
@@ -163,28 +214,34 @@ class Connection:
             reason["stopping"] = True
         return reason
 
-    async def _receive(self, ws: ClientConnection) -> None:
-        on_data = self.sink.on_data
-        by_identifier = self.by_identifier
-        async for text in ws:
-            recv_ns = time.time_ns()
-            self.last_frame = time.monotonic()
-            if isinstance(text, bytes):
-                text = text.decode("utf-8", "replace")
-            frame = parse_server_frame(text)
-            if isinstance(frame, DataFrame):
-                self.frames += 1
-                subs = self.subscriptions
-                sub = subs[0] if len(subs) == 1 else by_identifier.get(frame_identifier(frame.message) or "")
-                on_data(self.number, frame.message, text, recv_ns, sub)
-            elif isinstance(frame, Pong) or isinstance(frame, Greeting):
-                continue
-            elif isinstance(frame, SubscriptionResponse):
-                self.sink.on_event("subscribed" if frame.method == "subscribe" else "unsubscribed", self.number, {"subscription": frame.subscription})
-            elif isinstance(frame, ServerError):
-                self.sink.on_event("server_error", self.number, {"error": frame.message})
-            elif isinstance(frame, Malformed):
-                self.sink.on_event("malformed", self.number, {"reason": frame.reason}, text=frame.text)
+    async def _receive(self, ws: DirectConnection) -> None:
+        ws.deliver_to(self._on_message)
+        await ws.wait_closed()
+
+    def _on_message(self, payload: bytes) -> None:
+        """One message from the server (runs inside the transport's read callback: must not raise)."""
+        recv_ns = time.time_ns()
+        self.last_frame = time.monotonic()
+        route = route_data_frame(payload)
+        if route is not None:  # a hot channel's frame, filed from its first bytes: the archiver parses it
+            self.frames += 1
+            subs = self.subscriptions
+            self.sink.on_data(self.number, route[0], payload, recv_ns, subs[0] if len(subs) == 1 else self.by_identifier.get(route[1]))
+            return
+        frame = parse_server_frame(payload)
+        if type(frame) is DataFrame:
+            self.frames += 1
+            subs = self.subscriptions
+            sub = subs[0] if len(subs) == 1 else self.by_identifier.get(frame_identifier(frame.message) or "")
+            self.sink.on_data(self.number, frame.channel, payload, recv_ns, sub)
+        elif isinstance(frame, (Pong, Greeting)):
+            return
+        elif isinstance(frame, SubscriptionResponse):
+            self.sink.on_event("subscribed" if frame.method == "subscribe" else "unsubscribed", self.number, {"subscription": frame.subscription})
+        elif isinstance(frame, ServerError):
+            self.sink.on_event("server_error", self.number, {"error": frame.message})
+        elif isinstance(frame, Malformed):
+            self.sink.on_event("malformed", self.number, {"reason": frame.reason}, text=frame.text)
 
     async def _watchdog(self, ws: ClientConnection, stop: asyncio.Event) -> dict[str, Any]:
         """Ping on schedule; close on a stall or on stop. Returns why it closed the connection."""

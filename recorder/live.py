@@ -1,13 +1,13 @@
-"""The live recorder: connections in, journal first, Parquet parts out, on a writer thread.
+"""The live recorder: connections in, journal first, Parquet parts out, in an archiver process.
 
-The event loop only receives, stamps (``recv_ns``, ``seq``) and journals each frame, then hands it
-to the writer thread: receiving never waits on Parquet. The journal is fsynced at least every
-``sync_s``; every ``flush_seconds`` the journal rotates and, once the writer has committed every
-buffered row, the older segments are deleted. A crash leaves the journal for ``recover``.
+The event loop only receives, stamps (``recv_ns``, ``seq``) and journals each frame's bytes as they
+came: receiving never waits on Parquet, nor on the interpreter lock Arrow's conversion would hold.
+The archiver process (``archiver.py``) tails the journal into parts. The journal is fsynced at least
+every ``sync_s`` and rotates every ``flush_seconds``; the archiver commits what it has read at each
+rotation and deletes the segments behind it. A crash leaves the journal for ``recover``.
 
-If the writer falls ``spill_after`` frames behind (a burst, a slow disk), the event loop stops
-queueing frames in memory: they are in the journal already, so the writer later reads that stretch
-back from it. Memory stays bounded whatever the feed does, and receiving still never waits.
+If the archiver falls behind (a burst, a slow disk), the frames wait in the journal on disk: memory
+stays bounded whatever the feed does, and receiving still never waits.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import asyncio
 import contextlib
 import gc
 import os
-import queue
+import secrets
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,14 +26,16 @@ from typing import Any, Callable
 
 import orjson
 
+from schemas.layout import check_session, session_id
 from schemas.subscriptions import Subscription
 
+from .archiver import Archiver
 from .connection import MAINNET_URL, Connection, ConnectionConfig
-from .journal import DATA, EVENT, META, SUBSCRIPTION, Journal, read_segment, segments
+from .journal import DATA, EVENT, META, Journal
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
 from .planning.plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
-from .recovery import recover, write_record
-from .writer import ArchiveWriter
+from .recovery import recover
+from .writer import prepare_root
 
 
 @dataclass
@@ -45,9 +46,7 @@ class Status:
     frames: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
-    spills: int = 0  # times the writer fell behind and read frames back from the journal
-    spilled_frames: int = 0
-    rotations_in_spill: int = 0  # journal rotations whose trimming waited for a spill to be read back
+    max_lag_frames: int = 0  # the most the archiver was ever behind the journal
     last_frames: Counter[str] = field(default_factory=Counter)
     last_time: float = field(default_factory=time.monotonic)
     disconnects: Counter[str] = field(default_factory=Counter)  # by reason: recorder, stall, close code
@@ -72,8 +71,6 @@ class Recorder:
         status_s: float | None = 5.0,
         status_out: Callable[[str], None] | None = None,
         lag_warning_frames: int = 200_000,
-        compact_queue_after: int = 1_000,
-        spill_after: int = 20_000,
         session: str | None = None,
         writer_options: dict[str, Any] | None = None,
         market_plan: MarketPlan | None = None,
@@ -102,41 +99,36 @@ class Recorder:
         self.status_s = status_s
         self.status_out = status_out or (lambda line: print(line, file=sys.stderr, flush=True))
         self.lag_warning_frames = lag_warning_frames
-        self.compact_queue_after = compact_queue_after
-        self.spill_after = spill_after
+        prepare_root(self.root)
         self.recovered = recover(self.root)
         self.uploader = None
         if upload_url is not None:  # every committed part goes to the store in the background
             from .upload import Uploader
 
             self.uploader = Uploader(self.root, upload_url, keep_local_days=keep_local_days, on_event=lambda kind, detail: self._upload_event(kind, detail))
-            writer_options = {**(writer_options or {}), "on_commit": lambda path, rows, seq: self.uploader.submit(path)}  # type: ignore[union-attr]
-        self.writer = ArchiveWriter(self.root, session=session, source_url=url, flush_seconds=flush_seconds, **(writer_options or {}))
-        self.session = self.writer.session
+        self.session = check_session(session) if session else session_id(time.time_ns(), secrets.token_hex(3))
         self.journal = Journal(self.root, self.session)
+        self.archiver = Archiver(
+            self.root, self.journal.directory, self.session, url, {"flush_seconds": flush_seconds, **(writer_options or {})},
+            on_commit=(lambda path, rows, seq: self.uploader.submit(path)) if self.uploader is not None else None,  # type: ignore[union-attr]
+            on_error=self._archiver_failed,
+        )
         self.status = Status()
         self._seq = 0
-        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._put_count = 0  # frames handed over; written by the event loop only
-        self._got_count = 0  # frames taken; written by the writer thread only
-        self._spill_start: tuple[int, int] | None = None  # journal position where the current spill began
-        self._spilled = 0  # frames of the current spill
-        self._spill_last_seq = 0
-        self._trim_after_spill: int | None = None  # a rotation during a spill: trim once the stretch is read
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lagging = False
-        self._writer_error: BaseException | None = None
+        self._writer_error: str | None = None
         self._journal_error: OSError | None = None
         self._stop: asyncio.Event | None = None
-        self._sub_ids: dict[str, int] = {}
+        self._sub_ids: dict[Subscription, int] = {}  # by the whole subscription: a stream name omits the user
         for sub in self.subscriptions:
             self._define(sub)
         self.connections: list[Connection] = []
         self._connection_tasks: list[asyncio.Task[None]] = []
 
     def _define(self, sub: Subscription) -> None:
-        self._sub_ids[sub.stream] = len(self._sub_ids) + 1
-        self.journal.define(self._sub_ids[sub.stream], orjson.dumps(sub.to_dict()))
+        self._sub_ids[sub] = len(self._sub_ids) + 1
+        self.journal.define(self._sub_ids[sub], orjson.dumps(sub.to_dict()))
 
     # --- the sink of every connection (runs on the event loop) ----------------------------------
 
@@ -162,29 +154,25 @@ class Recorder:
             if self._stop is not None:
                 self._stop.set()
 
-    def on_data(self, connection: int, message: dict[str, Any], text: str, recv_ns: int, sub: Subscription | None) -> None:
-        seq = self._next_seq()
-        payload = text.encode()
-        if not self._journal(DATA, recv_ns, seq, payload, self._sub_ids.get(sub.stream, 0) if sub else 0):
+    def on_data(self, connection: int, channel: str, payload: bytes, recv_ns: int, sub: Subscription | None) -> None:
+        """A data frame, as the exact bytes received: journaled, and that is all (the archiver does the rest)."""
+        if self._journal_error is not None:
             return
-        self.status.frames[message["channel"]] += 1
+        self._seq += 1
+        try:
+            self.journal.append(DATA, recv_ns, self._seq, payload, self._sub_ids.get(sub, 0) if sub else 0)
+        except OSError as exc:
+            self._journal_failed(exc)
+            return
+        self.status.frames[channel] += 1
         if sub is not None:
             self.last_frame_ns[sub.stream] = recv_ns
-        if self._spilling(seq):
-            return
-        if self._put_count - self._got_count > self.compact_queue_after:
-            # the writer is behind: queue the frame's bytes, a fifth of its parsed size, to keep memory down
-            self._put(("text", payload, recv_ns, seq, sub))
-        else:
-            self._put(("data", message, recv_ns, seq, sub))
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
         recv_ns, seq = time.time_ns(), self._next_seq()
         record = {"kind": kind, "connection": connection, "detail": detail, "text": text}
         if not self._journal(EVENT, recv_ns, seq, orjson.dumps(record)):
             return
-        if not self._spilling(seq):
-            self._put(("event", record, recv_ns, seq))
         self.status.events[kind] += 1
         if kind == "connect" and (detail or {}).get("attempt", 1) > 1:
             self.status.reconnects += 1
@@ -196,116 +184,34 @@ class Recorder:
             self.status_out(f"[{kind}] connection {connection}: {orjson.dumps(detail).decode()}")
 
     @property
-    def writer_backlog(self) -> int:
-        """Frames handed to the writer thread and not yet taken."""
-        return self._put_count - self._got_count
-
-    @property
     def failed(self) -> str | None:
         """Why recording had to stop, if it did (the health probe says it)."""
         if self._journal_error is not None:
             return f"cannot write the journal: {_one_line(self._journal_error)}"
         if self._writer_error is not None:
-            return f"cannot write parts: {_one_line(self._writer_error)}"
+            return f"cannot write parts: {self._writer_error}"
         return None
 
     @property
     def lag_frames(self) -> int:
-        """Frames journaled but not yet taken by the archive writer."""
-        return self._put_count - self._got_count + self._spilled
+        """Journal records (frames, events, snapshots) the archiver has not read yet."""
+        return max(0, self._seq - self.archiver.progress.last_seq)
 
-    def _spilling(self, seq: int) -> bool:
-        """Whether the record just journaled as ``seq`` stays in the journal only, for the writer to read back."""
-        behind = self._put_count - self._got_count
-        if self._spill_start is None:
-            if behind <= self.spill_after:
-                return False
-            self._spill_start = self.journal.position()  # from the next record on
-            self.status.spills += 1
-            return False
-        self._spilled += 1
-        self._spill_last_seq = seq
-        if behind <= self.spill_after // 4:
-            self._end_spill()
-        return True
+    def _archiver_failed(self, why: str) -> None:
+        """From the archiver's pipe thread: parts cannot be written, so stop (the journal keeps every frame)."""
+        self._writer_error = why
+        if self._stop is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
 
-    def _end_spill(self) -> None:
-        """Queue the spilled stretch as one item: the writer reads it back from the journal files."""
-        if self._spill_start is None:
-            return
-        if self._spilled:
-            self.journal.flush()  # the records must be in the file before the writer thread reads them
-            self._put(("journal", *self._spill_start, self._spill_last_seq), frames=self._spilled)
-            self.status.spilled_frames += self._spilled
-        self._spill_start, self._spilled = None, 0
-        if self._trim_after_spill is not None:
-            self._put(("rotate", self._trim_after_spill))
-            self._trim_after_spill = None
-
-    def _put(self, item: tuple[Any, ...], frames: int = 1) -> None:
-        self._put_count += frames
-        self._queue.put(item)
+    def _check_lag(self) -> None:
         lag = self.lag_frames
+        self.status.max_lag_frames = max(self.status.max_lag_frames, lag)
         if lag > self.lag_warning_frames and not self._lagging:
             self._lagging = True
-            self.status_out(f"warning: the writer is {lag} frames behind (disk too slow?); frames are safe in the journal")
+            self.status_out(f"warning: the archiver is {lag} frames behind (disk or CPU too slow?); frames are safe in the journal")
             self.on_event("writer_lagging", 0, {"frames_behind": lag})
         elif self._lagging and lag < self.lag_warning_frames // 2:
             self._lagging = False
-
-    # --- the writer thread -----------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        writer, q = self.writer, self._queue
-        try:
-            while True:
-                try:
-                    item = q.get(timeout=0.2)
-                except queue.Empty:
-                    writer.flush_due()
-                    continue
-                self._got_count += 1
-                kind = item[0]
-                if kind == "data":
-                    _, message, recv_ns, seq, sub = item
-                    writer.write(message, recv_ns, sub, seq=seq)
-                elif kind == "text":
-                    _, payload, recv_ns, seq, sub = item
-                    writer.write(orjson.loads(payload), recv_ns, sub, seq=seq)
-                elif kind == "event":
-                    _, record, recv_ns, seq = item
-                    writer.write_event(record["kind"], recv_ns=recv_ns, seq=seq, connection=record["connection"], detail=record["detail"], text=record["text"])
-                elif kind == "meta":
-                    _, info_type, payload, recv_ns, seq = item
-                    writer.write_meta(info_type, payload, recv_ns=recv_ns, seq=seq)
-                elif kind == "journal":
-                    self._got_count -= 1  # counted record by record below
-                    self._write_spilled(*item[1:])
-                elif kind == "rotate":
-                    writer.flush()
-                    self.journal.trim(before=item[1])
-                elif kind == "stop":
-                    writer.close()
-                    return
-        except BaseException as exc:  # noqa: BLE001 - reported by run(); the journal keeps the frames
-            self._writer_error = exc
-            if self._stop is not None and self._loop is not None:
-                self._loop.call_soon_threadsafe(self._stop.set)
-
-    def _write_spilled(self, first_segment: int, offset: int, last_seq: int) -> None:
-        """Write the journal's records from ``(first_segment, offset)`` through ``last_seq`` (a spill
-        may span a rotation, so it reads on into the following segments)."""
-        subscriptions = {i: sub for sub in self.subscriptions if (i := self._sub_ids[sub.stream])}
-        for number, path in segments(self.journal.directory):
-            if number < first_segment:
-                continue
-            for record in read_segment(path, offset if number == first_segment else 0):
-                if record.kind == SUBSCRIPTION:
-                    continue
-                if record.seq > last_seq:
-                    return
-                write_record(self.writer, record, subscriptions)
-                self._got_count += 1
 
     # --- the event loop --------------------------------------------------------------------------
 
@@ -319,8 +225,8 @@ class Recorder:
         gc.collect()
         gc.freeze()
         gc.set_threshold(200_000, 50, 100)
-        writer_thread = threading.Thread(target=self._write_loop, name="hlarchive-writer", daemon=True)
-        writer_thread.start()
+        self.journal.flush()  # the subscriptions, before the archiver opens the first segment
+        self.archiver.start()
         if self.uploader is not None:
             self.uploader.start()
         stop_endpoints = self._start_endpoints()
@@ -353,11 +259,10 @@ class Recorder:
             self.on_event("session_end", 0, {"frames": sum(self.status.frames.values())})
             try:
                 self.journal.sync()
-                self._end_spill()
             except OSError as exc:
                 self._journal_failed(exc)
-            self._queue.put(("stop",))
-            await asyncio.get_running_loop().run_in_executor(None, writer_thread.join)
+            if not await asyncio.get_running_loop().run_in_executor(None, self.archiver.stop) and self._writer_error is None:
+                self._writer_error = self.archiver.error
             if self.uploader is not None:  # the last parts: a bounded wait, the rest goes next start
                 await asyncio.get_running_loop().run_in_executor(None, self.uploader.stop)
             gc.set_threshold(*gc_threshold)
@@ -374,7 +279,7 @@ class Recorder:
         if self._writer_error is not None:
             self.journal.close()
             raise RecorderError(
-                f"could not write parts ({_one_line(self._writer_error)}); every frame is kept in {self.journal.directory}: "
+                f"could not write parts ({self._writer_error}); every frame is kept in {self.journal.directory}: "
                 "free space or fix the problem, then run `hlarchive recover ROOT`"
             )
         self.journal.close(remove=True)
@@ -390,9 +295,9 @@ class Recorder:
         """Subscribe more while recording: onto a connection with room, else a new one (within the limits)."""
         assert self._stop is not None, "add_subscriptions runs while recording"
         for sub in subs:
-            if sub.stream in self._sub_ids and any(s.stream == sub.stream for s in self.subscriptions):
+            if any(s == sub for s in self.subscriptions):
                 continue
-            if sub.stream not in self._sub_ids:
+            if sub not in self._sub_ids:
                 self._define(sub)
             self.subscriptions.append(sub)
             for connection in self.connections:
@@ -450,8 +355,7 @@ class Recorder:
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             await asyncio.sleep(self.sync_s)
-            if self._spill_start is not None and self._put_count - self._got_count <= self.spill_after // 4:
-                self._end_spill()  # the feed went quiet while spilling: no frame will end the spill
+            self._check_lag()
             try:
                 fd = self.journal.flush()
                 await loop.run_in_executor(None, os.fsync, fd)
@@ -463,12 +367,11 @@ class Recorder:
     async def _rotate_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self.flush_seconds)
-            segment = self.journal.rotate()
-            if self._spill_start is not None:
-                self._trim_after_spill = segment  # trimming now would delete the stretch still to be read back
-                self.status.rotations_in_spill += 1
-            else:
-                self._put(("rotate", segment))
+            try:
+                self.journal.rotate()  # the archiver commits what it read, then deletes the older segments
+            except OSError as exc:
+                self._journal_failed(exc)
+                return
 
     async def _meta_loop(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -483,9 +386,7 @@ class Recorder:
                     continue
                 if info_type == "perpDexs":
                     requests.extend(snapshot_requests(payload))
-                recv_ns, seq = time.time_ns(), self._next_seq()
-                if self._journal(META, recv_ns, seq, orjson.dumps({"kind": info_type, "payload": payload})) and not self._spilling(seq):
-                    self._put(("meta", info_type, payload, recv_ns, seq))
+                self._journal(META, time.time_ns(), self._next_seq(), orjson.dumps({"kind": info_type, "payload": payload}))
             try:
                 await asyncio.wait_for(stop.wait(), self.meta_interval_s)
             except asyncio.TimeoutError:
@@ -521,8 +422,8 @@ class Recorder:
         total = sum(rates.values())
         by_channel = " ".join(f"{k}={v:.0f}" for k, v in sorted(rates.items()))
         return (
-            f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.writer.stats.parts} parts, "
-            f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames ({s.spills} spills), {self.journal.unsynced_bytes:,} B unsynced"
+            f"{total:,.0f} frames/s [{by_channel}] | {sum(s.frames.values()):,} frames, {self.archiver.stats.parts} parts, "
+            f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames, {self.journal.unsynced_bytes:,} B unsynced"
             + (f" | upload backlog {self.uploader.backlog} parts" if self.uploader is not None else "")
         )
 

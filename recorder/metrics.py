@@ -9,6 +9,7 @@ Kubernetes probes.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -19,6 +20,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from schemas.layout import ArchiveError
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 if TYPE_CHECKING:
     from .live import Recorder
@@ -44,7 +48,7 @@ class RecorderCollector(Collector):
         for channel, n in sorted(status.frames.items()):
             frames.add_metric([channel], n)
         yield frames
-        stats = r.writer.stats
+        stats = r.archiver.stats
         yield CounterMetricFamily("hlarchive_parts_committed", "Parquet parts committed", value=stats.parts)
         yield CounterMetricFamily("hlarchive_rows_committed", "Rows in committed parts", value=stats.rows_committed)
         yield CounterMetricFamily("hlarchive_bytes_committed", "Bytes of committed parts", value=stats.bytes_committed)
@@ -53,13 +57,17 @@ class RecorderCollector(Collector):
         for reason, n in sorted(status.disconnects.items()):
             disconnects.add_metric([reason], n)
         yield disconnects
-        yield CounterMetricFamily("hlarchive_malformed_frames", "Frames that were not JSON or not a frame (kept as events)", value=status.events.get("malformed", 0))
+        yield CounterMetricFamily("hlarchive_malformed_frames", "Frames that were not JSON or not a frame (kept as events)", value=status.events.get("malformed", 0) + r.archiver.progress.malformed)
         yield CounterMetricFamily("hlarchive_server_error_frames", "Error frames the server sent", value=status.events.get("server_error", 0))
         yield CounterMetricFamily("hlarchive_stalls", "Connections closed for silence", value=status.events.get("stall", 0))
-        yield GaugeMetricFamily("hlarchive_journal_lag_frames", "Frames journaled but not yet taken by the archive writer", value=r.lag_frames)
-        yield CounterMetricFamily("hlarchive_journal_spills", "Times the writer fell behind and read frames back from the journal", value=status.spills)
+        yield GaugeMetricFamily("hlarchive_journal_lag_frames", "Journal records the archiver process has not read yet", value=r.lag_frames)
         yield GaugeMetricFamily("hlarchive_journal_unsynced_bytes", "Journal bytes written but not yet fsynced", value=r.journal.unsynced_bytes)
-        yield GaugeMetricFamily("hlarchive_writer_backlog_frames", "Frames queued for the writer thread", value=r.writer_backlog)
+        yield GaugeMetricFamily("hlarchive_journal_bytes", "Journal bytes on disk: frames not yet in a committed part", value=r.journal.size_bytes())
+        yield GaugeMetricFamily("hlarchive_writer_backlog_frames", "Frames the archiver has read but not yet committed in a part", value=r.archiver.progress.buffered_rows)
+        archiver = _process_figures(r.archiver.pid)
+        if archiver is not None:  # the process collector reports the receiving process only
+            yield GaugeMetricFamily("hlarchive_archiver_resident_memory_bytes", "Resident memory of the archiver process", value=archiver[0])
+            yield CounterMetricFamily("hlarchive_archiver_cpu_seconds", "CPU time of the archiver process (user + system)", value=archiver[1])
         ages = GaugeMetricFamily("hlarchive_last_frame_age_seconds", "Seconds since the last frame of each subscription (absent: none yet)", labels=["subscription"])
         now = time.time_ns()
         for stream, recv_ns in sorted(r.last_frame_ns.items()):
@@ -71,6 +79,18 @@ class RecorderCollector(Collector):
             yield GaugeMetricFamily("hlarchive_upload_backlog_parts", "Committed parts not yet uploaded and verified", value=r.uploader.backlog)
             yield CounterMetricFamily("hlarchive_uploads", "Parts uploaded and verified", value=r.uploader.uploaded)
             yield CounterMetricFamily("hlarchive_upload_failures", "Upload attempts that failed (retried)", value=r.uploader.failures)
+
+
+def _process_figures(pid: int | None) -> tuple[float, float] | None:
+    """Resident bytes and CPU seconds of a child process, from /proc (None when it is gone)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[21]) * PAGE_BYTES, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def health(recorder: Recorder, stale_s: float) -> tuple[bool, str]:

@@ -89,13 +89,7 @@ class ArchiveWriter:
         clock: Clock = time.time_ns,
         on_commit: Callable[[Path, int, int], None] | None = None,
     ) -> None:
-        self.root = Path(root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ArchiveError(f"cannot create archive directory {str(self.root)!r}: {exc.strerror}") from None
-        if not os.access(self.root, os.W_OK):
-            raise ArchiveError(f"archive directory {str(self.root)!r} is not writable: choose another --out")
+        self.root = prepare_root(root)
         self.clock = clock
         self.session = check_session(session) if session else session_id(clock(), secrets.token_hex(3))
         self.source_url = source_url
@@ -382,6 +376,18 @@ class ArchiveWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def prepare_root(root: str | os.PathLike[str]) -> Path:
+    """The archive directory, created; a one-line error when it cannot be made or written."""
+    path = Path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError(f"cannot create archive directory {str(path)!r}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ArchiveError(f"archive directory {str(path)!r} is not writable: choose another --out")
+    return path
 
 
 def write_part(

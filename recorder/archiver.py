@@ -1,0 +1,196 @@
+"""The archiver: a process of its own that tails the journal into Parquet parts.
+
+The receiving process only journals frames; this process reads the journal as it grows and does
+all of Arrow's and Parquet's work, so the two never wait on one interpreter's lock. It commits
+every buffered row when the journal rotates (every ``flush_seconds``), then deletes the segments it
+has read, so the journal holds only what is not yet in a committed part. If the archiver falls
+behind, the frames wait on disk, not in memory.
+
+The two talk over a pipe: the parent says ``stop`` (after syncing the journal); the archiver says
+what it committed and how far it has read. If the parent dies, the archiver stops without
+committing more: the journal it leaves is what ``recover`` turns into parts.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from schemas.subscriptions import Subscription, parse_subscription
+
+from .blocks import FrameBlocks
+from .journal import DATA, SUBSCRIPTION, JournalTail, trim
+from .recovery import write_record
+from .writer import ArchiveWriter, WriterStats
+
+POLL_S = 0.02  # how long an idle archiver waits for the journal to grow
+PROGRESS_S = 0.2  # how often it says how far it has read
+
+
+def run_archiver(root: str, journal_dir: str, session: str, source_url: str, writer_options: dict[str, Any], pipe: Connection) -> None:
+    """The archiver process's main: journal records in, committed parts out, until told to stop."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(200_000, 50, 100)  # frames are acyclic: the cyclic collector would only rescan buffers
+    try:
+        writer = ArchiveWriter(root, session=session, source_url=source_url, **writer_options,
+                               on_commit=lambda path, rows, seq: pipe.send(("commit", str(path), rows, seq, path.stat().st_size)))
+        tail = JournalTail(Path(journal_dir))
+        blocks = FrameBlocks(writer)
+        subscriptions: dict[int, Subscription] = {}
+        last_seq, written, malformed, said_at, stopping = 0, 0, 0, 0.0, False
+        while True:
+            records, moved_on = tail.read()
+            for record in records:
+                if record.kind == SUBSCRIPTION:
+                    subscriptions[record.sub_id] = parse_subscription(orjson.loads(record.payload), allow_unknown=True)
+                    continue
+                last_seq = record.seq
+                if record.kind == DATA:
+                    sub = subscriptions.get(record.sub_id)
+                    if blocks.take(record, sub):
+                        continue
+                    blocks.write_partition(sub)
+                if not write_record(writer, record, subscriptions):
+                    malformed += 1
+            written += len(records)
+            if moved_on:  # every earlier segment is read: commit, then they can go
+                blocks.write_all()
+                writer.flush()
+                trim(Path(journal_dir), before=tail.segment)
+            now = time.monotonic()
+            if now - said_at >= PROGRESS_S:
+                writer.flush_due()
+                pipe.send(("progress", last_seq, written, writer.buffered_rows + blocks.pending, malformed + blocks.malformed))
+                said_at = now
+            if records or moved_on:
+                if not pipe.poll():
+                    continue
+            elif stopping:
+                break
+            if pipe.poll(0 if stopping else POLL_S) and pipe.recv() == "stop":
+                stopping = True  # the parent synced the journal: read it to its end, then finish
+        tail.close()
+        blocks.write_all()
+        writer.close()
+        pipe.send(("progress", last_seq, written, 0, malformed + blocks.malformed))
+        pipe.send(("done", _peak_rss_mb()))
+    except (EOFError, BrokenPipeError):
+        os._exit(3)  # the parent is gone: commit nothing more, the journal is recovery's
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops recording
+        try:
+            pipe.send(("error", (str(exc) or type(exc).__name__).splitlines()[0]))
+        finally:
+            os._exit(2)
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class ArchiverProgress:
+    last_seq: int = 0  # the last journal record the archiver has handed to its writer
+    records: int = 0
+    buffered_rows: int = 0  # read, not yet in a committed part
+    malformed: int = 0  # data records that were not JSON (journaled unparsed, archived as events)
+    peak_rss_mb: float = float("nan")  # the archiver's own, once it is done
+
+
+class Archiver:
+    """The parent's handle on the archiver process: start it, hear from it, stop it."""
+
+    def __init__(
+        self,
+        root: Path,
+        journal_dir: Path,
+        session: str,
+        source_url: str,
+        writer_options: dict[str, Any],
+        on_commit: Callable[[Path, int, int], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.on_commit = on_commit
+        self.on_error = on_error
+        self.stats = WriterStats()
+        self.progress = ArchiverProgress()
+        self.error: str | None = None
+        self._done = threading.Event()
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of a running event loop
+        self._pipe, child = context.Pipe()
+        self.process = context.Process(
+            target=run_archiver,
+            args=(str(root), str(journal_dir), session, source_url, writer_options, child),
+            name="hlarchive-archiver",
+            daemon=True,
+        )
+        self._child_end = child
+        self._listener = threading.Thread(target=self._listen, name="hlarchive-archiver-pipe", daemon=True)
+
+    def start(self) -> None:
+        self.process.start()
+        self._child_end.close()
+        self._listener.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def _listen(self) -> None:
+        try:
+            while True:
+                message = self._pipe.recv()
+                kind = message[0]
+                if kind == "commit":
+                    _, path, rows, seq, size = message
+                    self.stats.parts += 1
+                    self.stats.rows_committed += rows
+                    self.stats.bytes_committed += size
+                    if self.on_commit is not None:
+                        self.on_commit(Path(path), rows, seq)
+                elif kind == "progress":
+                    _, self.progress.last_seq, self.progress.records, self.progress.buffered_rows, self.progress.malformed = message
+                elif kind == "done":
+                    self.progress.peak_rss_mb = message[1]
+                    break
+                elif kind == "error":
+                    self._failed(message[1])
+                    break
+        except (EOFError, OSError):
+            self._failed(f"the archiver process ended unexpectedly (exit code {self.process.exitcode})")
+        finally:
+            self._done.set()
+
+    def _failed(self, why: str) -> None:
+        self.error = why
+        if self.on_error is not None:
+            self.on_error(why)
+
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Ask the archiver to commit everything journaled, and wait; False if it failed."""
+        if self.error is None:
+            try:
+                self._pipe.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+        self._done.wait(timeout_s)
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+            self.error = self.error or "the archiver process did not finish in time"
+        self._pipe.close()
+        return self.error is None
