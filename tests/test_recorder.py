@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import recorder.writer
 from recorder.live import Recorder, RecorderError
 from replay.cli import main
 from replay.serving.server import Faults, HyperliquidServer, ServerThread
@@ -51,25 +50,18 @@ def test_every_channel_is_recorded_and_replayed_equal_to_what_was_sent(tmp_path)
     assert not (tmp_path / "archive" / "_journal").exists()  # everything committed, journal removed
 
 
-def test_a_writer_far_behind_reads_frames_back_from_the_journal_and_loses_none(tmp_path, monkeypatch):
-    write = recorder.writer.ArchiveWriter.write
-
-    def slow_write(self, *args, **kwargs):  # a slow disk: the writer falls behind the feed
-        time.sleep(0.004)
-        return write(self, *args, **kwargs)
-
-    monkeypatch.setattr(recorder.writer.ArchiveWriter, "write", slow_write)
+def test_an_archiver_far_behind_reads_the_journal_across_rotations_and_loses_none(tmp_path):
     log = tmp_path / "sent.jsonl"
     subs = [{"type": t, "coin": c} for t in ("trades", "bbo", "l2Book") for c in ("BTC", "ETH")]
-    # 1,000 frames arrive at once; draining the queue down to where a spill ends takes the writer
-    # > 0.3 s, so journal rotations (every 0.1 s) happen mid-spill: the read-back crosses segments
-    # and their trimming must wait for it
+    # 6,000 frames arrive at once, before the archiver process has even started: it finds several
+    # rotated segments (one every 0.1 s) and must read them all, in order, then trim them
     with simulator(log, faults=Faults(stall_after_frames=1_000), rate=0) as srv:
-        rec = record(tmp_path / "archive", srv.ws_url, subs, 3.0, spill_after=100, compact_queue_after=10, flush_seconds=0.1)
-    assert rec.status.spills >= 1 and rec.status.spilled_frames > 500 and rec.status.rotations_in_spill >= 1
+        rec = record(tmp_path / "archive", srv.ws_url, subs, 3.0, flush_seconds=0.1, sync_s=0.05)
+    assert rec.status.max_lag_frames > 1_000
     assert_archive_equals_sent(tmp_path / "archive", sent_data(log))
     kinds = [e[0] for e in events(tmp_path / "archive")]
     assert kinds[0] == "session_start" and kinds[-1] == "session_end" and kinds.count("subscribed") == len(subs)
+    assert rec.archiver.progress.last_seq == rec._seq  # the archiver read every record journaled
     assert not (tmp_path / "archive" / "_journal").exists()
 
 
@@ -125,6 +117,19 @@ def test_malformed_and_error_frames_become_events_and_recording_goes_on(tmp_path
     assert_archive_equals_sent(tmp_path / "a", sent_data(log))
 
 
+def test_a_frame_routed_by_its_head_whose_body_is_not_json_becomes_a_malformed_event(tmp_path):
+    """Hot-channel frames are journaled unparsed; the archiver, which parses them, keeps a broken one as an event."""
+    from replay.serving.faults import GARBLED_TEXT
+
+    log = tmp_path / "sent.jsonl"
+    with simulator(log, faults=Faults(garbled_every=9, stall_after_frames=60), rate=100) as srv:
+        rec = record(tmp_path / "a", srv.ws_url, [{"type": "trades", "coin": "BTC"}, {"type": "bbo", "coin": "BTC"}], 2.0)
+    malformed = [e for e in events(tmp_path / "a") if e[0] == "malformed"]
+    assert len(malformed) == 60 // 9 and all(e[3] == GARBLED_TEXT and e[2]["reason"].startswith("not JSON") for e in malformed)
+    assert rec.archiver.progress.malformed == 60 // 9
+    assert_archive_equals_sent(tmp_path / "a", sent_data(log))
+
+
 def test_meta_snapshots_are_stored_and_a_failing_endpoint_is_only_an_event(tmp_path):
     from recorder.meta import SNAPSHOT_KINDS
     from replay.serving.synthetic_info import meta, perp_dexs, spot_meta
@@ -144,18 +149,15 @@ def test_meta_snapshots_are_stored_and_a_failing_endpoint_is_only_an_event(tmp_p
     assert archived(tmp_path / "b")  # and it recorded anyway
 
 
-def test_a_writer_that_fails_stops_with_a_clear_error_and_keeps_every_frame(tmp_path, monkeypatch):
+def test_an_archiver_that_cannot_write_stops_with_a_clear_error_and_keeps_every_frame(tmp_path):
     log = tmp_path / "sent.jsonl"
-
-    def full_disk(*args: Any, **kw: Any) -> Path:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(recorder.writer, "write_part", full_disk)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "channel=bbo").write_text("a file where the partition's directory must go")
     with simulator(log, faults=Faults(stall_after_frames=40), rate=100) as srv:
-        with pytest.raises(RecorderError, match="No space left on device.*hlarchive recover"):
+        with pytest.raises(RecorderError, match=r"could not write parts \(.*channel=bbo.*hlarchive recover"):
             record(tmp_path / "a", srv.ws_url, [{"type": "bbo", "coin": "BTC"}], 1.5, writer_options={"flush_rows": 10})
     assert not list((tmp_path / "a").rglob("*.parquet"))
-    monkeypatch.undo()
+    (tmp_path / "a" / "channel=bbo").unlink()
     result = CliRunner().invoke(main, ["recover", str(tmp_path / "a")])
     assert result.exit_code == 0 and "frames recovered" in result.output
     assert_archive_equals_sent(tmp_path / "a", sent_data(log))
