@@ -53,16 +53,24 @@ def recover(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return report
 
 
-def write_record(writer: ArchiveWriter, record: Record, subscriptions: dict[int, Subscription]) -> None:
-    """Hand one journal record to the writer, as the live recorder would have."""
+def write_record(writer: ArchiveWriter, record: Record, subscriptions: dict[int, Subscription]) -> bool:
+    """Hand one journal record to the writer, as the live recorder would have; False for a data
+    record that turned out not to be a frame (archived as a ``malformed`` event instead)."""
     if record.kind == DATA:
-        writer.write(orjson.loads(record.payload), record.recv_ns, subscriptions.get(record.sub_id), seq=record.seq)
+        try:
+            message = orjson.loads(record.payload)
+        except orjson.JSONDecodeError as exc:  # journaled unparsed (routed by its first bytes): an event, as on receipt
+            text = record.payload.decode("utf-8", "replace")
+            writer.write_event("malformed", recv_ns=record.recv_ns, seq=record.seq, detail={"reason": f"not JSON: {exc}"}, text=text)
+            return False
+        writer.write(message, record.recv_ns, subscriptions.get(record.sub_id), seq=record.seq)
     elif record.kind == EVENT:
         event = orjson.loads(record.payload)
         writer.write_event(event["kind"], recv_ns=record.recv_ns, seq=record.seq, connection=event["connection"], detail=event["detail"], text=event["text"])
     elif record.kind == META:
         meta = orjson.loads(record.payload)
         writer.write_meta(meta["kind"], meta["payload"], recv_ns=record.recv_ns, seq=record.seq)
+    return True
 
 
 def _recover_session(root: Path, session_dir: Path) -> Recovered:

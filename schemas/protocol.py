@@ -215,3 +215,43 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
     if "data" not in message:
         return Malformed(_text(text), f"{channel} frame without 'data'")
     return DataFrame(channel, message)
+
+
+# --- routing a data frame without parsing it -----------------------------------------------------
+
+_CHANNEL_PREFIX = b'{"channel":"'
+_DATA_KEY = b'","data":'
+# the hot channels, as the exchange orders their keys: what follows "data": up to the coin
+_COIN_FIRST = {b"l2Book": b'{"coin":"', b"bbo": b'{"coin":"', b"activeAssetCtx": b'{"coin":"', b"trades": b'[{"coin":"'}
+
+
+def route_data_frame(payload: bytes) -> tuple[str, str] | None:
+    """``(channel, SDK identifier)`` of a hot-channel data frame, read from its first bytes only.
+
+    A recorder that journals frames as bytes needs only this to file a frame; parsing a 40-level
+    book to learn its coin costs more than receiving it. ``None`` where the bytes do not show it
+    plainly (another channel, another key order, an escape in the coin): parse the frame then.
+    The frame's body is not checked here: whoever parses it later finds it malformed, if it is.
+    """
+    if not payload.startswith(_CHANNEL_PREFIX) or payload[-1:] != b"}":
+        return None
+    end = payload.find(b'"', 12)
+    if end < 0 or not payload.startswith(_DATA_KEY, end):
+        return None
+    channel = payload[12:end]
+    start = end + len(_DATA_KEY)
+    if channel == b"allMids":
+        return "allMids", "allMids"
+    coin_key = _COIN_FIRST.get(channel)
+    if coin_key is None or not payload.startswith(coin_key, start):
+        return None
+    start += len(coin_key)
+    stop = payload.find(b'"', start)
+    coin = payload[start:stop]
+    if stop < 0 or b"\\" in coin:
+        return None
+    try:
+        name = channel.decode()
+        return name, f"{name}:{coin.decode().lower()}"
+    except UnicodeDecodeError:
+        return None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from schemas import ProtocolError, parse_client_frame, parse_server_frame, parse_subscription
 from schemas.protocol import (
@@ -19,12 +20,16 @@ from schemas.protocol import (
     error_frame,
     ping_frame,
     pong_frame,
+    route_data_frame,
     subscribe_frame,
     subscription_response_frame,
     unsubscribe_frame,
 )
 
+from schemas.subscriptions import frame_identifier
+
 from .conftest import load_real_frames
+from .strategies import any_frames
 
 
 def test_client_frames_parse_back_to_their_request():
@@ -79,3 +84,32 @@ def test_every_real_frame_parses_as_what_it_is():
     for entry in load_real_frames():
         frame = parse_server_frame(orjson.dumps(entry["message"]))
         assert not isinstance(frame, Malformed), entry["source"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=any_frames)
+def test_routing_by_the_first_bytes_agrees_with_parsing_or_declines(frame):
+    """The recorder files hot-channel frames by their first bytes: never differently from a full parse."""
+    payload = orjson.dumps(frame) if not isinstance(frame, bytes) else frame
+    route = route_data_frame(payload)
+    if route is not None:
+        parsed = parse_server_frame(payload)
+        assert isinstance(parsed, DataFrame)
+        assert route == (parsed.channel, frame_identifier(parsed.message))
+
+
+def test_routing_takes_the_hot_channels_of_real_frames_and_declines_the_rest():
+    routed = {}
+    for record in load_real_frames():
+        frame = record["message"]
+        route = route_data_frame(orjson.dumps(frame))
+        routed[frame["channel"]] = routed.get(frame["channel"], True) and route is not None
+        if route is not None:
+            assert route == (frame["channel"], frame_identifier(frame))
+    assert routed["l2Book"] and routed["trades"] and routed["allMids"] and not routed["subscriptionResponse"]
+    # what routing cannot read plainly is left to the parser
+    for payload in (b'{"channel":"trades","data":[]}', b'{"data":{"coin":"BTC"},"channel":"bbo"}', b'{"channel":"bbo","data":{"coin":"B\\u0054C"}}',
+                    b'{"channel":"pong"}', b'{"channel":"subscriptionResponse","data":{}}', b'{"channel":"trades","data":[{"coin":'):
+        assert route_data_frame(payload) is None, payload
+    # a body that is not JSON is still routed: the archiver, which parses it, keeps it as malformed
+    assert route_data_frame(b'{"channel":"bbo","data":{"coin":"BTC",,}') == ("bbo", "bbo:btc")

@@ -26,6 +26,7 @@ class Faults:
     drop_after_s: float | None = None
     stall_after_frames: int | None = None
     malformed_every: int | None = None
+    garbled_every: int | None = None  # a frame whose head reads as data and whose body is not JSON
     error_every: int | None = None
     refuse_for_s: float = 0.0  # refuse connections for this long after the server starts
     refuse_after_drop_s: float = 0.0  # and for this long after each injected drop
@@ -57,3 +58,4 @@ class Faults:
 
 
 MALFORMED_TEXT = '{"channel":"trades","data":[{"coin":'  # cut off mid-frame
+GARBLED_TEXT = '{"channel":"trades","data":[{"coin":"BTC",,"px":}]}'  # a data frame's head, a broken body

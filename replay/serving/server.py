@@ -42,7 +42,7 @@ from schemas.protocol import (
 from schemas.subscriptions import Subscription
 
 from ..paper.session import PAPER_INFO, PAPER_STREAMS, PaperSession, event_frame
-from .faults import MALFORMED_TEXT, Faults, Limits
+from .faults import GARBLED_TEXT, MALFORMED_TEXT, Faults, Limits
 from .info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_exchange_body, parse_info_body
 
 PAPER_POLL_S = 0.05  # how often a paper account's streams look for new events
@@ -570,6 +570,8 @@ class HyperliquidServer:
             await asyncio.Event().wait()  # never sends again; the connection stays open
         if faults.malformed_every and n % faults.malformed_every == 0:
             await self._send(client, MALFORMED_TEXT)
+        if faults.garbled_every and n % faults.garbled_every == 0:
+            await self._send(client, GARBLED_TEXT)
         if faults.error_every and n % faults.error_every == 0:
             await self._send(client, error_frame("Internal server error (injected)"))
         await self._send(client, payload)
