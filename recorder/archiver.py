@@ -26,10 +26,7 @@ import orjson
 
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .blocks import FrameBlocks
 from .journal import DATA, SUBSCRIPTION, JournalTail, trim
-from .recovery import write_record
-from .writer import ArchiveWriter, WriterStats
 
 POLL_S = 0.02  # how long an idle archiver waits for the journal to grow
 PROGRESS_S = 0.2  # how often it says how far it has read
@@ -38,6 +35,15 @@ PROGRESS_S = 0.2  # how often it says how far it has read
 def run_archiver(root: str, journal_dir: str, session: str, source_url: str, writer_options: dict[str, Any], pipe: Connection) -> None:
     """The archiver process's main: journal records in, committed parts out, until told to stop."""
     import gc
+    import signal
+
+    # Ctrl-C and systemd's stop signal the whole group: the parent stops first, then says "stop"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    from .blocks import FrameBlocks  # Arrow: here, in the archiver process only
+    from .recovery import write_record
+    from .writer import ArchiveWriter
 
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)  # frames are acyclic: the cyclic collector would only rescan buffers
@@ -102,6 +108,15 @@ def _peak_rss_mb() -> float:
 
 
 @dataclass
+class CommitStats:
+    """What the archiver has committed, as it said."""
+
+    parts: int = 0
+    rows_committed: int = 0
+    bytes_committed: int = 0
+
+
+@dataclass
 class ArchiverProgress:
     last_seq: int = 0  # the last journal record the archiver has handed to its writer
     records: int = 0
@@ -125,7 +140,7 @@ class Archiver:
     ) -> None:
         self.on_commit = on_commit
         self.on_error = on_error
-        self.stats = WriterStats()
+        self.stats = CommitStats()
         self.progress = ArchiverProgress()
         self.error: str | None = None
         self._done = threading.Event()

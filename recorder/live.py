@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import orjson
 
-from schemas.layout import check_session, session_id
+from schemas.layout import JOURNAL_DIR, check_session, session_id
 from schemas.subscriptions import Subscription
 
 from .archiver import Archiver
@@ -34,8 +34,7 @@ from .connection import MAINNET_URL, Connection, ConnectionConfig
 from .journal import DATA, EVENT, META, Journal
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
 from .planning.plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
-from .recovery import recover
-from .writer import prepare_root
+from .root import prepare_root
 
 
 @dataclass
@@ -100,7 +99,7 @@ class Recorder:
         self.status_out = status_out or (lambda line: print(line, file=sys.stderr, flush=True))
         self.lag_warning_frames = lag_warning_frames
         prepare_root(self.root)
-        self.recovered = recover(self.root)
+        self.recovered = _recover(self.root)
         self.uploader = None
         if upload_url is not None:  # every committed part goes to the store in the background
             from .upload import Uploader
@@ -426,6 +425,15 @@ class Recorder:
             f"{s.reconnects} reconnects | journal lag {self.lag_frames} frames, {self.journal.unsynced_bytes:,} B unsynced"
             + (f" | upload backlog {self.uploader.backlog} parts" if self.uploader is not None else "")
         )
+
+
+def _recover(root: Path) -> list[dict[str, Any]]:
+    """Journals a crashed session left, turned into parts (Arrow is loaded only when there are any)."""
+    if not any((root / JOURNAL_DIR).glob("*/seg-*.wal")):
+        return []
+    from .recovery import recover
+
+    return recover(root)
 
 
 def _by_coin(subs: list[Subscription]) -> dict[str, list[Subscription]]:

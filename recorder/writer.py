@@ -39,6 +39,8 @@ from schemas.layout import (
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, FrameError, Row, data_schema, rows_to_batch, to_row
 from schemas.subscriptions import Subscription, parse_subscription
 
+from .root import prepare_root
+
 NS_PER_DAY = 86_400 * 1_000_000_000
 Clock = Callable[[], int]
 
@@ -376,18 +378,6 @@ class ArchiveWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def prepare_root(root: str | os.PathLike[str]) -> Path:
-    """The archive directory, created; a one-line error when it cannot be made or written."""
-    path = Path(root)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchiveError(f"cannot create archive directory {str(path)!r}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise ArchiveError(f"archive directory {str(path)!r} is not writable: choose another --out")
-    return path
 
 
 def write_part(

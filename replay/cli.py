@@ -14,8 +14,7 @@ import click
 
 from schemas import __version__
 from schemas.layout import ArchiveError
-from schemas.protocol import ProtocolError
-from schemas.rows import FrameError
+from schemas.protocol import FrameError, ProtocolError
 from schemas.subscriptions import SubscriptionError
 
 if TYPE_CHECKING:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 import click
-import duckdb
 import orjson
 
 from schemas.layout import ArchiveError
+
+if TYPE_CHECKING:  # DuckDB is loaded by the commands that query, not by every hlarchive command
+    import duckdb
 
 
 def progress_line(label: str) -> Callable[[int, int], None]:
@@ -48,6 +50,8 @@ def print_table(columns: list[str], rows: list[tuple[Any, ...]], out: TextIO) ->
 
 
 def run_query(con: duckdb.DuckDBPyConnection, query: str, fmt: str, output: str | None) -> None:
+    import duckdb
+
     try:
         relation = con.sql(query)
         if relation is None:  # a statement with no result (CREATE, SET...)

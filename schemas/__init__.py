@@ -3,7 +3,8 @@
 No I/O lives here: the recorder and replay packages are thin shells around it.
 """
 
-from .channels import CHANNELS, ChannelSpec, channel_spec
+from typing import Any
+
 from .layout import (
     ALL,
     EVENTS_CHANNEL,
@@ -20,8 +21,7 @@ from .layout import (
     partition_dir,
     unescape,
 )
-from .protocol import ProtocolError, parse_client_frame, parse_server_frame
-from .rows import FrameError, Row, batch_messages, decode_raw, encode_raw, from_row, rows_to_batch, to_row
+from .protocol import FrameError, ProtocolError, parse_client_frame, parse_server_frame
 from .subscriptions import (
     CANDLE_INTERVALS,
     SUBSCRIPTION_TYPES,
@@ -33,6 +33,22 @@ from .subscriptions import (
 )
 
 __version__ = "0.1.0"
+
+# Arrow's modules cost a process ~100 MB; the recorder's receiving process needs none of them, so
+# the names that need Arrow are imported on first use.
+_LAZY = {
+    **dict.fromkeys(("CHANNELS", "ChannelSpec", "channel_spec"), "channels"),
+    **dict.fromkeys(("Row", "batch_messages", "decode_raw", "encode_raw", "from_row", "rows_to_batch", "to_row"), "rows"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'schemas' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 __all__ = [
     "ALL",

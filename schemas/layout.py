@@ -9,10 +9,11 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote, unquote
 
-import pyarrow as pa
+if TYPE_CHECKING:  # Arrow is imported where parts are written, not by everything that names a path
+    import pyarrow as pa
 
 FORMAT_VERSION = 1
 SCHEMA_VERSION = 1
@@ -170,6 +171,8 @@ def _encodings(schema: pa.Schema) -> tuple[tuple[str, ...], list[str]]:
 
 def _leaves(arrow_type: pa.DataType, path: str, delta: list[str], other: list[str]) -> None:
     """Parquet's leaf column paths, as pyarrow names them (``a.list.element.b``)."""
+    import pyarrow as pa
+
     if pa.types.is_struct(arrow_type):
         for i in range(arrow_type.num_fields):
             child = arrow_type.field(i)

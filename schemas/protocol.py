@@ -16,6 +16,10 @@ from .subscriptions import Subscription, SubscriptionError, parse_subscription
 GREETING = "Websocket connection established."
 
 
+class FrameError(ValueError):
+    """Something that is not a websocket data frame was given to be archived."""
+
+
 class ProtocolError(ValueError):
     """A frame that does not follow the protocol; the message is what the server would answer."""
 

@@ -18,12 +18,9 @@ import pyarrow.compute as pc
 
 from .channels import ChannelSpec, channel_spec
 from .layout import ALL, EVENTS_CHANNEL, META_CHANNEL, utc_date
+from .protocol import FrameError
 from .shapes import Mismatch, column_values, plain_type
 from .subscriptions import COIN_TYPES, Subscription, frame_subscription, subscription_type_of_channel
-
-
-class FrameError(ValueError):
-    """Something that is not a websocket data frame was given to be archived."""
 
 
 COMMON_FIELDS = (

@@ -218,6 +218,25 @@ def test_sigterm_flushes_everything_and_exits_0(tmp_path):
     assert_archive_equals_sent(root, sent_data(log))
 
 
+def test_ctrl_c_to_the_whole_process_group_flushes_everything_and_exits_0(tmp_path):
+    """A terminal's Ctrl-C (and systemd's stop) signals the archiver process too: it must finish, not fail."""
+    log = tmp_path / "sent.jsonl"
+    root = tmp_path / "a"
+    with simulator(log, rate=200, faults=Faults(stall_after_frames=150)) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "replay.cli", "record", "--out", str(root), "--url", srv.ws_url, "--coin", "BTC",
+             "--channel", "l2Book", "--channel", "trades", "--no-meta", "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        time.sleep(3.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "could not" not in err
+    assert_archive_equals_sent(root, sent_data(log))
+    assert not (root / "_journal").exists()
+
+
 def test_record_command_equal_to_what_was_sent(tmp_path):
     """The issue's done-when: record BTC and ETH l2Book and trades for a fixed duration."""
     log = tmp_path / "sent.jsonl"
@@ -301,3 +320,19 @@ def test_a_full_disk_ends_with_a_clear_error_and_intact_parts(tmp_path, monkeypa
         if mounted:
             if subprocess.run(["umount", str(small)], check=False).returncode != 0:
                 subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_the_receiving_process_loads_neither_arrow_nor_duckdb():
+    """The archiver process does Arrow's work; the receiver importing it would cost ~100 MB for nothing."""
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from replay.cli import main\n"
+        "import recorder.live, recorder.cli\n"
+        "result = CliRunner().invoke(main, ['record', '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('pyarrow', 'duckdb') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
