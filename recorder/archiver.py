@@ -26,7 +26,7 @@ import orjson
 
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .journal import DATA, SUBSCRIPTION, JournalTail, trim
+from .journal import DATA, SUBSCRIPTION, JournalTail, hold_lock, trim
 
 POLL_S = 0.02  # how long an idle archiver waits for the journal to grow
 PROGRESS_S = 0.2  # how often it says how far it has read
@@ -48,6 +48,9 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
     gc.freeze()
     gc.set_threshold(200_000, 50, 100)  # frames are acyclic: the cyclic collector would only rescan buffers
     try:
+        # held until this process ends: recovery leaves the journal alone while a commit may still land,
+        # even after the receiving process (and its lock) is gone
+        lock = hold_lock(Path(journal_dir) / "ARCHIVER")
         writer = ArchiveWriter(root, session=session, source_url=source_url, **writer_options,
                                on_commit=lambda path, rows, seq: pipe.send(("commit", str(path), rows, seq, path.stat().st_size)))
         tail = JournalTail(Path(journal_dir))
@@ -88,6 +91,7 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
         tail.close()
         blocks.write_all()
         writer.close()
+        lock.close()
         pipe.send(("progress", last_seq, written, 0, malformed + blocks.malformed))
         pipe.send(("done", _peak_rss_mb()))
     except (EOFError, BrokenPipeError):

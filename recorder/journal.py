@@ -12,9 +12,8 @@ import contextlib
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, NamedTuple
 
 from schemas.layout import JOURNAL_DIR, ArchiveError
 
@@ -24,8 +23,7 @@ HEADER = struct.Struct("<BqqIH")  # kind, recv_ns, seq, payload length, subscrip
 DATA, EVENT, META, SUBSCRIPTION = 1, 2, 3, 4
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):  # a tuple: the archiver makes one a frame, and a frozen dataclass costs 4x as much
     kind: int
     recv_ns: int
     seq: int
@@ -58,8 +56,7 @@ class Journal:
 
     def append(self, kind: int, recv_ns: int, seq: int, payload: bytes, sub_id: int = 0) -> None:
         assert self._file is not None
-        self._file.write(HEADER.pack(kind, recv_ns, seq, len(payload), sub_id))
-        self._file.write(payload)
+        self._file.write(HEADER.pack(kind, recv_ns, seq, len(payload), sub_id) + payload)
         self.unsynced_bytes += HEADER.size + len(payload)
 
     def position(self) -> tuple[int, int]:
@@ -115,7 +112,8 @@ class Journal:
             if remove:
                 for _, path in segments(self.directory):
                     path.unlink(missing_ok=True)
-                (self.directory / "LOCK").unlink(missing_ok=True)
+                for name in LOCKS:
+                    (self.directory / name).unlink(missing_ok=True)
                 for directory in (self.directory, self.directory.parent):
                     try:
                         directory.rmdir()  # only when empty: another session's journal stays
@@ -232,15 +230,26 @@ class JournalTail:
             self._file = None
 
 
+LOCKS = ("LOCK", "ARCHIVER")  # the receiving process's, and its archiver's (which may outlive it briefly)
+
+
+def hold_lock(path: Path) -> IO[str]:
+    """Take ``path``'s lock for as long as the returned handle stays open (and the process lives)."""
+    handle = open(path, "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
 def is_locked(session_dir: Path) -> bool:
-    """Whether a live recorder holds this session's journal."""
-    lock_path = session_dir / "LOCK"
-    if not lock_path.exists():
-        return False
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    """Whether a live recorder, or its archiver still finishing a commit, holds this session's journal."""
+    for name in LOCKS:
+        lock_path = session_dir / name
+        if not lock_path.exists():
+            continue
+        with open(lock_path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return False

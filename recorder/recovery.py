@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from schemas.layout import JOURNAL_DIR, parse_part_name
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .journal import DATA, EVENT, META, SUBSCRIPTION, Record, is_locked, read_segment, segments
+from .journal import DATA, EVENT, META, LOCKS, SUBSCRIPTION, Record, is_locked, read_segment, segments
 from .writer import ArchiveWriter
 
 
@@ -92,7 +92,8 @@ def _recover_session(root: Path, session_dir: Path) -> Recovered:
                 done.frames += 1
     for _, path in segments(session_dir):
         path.unlink()
-    (session_dir / "LOCK").unlink(missing_ok=True)
+    for name in LOCKS:
+        (session_dir / name).unlink(missing_ok=True)
     try:
         session_dir.rmdir()
     except OSError:

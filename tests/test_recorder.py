@@ -336,3 +336,28 @@ def test_the_receiving_process_loads_neither_arrow_nor_duckdb():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_recovery_leaves_a_journal_alone_while_its_archiver_may_still_commit(tmp_path):
+    """After a kill -9 of the receiving process, its archiver can be mid-commit for a moment: recovering
+    then would write those rows twice. The archiver's own lock keeps recovery off until it is gone."""
+    from recorder.journal import DATA, Journal
+    from recorder.recovery import recover
+
+    journal = Journal(tmp_path, "20260101T000000Z_abcdef")
+    journal.define(1, b'{"type":"bbo","coin":"BTC"}')
+    journal.append(DATA, 1_767_225_600_000_000_000, 1, b'{"channel":"bbo","data":{"coin":"BTC","time":1,"bbo":[null,null]}}', 1)
+    journal.close()  # the recorder's lock is gone, as after kill -9
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from recorder.journal import hold_lock\n"
+         f"h = hold_lock(Path({str(journal.directory)!r}) / 'ARCHIVER'); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert recover(tmp_path) == [] and list(journal.directory.glob("seg-*.wal"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert recover(tmp_path) == [{"session": "20260101T000000Z_abcdef", "frames": 1, "skipped": 0}]
+    assert not journal.directory.exists()
