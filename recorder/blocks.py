@@ -50,7 +50,7 @@ class FrameBlocks:
             return False
         key = (sub.type, sub.coin)
         block = self._blocks.get(key)
-        if block is not None and block.subscription != sub:
+        if block is not None and block.subscription is not sub and block.subscription != sub:
             self._write(key)  # another stream of the partition (another aggregation): keep receipt order
             block = None
         if block is None:

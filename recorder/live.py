@@ -87,7 +87,7 @@ class Recorder:
         self.market_refresh_s = market_refresh_s
         self.metrics_address = metrics_address  # /metrics and /healthz
         self.health_address = health_address  # /healthz alone
-        self.last_frame_ns: dict[str, int] = {}  # per subscription stream: the metrics' frame age
+        self.last_frame_ns: dict[Subscription, int] = {}  # per subscription: the metrics' frame age (named when scraped)
         self.url = url
         self.flush_seconds = flush_seconds
         self.sync_s = sync_s
@@ -165,7 +165,7 @@ class Recorder:
             return
         self.status.frames[channel] += 1
         if sub is not None:
-            self.last_frame_ns[sub.stream] = recv_ns
+            self.last_frame_ns[sub] = recv_ns
 
     def on_event(self, kind: str, connection: int, detail: dict[str, Any] | None = None, text: str | None = None) -> None:
         recv_ns, seq = time.time_ns(), self._next_seq()

@@ -70,7 +70,10 @@ class RecorderCollector(Collector):
             yield CounterMetricFamily("hlarchive_archiver_cpu_seconds", "CPU time of the archiver process (user + system)", value=archiver[1])
         ages = GaugeMetricFamily("hlarchive_last_frame_age_seconds", "Seconds since the last frame of each subscription (absent: none yet)", labels=["subscription"])
         now = time.time_ns()
-        for stream, recv_ns in sorted(r.last_frame_ns.items()):
+        newest: dict[str, int] = {}
+        for sub, recv_ns in list(r.last_frame_ns.items()):
+            newest[sub.stream] = max(newest.get(sub.stream, 0), recv_ns)
+        for stream, recv_ns in sorted(newest.items()):
             ages.add_metric([stream], max(0.0, (now - recv_ns) / 1e9))
         yield ages
         yield GaugeMetricFamily("hlarchive_subscriptions", "Subscriptions being recorded", value=len(r.subscriptions))
