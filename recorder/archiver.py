@@ -93,7 +93,7 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
         writer.close()
         lock.close()
         pipe.send(("progress", last_seq, written, 0, malformed + blocks.malformed))
-        pipe.send(("done", _peak_rss_mb()))
+        pipe.send(("done", peak_rss_mb()))
     except (EOFError, BrokenPipeError):
         os._exit(3)  # the parent is gone: commit nothing more, the journal is recovery's
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which stops recording
@@ -103,8 +103,9 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
             os._exit(2)
 
 
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS from /proc (``ru_maxrss`` would count a forked parent's pages too)."""
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024

@@ -59,11 +59,6 @@ class Journal:
         self._file.write(HEADER.pack(kind, recv_ns, seq, len(payload), sub_id) + payload)
         self.unsynced_bytes += HEADER.size + len(payload)
 
-    def position(self) -> tuple[int, int]:
-        """(segment, offset) where the next record goes: where a reader can start, once flushed."""
-        assert self._file is not None
-        return self.segment, self._file.tell()
-
     def segment_path(self, segment: int) -> Path:
         return self.directory / f"seg-{segment:08d}.wal"
 

@@ -218,8 +218,9 @@ class Recorder:
         """Record until ``stop()``, a signal handled by the caller, or ``duration_s``; then flush all."""
         self._loop = asyncio.get_running_loop()
         self._stop = stop = asyncio.Event()
-        # Frames are acyclic (JSON), so reference counting frees them; the cyclic collector would
-        # only rescan the growing buffers on every few hundred allocations, costing most of the CPU.
+        stop_endpoints = self._start_endpoints()  # a port in use fails here, before anything is started
+        # The receive path allocates a few objects a frame and keeps none: the cyclic collector
+        # would only cost CPU every few hundred allocations.
         gc_threshold = gc.get_threshold()
         gc.collect()
         gc.freeze()
@@ -228,7 +229,6 @@ class Recorder:
         self.archiver.start()
         if self.uploader is not None:
             self.uploader.start()
-        stop_endpoints = self._start_endpoints()
         self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
         self.connections = [
             Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from recorder.archiver import peak_rss_mb
 from replay.serving.synthetic import SyntheticMarket
 from schemas import parse_subscription
 
@@ -105,12 +106,8 @@ def simulator_process(*args: str) -> Any:
 
 
 def vm_hwm_mb() -> float:
-    """This process's peak RSS from /proc (``ru_maxrss`` would include the parent's, inherited at fork)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """This process's peak RSS."""
+    return peak_rss_mb()
 
 
 PEAK_WRAPPER = r"""

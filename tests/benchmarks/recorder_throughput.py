@@ -27,6 +27,8 @@ from typing import Any
 
 import duckdb
 
+from recorder.archiver import peak_rss_mb
+
 from .common import HEADER, Figure, free_port, machine, median_of, run_measured, simulator_process, table
 
 COINS = ["BTC", "ETH", "SOL", "@1"]
@@ -168,14 +170,6 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _peak_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def tree_cpu_s(pid: int) -> float:
     total = 0.0
     for p in _tree(pid):
@@ -193,7 +187,7 @@ def watch_tree(proc: subprocess.Popen[str]) -> tuple[dict[int, float], dict[int,
     while proc.poll() is None:
         for p in _tree(proc.pid):
             try:
-                peaks[p] = max(peaks.get(p, 0.0), _peak_mb(p))
+                peaks[p] = max(peaks.get(p, 0.0), peak_rss_mb(p))
                 cpu[p] = _cpu_s(p)
             except OSError:
                 pass  # it just ended: its last reading stands
