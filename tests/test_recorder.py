@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -361,3 +362,37 @@ def test_recovery_leaves_a_journal_alone_while_its_archiver_may_still_commit(tmp
         holder.wait()
     assert recover(tmp_path) == [{"session": "20260101T000000Z_abcdef", "frames": 1, "skipped": 0}]
     assert not journal.directory.exists()
+
+
+def test_an_archiver_killed_mid_run_stops_recording_clearly_and_recovery_gives_every_frame_once(tmp_path):
+    """The archiver process dying (an OOM kill, say) stops the recorder with a one-line error; the
+    journal holds everything not yet committed, and recovery adds it exactly once."""
+    import threading
+
+    log = tmp_path / "sent.jsonl"
+    root = tmp_path / "a"
+    killed: list[int] = []
+
+    with simulator(log, rate=200, faults=Faults(stall_after_frames=600)) as srv:
+        rec = Recorder(root, [parse_subscription(s) for s in ({"type": "bbo", "coin": "BTC"}, {"type": "trades", "coin": "ETH"})],
+                       url=srv.ws_url, meta=False, status_s=None, flush_seconds=0.3, writer_options={"flush_rows": 50})
+
+        def kill_when_committing() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and rec.archiver.stats.parts < 2:
+                time.sleep(0.05)
+            if rec.archiver.pid is not None:
+                os.kill(rec.archiver.pid, signal.SIGKILL)
+                killed.append(rec.archiver.stats.parts)
+
+        killer = threading.Thread(target=kill_when_committing)
+        killer.start()
+        with pytest.raises(RecorderError, match=r"the archiver process ended unexpectedly.*hlarchive recover"):
+            asyncio.run(rec.run(duration_s=15))
+        killer.join()
+    assert killed and killed[0] >= 2
+    result = CliRunner().invoke(main, ["recover", str(root)])
+    assert result.exit_code == 0, result.output
+    assert_archive_equals_sent(root, sent_data(log))
+    seqs = duckdb.sql(f"select count(*), count(distinct (session, seq)) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true)").fetchall()
+    assert seqs[0][0] == seqs[0][1]  # nothing twice
