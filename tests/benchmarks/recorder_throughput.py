@@ -76,6 +76,7 @@ print(json.dumps({"fps": asyncio.run(main())}))
 
 
 WHOLE_LIFE: list[float] = []  # the recorder's rate over its whole life, per run (printed beside)
+ROUND_RATIOS: list[float] = []  # recorder / bare client, each round's pair measured back to back
 
 
 def run_recorder(url: str, seconds: float, *extra: str) -> tuple[float, float]:
@@ -127,15 +128,25 @@ def figures(seconds: float = 10.0, runs: int = 3, total_rate: float = 0, sdk_bas
             out.append(fn(url, seconds))
         return out[-1][0]
 
-    ours_fps = median_of(runs, lambda: one(run_recorder, ours))
     bare: list[tuple[float, float]] = []
-    bare_fps = median_of(runs, lambda: one(run_bare, bare))
-    sdk_fps = median_of(runs, lambda: one(run_sdk, sdk)) if sdk_baseline else float("nan")
     metered: list[tuple[float, float]] = []
-    metrics_fps = median_of(runs, lambda: one(lambda url, s: run_recorder(url, s, "--metrics", f"127.0.0.1:{free_port()}"), metered))
+    whole_life_runs: list[float] = []
+    # one round = one run of each client, back to back: this machine's speed drifts by up to 2x
+    # within minutes, and a drift between one client's runs and another's would move the ratios
+    for _ in range(runs):
+        one(run_recorder, ours)
+        whole_life_runs.append(WHOLE_LIFE[-1])
+        one(run_bare, bare)
+        if sdk_baseline:
+            one(run_sdk, sdk)
+        one(lambda url, s: run_recorder(url, s, "--metrics", f"127.0.0.1:{free_port()}"), metered)
+    ROUND_RATIOS.extend(o / b for (o, _), (b, _) in zip(ours, bare))
+    ours_fps, bare_fps = statistics.median(f for f, _ in ours), statistics.median(f for f, _ in bare)
+    sdk_fps = statistics.median(f for f, _ in sdk)
+    metrics_fps = statistics.median(f for f, _ in metered)
     ours_rss = statistics.median(r for _, r in ours)
     sdk_rss = statistics.median(r for _, r in sdk)
-    whole_life = statistics.median(WHOLE_LIFE[:runs])
+    whole_life = statistics.median(whole_life_runs)
     figures = [
         Figure("recorder frames/s, end to end", ours_fps, bare_fps, "bare websockets + orjson client", ">= 0.8x", ours_fps >= 0.8 * bare_fps),
         Figure("recorder frames/s over its whole life (start-up too)", whole_life, bare_fps, "bare websockets + orjson client", "", None),
@@ -233,6 +244,7 @@ def main() -> None:
     print(f"recorder vs SDK client, {len(SUBS)} subscriptions (l2Book/trades/bbo x {len(COINS)} + allMids), median of {args.runs} x {args.seconds:.0f}s, "
           f"{f'{args.rate:,.0f} frames/s offered' if args.rate else 'as fast as possible'} ({machine()})")
     print(table([f.row() for f in figures(args.seconds, args.runs, args.rate, not args.no_sdk, args.cpu_rate)], HEADER))
+    print("recorder / bare client, round by round: " + ", ".join(f"{r:.2f}x" for r in ROUND_RATIOS))
 
 
 if __name__ == "__main__":
