@@ -6,19 +6,22 @@ every buffered row when the journal rotates (every ``flush_seconds``), then dele
 has read, so the journal holds only what is not yet in a committed part. If the archiver falls
 behind, the frames wait on disk, not in memory.
 
-The two talk over a pipe: the parent says ``stop`` (after syncing the journal); the archiver says
-what it committed and how far it has read. If the parent dies, the archiver stops without
-committing more: the journal it leaves is what ``recover`` turns into parts.
+The two talk over a pair of pipes, a JSON message a line: the parent says ``stop`` (after syncing
+the journal); the archiver says what it committed and how far it has read. If the parent dies, the
+archiver stops without committing more: the journal it leaves is what ``recover`` turns into parts.
+The archiver is a plain ``python -m recorder.archiver`` process (not ``multiprocessing``, whose
+spawn adds a resource-tracker process and pickling that nothing here needs).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
+import select
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +35,42 @@ POLL_S = 0.02  # how long an idle archiver waits for the journal to grow
 PROGRESS_S = 0.2  # how often it says how far it has read
 
 
-def run_archiver(root: str, journal_dir: str, session: str, source_url: str, writer_options: dict[str, Any], pipe: Connection) -> None:
+class Pipe:
+    """One end of the archiver's conversation: JSON messages, a line each, over two pipe fds."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self._read_fd, self._write_fd = read_fd, write_fd
+        self._buffer = b""
+
+    def send(self, message: Any) -> None:
+        data = memoryview(orjson.dumps(message) + b"\n")
+        while data:
+            data = data[os.write(self._write_fd, data) :]  # BrokenPipeError once the other end is gone
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        """Whether ``recv`` would return at once (a message, or EOF) within ``timeout`` seconds."""
+        if b"\n" in self._buffer:
+            return True
+        return bool(select.select([self._read_fd], [], [], timeout)[0])
+
+    def recv(self) -> Any:
+        while b"\n" not in self._buffer:
+            chunk = os.read(self._read_fd, 1 << 16)
+            if not chunk:
+                raise EOFError("the other end of the archiver's pipe is gone")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return orjson.loads(line)
+
+    def close(self) -> None:
+        for fd in (self._read_fd, self._write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def run_archiver(root: str, journal_dir: str, session: str, source_url: str, writer_options: dict[str, Any], pipe: Pipe) -> None:
     """The archiver process's main: journal records in, committed parts out, until told to stop."""
     import gc
     import signal
@@ -149,27 +187,37 @@ class Archiver:
         self.progress = ArchiverProgress()
         self.error: str | None = None
         self._done = threading.Event()
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of a running event loop
-        self._pipe, child = context.Pipe()
-        self.process = context.Process(
-            target=run_archiver,
-            args=(str(root), str(journal_dir), session, source_url, writer_options, child),
-            name="hlarchive-archiver",
-            daemon=True,
-        )
-        self._child_end = child
+        self._args = [str(root), str(journal_dir), session, source_url, orjson.dumps(writer_options).decode()]
+        self.process: subprocess.Popen[bytes] | None = None
+        self._pipe: Pipe | None = None
         self._listener = threading.Thread(target=self._listen, name="hlarchive-archiver-pipe", daemon=True)
 
     def start(self) -> None:
-        self.process.start()
-        self._child_end.close()
+        """Start the process: a fresh interpreter (no fork of a running event loop), its two pipe fds passed."""
+        to_child, from_parent = os.pipe()[::-1]  # (write, read)
+        from_child, to_parent = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "recorder.archiver", *self._args, str(from_parent), str(to_parent)],
+            stdin=subprocess.DEVNULL, pass_fds=(from_parent, to_parent),
+        )
+        os.close(from_parent)
+        os.close(to_parent)
+        self._pipe = Pipe(from_child, to_child)
         self._listener.start()
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid
+        return None if self.process is None else self.process.pid
+
+    def _exit_code(self) -> int | None:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _listen(self) -> None:
+        assert self._pipe is not None
         try:
             while True:
                 message = self._pipe.recv()
@@ -190,7 +238,7 @@ class Archiver:
                     self._failed(message[1])
                     break
         except (EOFError, OSError):
-            self._failed(f"the archiver process ended unexpectedly (exit code {self.process.exitcode})")
+            self._failed(f"the archiver process ended unexpectedly (exit code {self._exit_code()})")
         finally:
             self._done.set()
 
@@ -201,16 +249,29 @@ class Archiver:
 
     def stop(self, timeout_s: float | None = None) -> bool:
         """Ask the archiver to commit everything journaled, and wait; False if it failed."""
+        if self.process is None or self._pipe is None:
+            return True  # never started
         if self.error is None:
             try:
                 self._pipe.send("stop")
-            except (BrokenPipeError, OSError):
+            except OSError:
                 pass
         self._done.wait(timeout_s)
-        self.process.join(timeout_s)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.join()
+            self.process.wait()
             self.error = self.error or "the archiver process did not finish in time"
         self._pipe.close()
         return self.error is None
+
+
+def main(argv: list[str]) -> None:
+    """``python -m recorder.archiver ROOT JOURNAL_DIR SESSION SOURCE_URL WRITER_OPTIONS READ_FD WRITE_FD``."""
+    root, journal_dir, session, source_url, options, read_fd, write_fd = argv
+    run_archiver(root, journal_dir, session, source_url, orjson.loads(options), Pipe(int(read_fd), int(write_fd)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
