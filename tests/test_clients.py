@@ -137,3 +137,25 @@ def start_paper_clock(server: HyperliquidServer) -> None:
     assert orjson.loads(conn.getresponse().read())["status"] == "ok"
     conn.close()
     time.sleep(0.3)
+
+
+def test_the_recorder_takes_a_feed_from_the_ws_package_whole_even_in_fragments(node, tmp_path):
+    """A websocket server nobody here wrote (Node's ``ws``) feeds the recorder; every third message comes
+    in three fragments with a ping between them. The archive must hold exactly what was sent."""
+    log = tmp_path / "sent.jsonl"
+    feed = subprocess.Popen([node, "ws_feed.mjs", str(log), "300"], cwd=CLIENTS, stdout=subprocess.PIPE, text=True)
+    try:
+        assert feed.stdout is not None
+        port = int(feed.stdout.readline().split()[1])
+        subs = [{"type": "bbo", "coin": "BTC"}, {"type": "trades", "coin": "ETH"}, {"type": "l2Book", "coin": "SOL"}]
+        rec = record(tmp_path / "a", f"ws://127.0.0.1:{port}/ws", subs, 3.0)
+    finally:
+        feed.terminate()
+        feed.wait(timeout=10)
+    sent = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    assert len(sent) == 900
+    got = list(Replay(tmp_path / "a").messages())
+    by_channel = lambda frames, channel: [f for f in frames if f["channel"] == channel]  # noqa: E731
+    for channel in ("bbo", "trades", "l2Book"):
+        assert orjson.dumps(by_channel(got, channel)) == orjson.dumps(by_channel(sent, channel)), channel
+    assert rec.archiver.progress.malformed == 0 and rec.status.events.get("malformed", 0) == 0
