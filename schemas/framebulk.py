@@ -76,13 +76,9 @@ def typed_block(channel: str, coin: str, frames: list[bytes]) -> tuple[pa.Array,
     if not pc.all(pc.equal(rebuilt, received)).as_py():
         return None
     if channel == "trades":
-        items = data.values
         if pc.any(pc.equal(pc.list_value_length(data), 0)).as_py():
             return None  # an empty trade list: its coin is the subscription's, and no time (frame by frame)
-        first = pc.list_element(data, 0)
-        coins, exch_ms = first.field("coin"), first.field("time")
-        if not pc.all(pc.equal(items.field("coin"), coin)).as_py():
-            return None
+        coins, exch_ms = data.values.field("coin"), pc.list_element(data, 0).field("time")  # every trade's coin
     else:
         coins, exch_ms = data.field("coin"), data.field("time")
     return (data, exch_ms) if _same_coin(coins, coin) else None
