@@ -94,7 +94,7 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
         tail = JournalTail(Path(journal_dir))
         blocks = FrameBlocks(writer)
         subscriptions: dict[int, Subscription] = {}
-        last_seq, written, malformed, said_at, stopping = 0, 0, 0, 0.0, False
+        last_seq, written, malformed, by_row, said_at, stopping = 0, 0, 0, 0, 0.0, False
         while True:
             records, moved_on = tail.read()
             for record in records:
@@ -109,6 +109,8 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
                     blocks.write_partition(sub)
                 if not write_record(writer, record, subscriptions):
                     malformed += 1
+                elif record.kind == DATA:
+                    by_row += 1
             written += len(records)
             if moved_on:  # every earlier segment is read: commit, then they can go
                 blocks.write_all()
@@ -117,7 +119,8 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
             now = time.monotonic()
             if now - said_at >= PROGRESS_S:
                 writer.flush_due()
-                pipe.send(("progress", last_seq, written, writer.buffered_rows + blocks.pending, malformed + blocks.malformed))
+                pipe.send(("progress", last_seq, written, writer.buffered_rows + blocks.pending, malformed + blocks.malformed,
+                           blocks.bulk_frames, by_row + blocks.single_frames))
                 said_at = now
             if records or moved_on:
                 if not pipe.poll():
@@ -130,7 +133,7 @@ def run_archiver(root: str, journal_dir: str, session: str, source_url: str, wri
         blocks.write_all()
         writer.close()
         lock.close()
-        pipe.send(("progress", last_seq, written, 0, malformed + blocks.malformed))
+        pipe.send(("progress", last_seq, written, 0, malformed + blocks.malformed, blocks.bulk_frames, by_row + blocks.single_frames))
         pipe.send(("done", peak_rss_mb()))
     except (EOFError, BrokenPipeError):
         os._exit(3)  # the parent is gone: commit nothing more, the journal is recovery's
@@ -165,6 +168,8 @@ class ArchiverProgress:
     records: int = 0
     buffered_rows: int = 0  # read, not yet in a committed part
     malformed: int = 0  # data records that were not JSON (journaled unparsed, archived as events)
+    as_columns: int = 0  # data frames written a block at a time through Arrow, proven exact
+    by_row: int = 0  # data frames written one by one (other channels, blocks not proven)
     peak_rss_mb: float = float("nan")  # the archiver's own, once it is done
 
 
@@ -230,7 +235,8 @@ class Archiver:
                     if self.on_commit is not None:
                         self.on_commit(Path(path), rows, seq)
                 elif kind == "progress":
-                    _, self.progress.last_seq, self.progress.records, self.progress.buffered_rows, self.progress.malformed = message
+                    (_, self.progress.last_seq, self.progress.records, self.progress.buffered_rows, self.progress.malformed,
+                     self.progress.as_columns, self.progress.by_row) = message
                 elif kind == "done":
                     self.progress.peak_rss_mb = message[1]
                     break

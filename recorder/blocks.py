@@ -94,6 +94,7 @@ class FrameBlocks:
             return
         subscriptions = {records[0].sub_id: sub}
         for record in records:
-            if not write_record(self.writer, record, subscriptions):
+            if write_record(self.writer, record, subscriptions):
+                self.single_frames += 1
+            else:
                 self.malformed += 1
-        self.single_frames += len(records)

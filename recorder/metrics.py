@@ -60,6 +60,12 @@ class RecorderCollector(Collector):
         yield CounterMetricFamily("hlarchive_malformed_frames", "Frames that were not JSON or not a frame (kept as events)", value=status.events.get("malformed", 0) + r.archiver.progress.malformed)
         yield CounterMetricFamily("hlarchive_server_error_frames", "Error frames the server sent", value=status.events.get("server_error", 0))
         yield CounterMetricFamily("hlarchive_stalls", "Connections closed for silence", value=status.events.get("stall", 0))
+        archived = CounterMetricFamily(
+            "hlarchive_frames_archived", "Data frames the archiver wrote, by path: columns (a block through Arrow, proven exact) or row", labels=["path"]
+        )
+        archived.add_metric(["columns"], r.archiver.progress.as_columns)
+        archived.add_metric(["row"], r.archiver.progress.by_row)
+        yield archived
         yield GaugeMetricFamily("hlarchive_journal_lag_frames", "Journal records the archiver process has not read yet", value=r.lag_frames)
         yield GaugeMetricFamily("hlarchive_journal_unsynced_bytes", "Journal bytes written but not yet fsynced", value=r.journal.unsynced_bytes)
         yield GaugeMetricFamily("hlarchive_journal_bytes", "Journal bytes on disk: frames not yet in a committed part", value=r.journal.size_bytes())

@@ -78,6 +78,9 @@ def test_metrics_grow_count_reconnects_and_never_exceed_the_archive(tmp_path):
     assert any(n == "hlarchive_last_frame_age_seconds" for n, _ in last)
     archived_frames = sum(len(v) for v in archived(tmp_path).values())
     assert totals[-1] <= archived_frames  # every counted frame ended in the archive
+    final = recorder.archiver.progress  # what the last scrape would say, once the archiver is done
+    assert final.as_columns + final.by_row == archived_frames and final.as_columns > 0  # bbo and trades in blocks
+    assert ("hlarchive_frames_archived_total", (("path", "columns"),)) in last
 
 
 def test_health_flips_to_503_during_a_stall_and_back(tmp_path):
