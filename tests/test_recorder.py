@@ -52,13 +52,30 @@ def test_every_channel_is_recorded_and_replayed_equal_to_what_was_sent(tmp_path)
 
 
 def test_an_archiver_far_behind_reads_the_journal_across_rotations_and_loses_none(tmp_path):
+    """The archiver process paused for 1.5 s (a starved CPU, a stalled disk) while 6,000 frames arrive
+    and the journal rotates every 0.1 s: it must read the piled-up segments in order, then trim them."""
+    import threading
+
     log = tmp_path / "sent.jsonl"
     subs = [{"type": t, "coin": c} for t in ("trades", "bbo", "l2Book") for c in ("BTC", "ETH")]
-    # 6,000 frames arrive at once, before the archiver process has even started: it finds several
-    # rotated segments (one every 0.1 s) and must read them all, in order, then trim them
+    piled_up: list[int] = []
     with simulator(log, faults=Faults(stall_after_frames=1_000), rate=0) as srv:
-        rec = record(tmp_path / "archive", srv.ws_url, subs, 3.0, flush_seconds=0.1, sync_s=0.05)
-    assert rec.status.max_lag_frames > 1_000
+        rec = Recorder(tmp_path / "archive", [parse_subscription(s) for s in subs], url=srv.ws_url, meta=False, status_s=None,
+                       flush_seconds=0.1, sync_s=0.05)
+
+        def pause_archiver() -> None:
+            while rec.archiver.pid is None:
+                time.sleep(0.01)
+            os.kill(rec.archiver.pid, signal.SIGSTOP)
+            time.sleep(1.5)
+            piled_up.append(len(list(rec.journal.directory.glob("seg-*.wal"))))
+            os.kill(rec.archiver.pid, signal.SIGCONT)
+
+        pauser = threading.Thread(target=pause_archiver)
+        pauser.start()
+        asyncio.run(rec.run(duration_s=4.0))
+        pauser.join()
+    assert piled_up[0] >= 5 and rec.status.max_lag_frames > 1_000
     assert_archive_equals_sent(tmp_path / "archive", sent_data(log))
     kinds = [e[0] for e in events(tmp_path / "archive")]
     assert kinds[0] == "session_start" and kinds[-1] == "session_end" and kinds.count("subscribed") == len(subs)
