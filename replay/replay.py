@@ -255,7 +255,7 @@ class Replay:
                         yield _ONE_ROW, (item.message,)
                     continue
                 for part, footer in ordered:
-                    for batch in _part_batches(part, footer, decode == "dicts"):
+                    for batch in _part_batches(part, footer):
                         batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)
@@ -382,24 +382,24 @@ class _Pacer:
 _ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
 
 
-def _part_batches(part: Part, footer: pq.FileMetaData, dictionaries: bool) -> Iterator[pa.RecordBatch]:
-    """A part's batches, a row group at a time: with ``dictionaries``, a batch across two row groups
+def _part_batches(part: Part, footer: pq.FileMetaData) -> Iterator[pa.RecordBatch]:
+    """A part's batches, its typed strings as dictionaries (dicts make each distinct string once,
+    text renders it once), a row group at a time: a batch across two row groups
     (two Parquet dictionaries) would be a chunked nested column, which Arrow cannot read. Should a
     column still fail to come as a dictionary, the rest of the part is read as plain strings, from
     the first row not yet given."""
     size, groups = batch_rows(footer), footer.num_row_groups
     group = given = 0  # the row group being read, and how many of its rows were given
-    if dictionaries:
-        try:
-            parquet = open_part(part, footer, dictionary_data=True)
-            for group in range(groups):
-                given = 0
-                for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
-                    yield batch
-                    given += batch.num_rows
-            return
-        except pa.ArrowNotImplementedError:
-            pass
+    try:
+        parquet = open_part(part, footer, dictionary_data=True)
+        for group in range(groups):
+            given = 0
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
+                yield batch
+                given += batch.num_rows
+        return
+    except pa.ArrowNotImplementedError:
+        pass
     plain = open_part(part, footer)
     for group in range(group, groups):
         for batch in plain.iter_batches(batch_size=size, row_groups=[group]):

@@ -9,6 +9,9 @@ that was received, keys in the same order. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,9 +29,12 @@ class NotVectorisable(Exception):
 
 
 def _string(values: pa.Array) -> pa.Array:
-    """A JSON string literal per value (null stays null)."""
+    """A JSON string literal per value (null stays null). A dictionary column is quoted once per
+    distinct value, then taken: a book's prices repeat across its rows."""
+    if isinstance(values, pa.DictionaryArray):
+        return _string(values.dictionary).take(values.indices)
     values = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
-    if len(values) and pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+    if len(values) and _may_need_escape(values):
         escaped = pc.replace_substring(values, "\\", "\\\\")
         escaped = pc.replace_substring(escaped, '"', '\\"')
         if pc.any(pc.match_substring_regex(escaped, r"[\x00-\x1f]")).as_py():
@@ -37,13 +43,29 @@ def _string(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise('"', values, '"', "")
 
 
+_ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
+
+
+def _may_need_escape(values: pa.StringArray) -> bool:
+    """Whether any byte of the column's text needs escaping: one scan of its data buffer (cheaper
+    than a regex per value)."""
+    _, offsets_buffer, data = values.buffers()
+    if data is None:
+        return False
+    offsets = memoryview(offsets_buffer).cast("i")  # pa.string(): 32-bit offsets
+    start, end = offsets[values.offset], offsets[values.offset + len(values)]
+    text = data.slice(start, end - start).to_pybytes()
+    return len(text.translate(None, _ESCAPED_BYTES)) != len(text)
+
+
 def _list_texts(array: pa.Array, value_texts: pa.Array, *, null_items: bool) -> pa.Array:
     """``[a,b,...]`` per list, from the texts of ``array.values`` (all of them: offsets index into them)."""
     if null_items:
         value_texts = value_texts.fill_null("null")
-    rebuilt = pa.ListArray.from_arrays(array.offsets, value_texts, mask=array.is_null() if array.null_count else None)
-    joined = pc.binary_join(rebuilt, ",")
-    return pc.binary_join_element_wise("[", joined, "]", "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(array.offsets, value_texts), ",")
+    texts = pc.binary_join_element_wise("[", joined, "]", "")
+    # nulls applied after (Arrow refuses a mask with the offsets of a sliced array)
+    return pc.if_else(array.is_valid(), texts, pa.scalar(None, pa.string())) if array.null_count else texts
 
 
 def render(shape: Shape, array: pa.Array) -> pa.Array:
@@ -54,8 +76,8 @@ def render(shape: Shape, array: pa.Array) -> pa.Array:
         return array.cast(pa.string())
     if isinstance(shape, Bool):
         return pc.if_else(array, "true", "false")
-    if isinstance(shape, Json):
-        return array  # kept as its JSON text
+    if isinstance(shape, Json):  # kept as its JSON text
+        return array.dictionary.take(array.indices) if isinstance(array, pa.DictionaryArray) else array
     if isinstance(shape, List):
         return _list_texts(array, render(shape.item, array.values), null_items=shape.nullable_items)
     if isinstance(shape, Map):
@@ -63,19 +85,65 @@ def render(shape: Shape, array: pa.Array) -> pa.Array:
         values = render(shape.value, array.items).fill_null("null")
         return _brace(_list_texts(array, pc.binary_join_element_wise(keys, values, ":"), null_items=False))
     if isinstance(shape, Struct):
-        pieces = []
-        for f, child in zip(shape.fields, array.flatten()):  # children sliced as the array is
-            text = render(f.shape, child)
-            if not f.optional:  # present: null is written; absent optional fields are skipped by the join
-                text = text.fill_null("null")
-            pieces.append(pc.binary_join_element_wise(f'"{f.name}":', text, ",", ""))  # null when absent
+        return _struct_texts(shape, array)
+    raise NotVectorisable(f"no vectorised text for {type(shape).__name__}")
+
+
+def _struct_texts(shape: Struct, array: pa.Array) -> pa.Array:
+    """``{"a":..,"b":..}`` per struct. When each optional field is present in every row or in none,
+    the keys are the same in every row: one join of each field's ``,"name":value`` piece, where a
+    dictionary string or a small integer gets its piece from a table of distinct texts. Otherwise
+    each field's ``"name":value,`` piece is joined, an absent one as "", and the last comma cut."""
+    present: list[tuple[Any, pa.Array]] = []
+    uniform = True
+    for f, child in zip(shape.fields, array.flatten()):  # children sliced as the array is, nulls merged in
+        if f.optional and len(child) and child.null_count == len(child):
+            continue  # absent in every row
+        if f.optional and child.null_count:
+            uniform = False
+        present.append((f, child))
+    if not present:
+        body = pa.array(["{}"] * len(array), pa.string())
+    elif uniform:
+        pieces: list[Any] = []
+        for i, (f, child) in enumerate(present):
+            prefix = ("{" if i == 0 else ",") + f'"{f.name}":'
+            suffix = "}" if i == len(present) - 1 else ""
+            folded = _piece_from_table(f.shape, child, prefix, suffix)
+            pieces += [folded] if folded is not None else [prefix, render(f.shape, child).fill_null("null"), suffix]
+        pieces = [p for p in pieces if not isinstance(p, str) or p]
+        body = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
+    else:
+        texts = [(f.name, render(f.shape, child) if f.optional else render(f.shape, child).fill_null("null")) for f, child in present]
+        pieces = [pc.binary_join_element_wise(f'"{name}":', text, ",", "") for name, text in texts]  # null when absent
         # concatenated with absent pieces as "", then the last comma cut ("skip" mode loses rows
         # when every piece is null: pyarrow returns an empty array)
         joined = pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
-        joined = pc.utf8_slice_codeunits(joined, 0, -1)
-        body = pc.binary_join_element_wise("{", joined, "}", "")
-        return pc.if_else(array.is_valid(), body, pa.scalar(None, pa.string())) if array.null_count else body
-    raise NotVectorisable(f"no vectorised text for {type(shape).__name__}")
+        body = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 0, -1), "}", "")
+    return pc.if_else(array.is_valid(), body, pa.scalar(None, pa.string())) if array.null_count else body
+
+
+_SMALL_INTS = 4096
+
+
+def _piece_from_table(shape: Shape, child: pa.Array, prefix: str, suffix: str) -> pa.Array | None:
+    """``prefix + text + suffix`` per value, taken from the texts of the distinct values (one pass
+    instead of a join per value), or None when the column is not a dictionary string or small ints."""
+    if isinstance(shape, Str) and isinstance(child, pa.DictionaryArray):
+        out = pc.binary_join_element_wise(prefix, _string(child.dictionary), suffix, "").take(child.indices)
+    elif isinstance(shape, Int) and len(child) and not child.null_count:
+        low, high = pc.min_max(child).values()
+        if low.as_py() < 0 or high.as_py() >= _SMALL_INTS:
+            return None
+        out = _small_int_texts(prefix, suffix).take(child)
+    else:
+        return None
+    return out.fill_null(f"{prefix}null{suffix}") if out.null_count else out
+
+
+@functools.lru_cache(maxsize=64)
+def _small_int_texts(prefix: str, suffix: str) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(range(_SMALL_INTS), pa.int64()).cast(pa.string()), suffix, "")
 
 
 def _brace(list_text: pa.Array) -> pa.Array:
