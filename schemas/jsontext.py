@@ -28,11 +28,11 @@ class NotVectorisable(Exception):
     the caller falls back to building dicts."""
 
 
-def _string(values: pa.Array) -> pa.Array:
-    """A JSON string literal per value (null stays null). A dictionary column is quoted once per
-    distinct value, then taken: a book's prices repeat across its rows."""
+def _string(values: pa.Array, prefix: str = "", suffix: str = "") -> pa.Array:
+    """``prefix`` + a JSON string literal + ``suffix`` per value (null stays null). A dictionary
+    column is quoted once per distinct value, then taken: a book's prices repeat across its rows."""
     if isinstance(values, pa.DictionaryArray):
-        return _string(values.dictionary).take(values.indices)
+        return _string(values.dictionary, prefix, suffix).take(values.indices)
     values = values.cast(pa.string()) if not pa.types.is_string(values.type) else values
     if len(values) and _may_need_escape(values):
         escaped = pc.replace_substring(values, "\\", "\\\\")
@@ -40,7 +40,7 @@ def _string(values: pa.Array) -> pa.Array:
         if pc.any(pc.match_substring_regex(escaped, r"[\x00-\x1f]")).as_py():
             raise NotVectorisable("a control character in a string")
         values = escaped
-    return pc.binary_join_element_wise('"', values, '"', "")
+    return pc.binary_join_element_wise(prefix + '"', values, '"' + suffix, "")
 
 
 _ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
@@ -58,42 +58,80 @@ def _may_need_escape(values: pa.StringArray) -> bool:
     return len(text.translate(None, _ESCAPED_BYTES)) != len(text)
 
 
-def _list_texts(array: pa.Array, value_texts: pa.Array, *, null_items: bool) -> pa.Array:
-    """``[a,b,...]`` per list, from the texts of ``array.values`` (all of them: offsets index into them)."""
-    if null_items:
-        value_texts = value_texts.fill_null("null")
-    joined = pc.binary_join(pa.ListArray.from_arrays(array.offsets, value_texts), ",")
-    texts = pc.binary_join_element_wise("[", joined, "]", "")
-    # nulls applied after (Arrow refuses a mask with the offsets of a sliced array)
-    return pc.if_else(array.is_valid(), texts, pa.scalar(None, pa.string())) if array.null_count else texts
+_NULL = pa.scalar(None, pa.string())
+_SMALL_INTS = 4096
 
 
-def render(shape: Shape, array: pa.Array) -> pa.Array:
-    """The JSON text of each element of ``array`` (a column of ``shape``); null where it is null."""
+def render(shape: Shape, array: pa.Array, prefix: str = "", suffix: str = "") -> pa.Array:
+    """``prefix`` + the JSON text + ``suffix`` of each element of ``array`` (a column of ``shape``);
+    null where it is null.
+
+    Arrow's joins cost per argument, and a constant argument costs more than a column, so each
+    constant text is folded into a column's text where that is free: into the quotes of a string,
+    the brackets of a list, the table of a dictionary's distinct values or of small integers."""
     if isinstance(shape, Str):
-        return _string(array)
+        return _string(array, prefix, suffix)
     if isinstance(shape, Int):
-        return array.cast(pa.string())
+        if _small_ints(array):
+            return _small_int_texts(prefix, suffix).take(array)
+        return _affixed(array.cast(pa.string()), prefix, suffix)
     if isinstance(shape, Bool):
-        return pc.if_else(array, "true", "false")
+        return pc.if_else(array, prefix + "true" + suffix, prefix + "false" + suffix)
     if isinstance(shape, Json):  # kept as its JSON text
-        return array.dictionary.take(array.indices) if isinstance(array, pa.DictionaryArray) else array
+        text = array.dictionary.take(array.indices) if isinstance(array, pa.DictionaryArray) else array
+        return _affixed(text, prefix, suffix)
     if isinstance(shape, List):
-        return _list_texts(array, render(shape.item, array.values), null_items=shape.nullable_items)
+        items = render(shape.item, array.values)
+        return _list_texts(array, items.fill_null("null") if shape.nullable_items else items, prefix + "[", "]" + suffix)
     if isinstance(shape, Map):
-        keys = _string(array.keys)  # all of them, as the offsets index them
-        values = render(shape.value, array.items).fill_null("null")
-        return _brace(_list_texts(array, pc.binary_join_element_wise(keys, values, ":"), null_items=False))
+        keys = _string(array.keys, "", ":")  # all of them, as the offsets index them
+        pairs = pc.binary_join_element_wise(keys, render(shape.value, array.items).fill_null("null"), "")
+        return _list_texts(array, pairs, prefix + "{", "}" + suffix)
     if isinstance(shape, Struct):
-        return _struct_texts(shape, array)
+        return _struct_texts(shape, array, prefix, suffix)
     raise NotVectorisable(f"no vectorised text for {type(shape).__name__}")
 
 
-def _struct_texts(shape: Struct, array: pa.Array) -> pa.Array:
-    """``{"a":..,"b":..}`` per struct. When each optional field is present in every row or in none,
-    the keys are the same in every row: one join of each field's ``,"name":value`` piece, where a
-    dictionary string or a small integer gets its piece from a table of distinct texts. Otherwise
-    each field's ``"name":value,`` piece is joined, an absent one as "", and the last comma cut."""
+def _affixed(texts: pa.Array, prefix: str, suffix: str) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, texts, suffix, "") if prefix or suffix else texts
+
+
+def _folds_free(shape: Shape, array: pa.Array) -> bool:
+    """Whether ``render`` takes a prefix and suffix for this column at no extra pass."""
+    if isinstance(shape, Int):
+        return _small_ints(array)
+    return isinstance(shape, (Str, Bool, List, Map, Struct))
+
+
+def _small_ints(array: pa.Array) -> bool:
+    """Integers all in ``[0, _SMALL_INTS)``, whose texts can be taken from a table (a level's order count)."""
+    if not len(array) or array.null_count:
+        return False
+    low, high = pc.min_max(array).values()
+    return low.as_py() >= 0 and high.as_py() < _SMALL_INTS
+
+
+@functools.lru_cache(maxsize=256)
+def _small_int_texts(prefix: str, suffix: str) -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pa.array(range(_SMALL_INTS), pa.int64()).cast(pa.string()), suffix, "")
+
+
+def _list_texts(array: pa.Array, value_texts: pa.Array, opening: str, closing: str) -> pa.Array:
+    """``opening`` + the texts of ``array.values`` (all of them: offsets index into them) joined by
+    commas + ``closing``, per list."""
+    joined = pc.binary_join(pa.ListArray.from_arrays(array.offsets, value_texts), ",")
+    texts = pc.binary_join_element_wise(opening, joined, closing, "")
+    # nulls applied after (Arrow refuses a mask with the offsets of a sliced array)
+    return pc.if_else(array.is_valid(), texts, _NULL) if array.null_count else texts
+
+
+def _struct_texts(shape: Struct, array: pa.Array, prefix: str, suffix: str) -> pa.Array:
+    """``{"a":..,"b":..}`` per struct.
+
+    When each optional field is present in every row or in none, the keys are the same in every
+    row: the constant texts between the values (``{"a":``, ``,"b":``, ``}``) are folded into a
+    neighbouring value's text where that is free, and the pieces joined once. Otherwise each
+    field's ``"name":value,`` piece is joined, an absent one as "", and the last comma cut."""
     present: list[tuple[Any, pa.Array]] = []
     uniform = True
     for f, child in zip(shape.fields, array.flatten()):  # children sliced as the array is, nulls merged in
@@ -103,53 +141,44 @@ def _struct_texts(shape: Struct, array: pa.Array) -> pa.Array:
             uniform = False
         present.append((f, child))
     if not present:
-        body = pa.array(["{}"] * len(array), pa.string())
+        body = pa.array([prefix + "{}" + suffix] * len(array), pa.string())
     elif uniform:
-        pieces: list[Any] = []
-        for i, (f, child) in enumerate(present):
-            prefix = ("{" if i == 0 else ",") + f'"{f.name}":'
-            suffix = "}" if i == len(present) - 1 else ""
-            folded = _piece_from_table(f.shape, child, prefix, suffix)
-            pieces += [folded] if folded is not None else [prefix, render(f.shape, child).fill_null("null"), suffix]
-        pieces = [p for p in pieces if not isinstance(p, str) or p]
-        body = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
+        body = _uniform_struct_texts(present, prefix, suffix)
     else:
-        texts = [(f.name, render(f.shape, child) if f.optional else render(f.shape, child).fill_null("null")) for f, child in present]
-        pieces = [pc.binary_join_element_wise(f'"{name}":', text, ",", "") for name, text in texts]  # null when absent
+        pieces = []
+        for f, child in present:
+            text = render(f.shape, child, f'"{f.name}":', ",")  # null when absent
+            pieces.append(text if f.optional else text.fill_null(f'"{f.name}":null,'))
         # concatenated with absent pieces as "", then the last comma cut ("skip" mode loses rows
         # when every piece is null: pyarrow returns an empty array)
         joined = pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
-        body = pc.binary_join_element_wise("{", pc.utf8_slice_codeunits(joined, 0, -1), "}", "")
-    return pc.if_else(array.is_valid(), body, pa.scalar(None, pa.string())) if array.null_count else body
+        body = pc.binary_join_element_wise(prefix + "{", pc.binary_slice(joined.cast(pa.binary()), 0, -1).cast(pa.string()), "}" + suffix, "")
+    return pc.if_else(array.is_valid(), body, _NULL) if array.null_count else body
 
 
-_SMALL_INTS = 4096
-
-
-def _piece_from_table(shape: Shape, child: pa.Array, prefix: str, suffix: str) -> pa.Array | None:
-    """``prefix + text + suffix`` per value, taken from the texts of the distinct values (one pass
-    instead of a join per value), or None when the column is not a dictionary string or small ints."""
-    if isinstance(shape, Str) and isinstance(child, pa.DictionaryArray):
-        out = pc.binary_join_element_wise(prefix, _string(child.dictionary), suffix, "").take(child.indices)
-    elif isinstance(shape, Int) and len(child) and not child.null_count:
-        low, high = pc.min_max(child).values()
-        if low.as_py() < 0 or high.as_py() >= _SMALL_INTS:
-            return None
-        out = _small_int_texts(prefix, suffix).take(child)
-    else:
-        return None
-    return out.fill_null(f"{prefix}null{suffix}") if out.null_count else out
-
-
-@functools.lru_cache(maxsize=64)
-def _small_int_texts(prefix: str, suffix: str) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, pa.array(range(_SMALL_INTS), pa.int64()).cast(pa.string()), suffix, "")
-
-
-def _brace(list_text: pa.Array) -> pa.Array:
-    """``[...]`` to ``{...}`` (a map's pairs are rendered as a list first)."""
-    inner = pc.utf8_slice_codeunits(list_text, 1, -1)
-    return pc.binary_join_element_wise("{", inner, "}", "")
+def _uniform_struct_texts(present: list[tuple[Any, pa.Array]], prefix: str, suffix: str) -> pa.Array:
+    # constants[i] goes before field i; constants[-1] after the last one
+    constants = [prefix + "{" + f'"{present[0][0].name}":'] + [f',"{f.name}":' for f, _ in present[1:]] + ["}" + suffix]
+    free = [_folds_free(f.shape, child) for f, child in present]
+    affixes = [["", ""] for _ in present]
+    loose: dict[int, str] = {}  # constants no value can take, by position
+    for i, text in enumerate(constants):
+        if i < len(present) and free[i]:
+            affixes[i][0] = text
+        elif i > 0 and free[i - 1]:
+            affixes[i - 1][1] = text
+        else:
+            loose[i] = text
+    pieces: list[Any] = []
+    for i, (f, child) in enumerate(present):
+        if i in loose:
+            pieces.append(loose[i])
+        before, after = affixes[i]
+        text = render(f.shape, child, before, after)
+        pieces.append(text.fill_null(before + "null" + after) if text.null_count else text)
+    if len(present) in loose:
+        pieces.append(loose[len(present)])
+    return pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
 
 
 def frame_texts(batch: pa.RecordBatch | pa.Table) -> pa.Array:
@@ -172,8 +201,9 @@ def frame_texts(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     data = batch.column(names.index("data"))
     if isinstance(data, pa.ChunkedArray):
         data = data.combine_chunks()
-    body = render(spec.shape, data).fill_null("null")
-    built = pc.binary_join_element_wise(f'{{"channel":"{channel}","data":', body, "}", "")
+    prefix = f'{{"channel":"{channel}","data":'
+    built = render(spec.shape, data, prefix, "}")
+    built = built.fill_null(prefix + "null}") if built.null_count else built
     return pc.if_else(raw.is_valid(), raw, built) if len(raw) - raw.null_count else built
 
 

@@ -250,14 +250,30 @@ def column_values(shape: Shape, array: pa.Array) -> list[Any]:
         return _with_nulls(out, array)
     if isinstance(array, pa.DictionaryArray):  # each distinct string made once
         distinct = array.dictionary.to_pylist()
-        codes = array.indices.to_pylist()
-        values = [None if c is None else distinct[c] for c in codes] if array.null_count else list(map(distinct.__getitem__, codes))
+        if array.null_count:
+            values = [None if c is None else distinct[c] for c in array.indices.to_pylist()]
+        else:
+            values = list(map(distinct.__getitem__, _integers(array.indices)))
+    elif array.null_count == 0 and array.type in _BUFFER_FORMATS:
+        values = _integers(array).tolist()
     else:
         values = array.to_pylist()
     if isinstance(shape, Json):
         loads = orjson.loads
         return [None if v is None else loads(v) for v in values]
     return values
+
+
+_BUFFER_FORMATS = {pa.int64(): "q", pa.int32(): "i"}
+
+
+def _integers(array: pa.Array) -> Any:
+    """An integer column without nulls as a memoryview of its buffer: a list of its values comes
+    out of it a third faster than from ``to_pylist`` (a book has 40 order counts and 80 codes)."""
+    format_ = _BUFFER_FORMATS.get(array.type)
+    if format_ is None or array.null_count or not len(array):
+        return array.to_pylist()
+    return memoryview(array.buffers()[1]).cast(format_)[array.offset : array.offset + len(array)]
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,11 +1,12 @@
 """Replay to a no-op callback, ``raw_messages()`` bytes, Arrow batches, ``serve`` to one client, and
 peak memory, vs gzip JSON lines read with orjson.
 
-    python -m tests.benchmarks.replay_throughput [--frames 100000] [--runs 3]
+    python -m tests.benchmarks.replay_throughput [--frames 100000] [--runs 3] [--channel trades ...]
 
 The same synthetic frames (books of 20 levels a side with random sizes, trades frames of 1-3 trades
 with 32-byte hashes, user fills and order updates) are written to an archive and to gzip JSON lines
-(``recv_ns json``); the baseline reads the lines back and calls the same no-op callback. ``serve``:
+(``recv_ns json``); the baseline reads the lines back and calls the same no-op callback, its runs taking
+turns with the archive's. ``serve``:
 ``hlarchive serve --speed 0`` in its own process, one client reading l2Book frames. Peak memory:
 replay of an archive ten times larger, in a fresh process (peak RSS), next to the 1x archive.
 """
@@ -19,6 +20,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import orjson
 import pyarrow.parquet as pq
@@ -161,15 +163,22 @@ CHANNELS = (
 )
 
 
-def figures(frames_per_channel: int = 100_000, runs: int = 3) -> list[Figure]:
+def interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
+    """The median of each measure over ``runs`` rounds, the measures taking turns within a round:
+    this machine's speed drifts by up to 2x within minutes, and turns share the drift."""
+    rounds = [[measure() for measure in measures] for _ in range(runs)]
+    return [statistics.median(r[i] for r in rounds) for i in range(len(measures))]
+
+
+def figures(frames_per_channel: int = 100_000, runs: int = 3, channels: list[str] | None = None) -> list[Figure]:
     out = []
     for sub in CHANNELS:
+        if channels and sub["type"] not in channels:
+            continue
         frames = synthetic_frames(sub, frames_per_channel)
         with tempfile.TemporaryDirectory() as tmp:
             lines = write_both(Path(tmp), sub, frames)
-            ours = median_of(runs, lambda: replay_fps(Path(tmp), sub))
-            raw = median_of(runs, lambda: raw_fps(Path(tmp), sub))
-            theirs = median_of(runs, lambda: jsonl_fps(lines))
+            ours, raw, theirs = interleaved(runs, lambda: replay_fps(Path(tmp), sub), lambda: raw_fps(Path(tmp), sub), lambda: jsonl_fps(lines))
             out.append(Figure(f"replay {sub['type']} frames/s (dicts)", ours, theirs, "gzip JSON lines + orjson", ">= 1.0x", ours >= theirs))
             out.append(Figure(f"raw_messages() {sub['type']} frames/s (bytes)", raw, theirs, "gzip JSON lines + orjson", ">= 2.0x", raw >= 2 * theirs))
             decoded, to_pylist = decode_us(Path(tmp), max(runs, 5))
@@ -180,6 +189,8 @@ def figures(frames_per_channel: int = 100_000, runs: int = 3) -> list[Figure]:
             if sub["type"] == "l2Book":
                 served = median_of(runs, lambda: serve_fps(Path(tmp), sub, frames_per_channel))
                 out.append(Figure("serve --speed 0 -> 1 client, l2Book frames/s", served, None, "", "", None))
+    if channels and "l2Book" not in channels:
+        return out
     sub = {"type": "l2Book", "coin": "BTC"}
     frames = synthetic_frames(sub, max(frames_per_channel // 5, 1_000))
     with tempfile.TemporaryDirectory() as small, tempfile.TemporaryDirectory() as large:
@@ -195,9 +206,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--channel", action="append", choices=[c["type"] for c in CHANNELS], help="only these channels (repeatable)")
     args = parser.parse_args()
-    print(f"replay, median of {args.runs} runs ({machine()})")
-    print(table([f.row() for f in figures(args.frames, args.runs)], HEADER))
+    print(f"replay, median of {args.runs} interleaved runs ({machine()})")
+    print(table([f.row() for f in figures(args.frames, args.runs, args.channel)], HEADER))
 
 
 if __name__ == "__main__":
