@@ -8,6 +8,7 @@ directory or an object-store URL: the same code reads both through ``storage.Sto
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Collection
 
@@ -194,6 +195,36 @@ def batch_rows(metadata: pq.FileMetaData, values: int = 16_384) -> int:
     group = metadata.row_group(0)
     widest = max(group.column(j).num_values for j in range(group.num_columns))
     return max(256, min(2048, values * group.num_rows // max(widest, 1)))
+
+
+def part_batches(part: Part, footer: pq.FileMetaData) -> Iterator[pa.RecordBatch]:
+    """A part's batches, its typed strings as dictionaries (dicts make each distinct string once,
+    text renders it once), a row group at a time: a batch across two row groups
+    (two Parquet dictionaries) would be a chunked nested column, which Arrow cannot read. Should a
+    column still fail to come as a dictionary, the rest of the part is read as plain strings, from
+    the first row not yet given."""
+    size, groups = batch_rows(footer), footer.num_row_groups
+    group = given = 0  # the row group being read, and how many of its rows were given
+    try:
+        parquet = open_part(part, footer, dictionary_data=True)
+        for group in range(groups):
+            given = 0
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
+                yield batch
+                given += batch.num_rows
+        return
+    except pa.ArrowNotImplementedError:
+        pass
+    plain = open_part(part, footer)
+    for group in range(group, groups):
+        for batch in plain.iter_batches(batch_size=size, row_groups=[group]):
+            if given:
+                skip = min(given, batch.num_rows)
+                given -= skip
+                batch = batch.slice(skip)
+                if not batch.num_rows:
+                    continue
+            yield batch
 
 
 def read_footer(part: Part) -> pq.FileMetaData:

@@ -20,7 +20,7 @@ from schemas.jsontext import batch_frame_bytes
 from schemas.layout import EVENTS_CHANNEL
 from schemas.rows import batch_messages
 
-from .archive import Part, open_part
+from .archive import Part, open_part, part_batches
 
 ORDERS = ("recv", "exchange")
 
@@ -81,6 +81,9 @@ def part_items(
             [("_key", "ascending"), ("recv_ns", "ascending"), ("session", "ascending"), ("seq", "ascending")]
         )
         batches: Any = table.to_batches(max_chunksize=batch_size)
+    elif part.store.local and part.channel != EVENTS_CHANNEL:
+        # typed strings as dictionaries: each distinct price is decoded, and rendered, once a batch
+        batches = (_filtered(b, value_set, start_ns, end_ns) for b in part_batches(part, parquet.metadata))
     else:
         batches = (_filtered(b, value_set, start_ns, end_ns) for b in parquet.iter_batches(batch_size=batch_size))
     events = part.channel == EVENTS_CHANNEL

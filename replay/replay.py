@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
-from .archive import Part, batch_rows, check_root, find_parts, last_recv_ns, list_dates, open_part, read_footer
+from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
@@ -255,7 +254,7 @@ class Replay:
                         yield _ONE_ROW, (item.message,)
                     continue
                 for part, footer in ordered:
-                    for batch in _part_batches(part, footer):
+                    for batch in part_batches(part, footer):
                         batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)
@@ -380,36 +379,6 @@ class _Pacer:
 
 
 _ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
-
-
-def _part_batches(part: Part, footer: pq.FileMetaData) -> Iterator[pa.RecordBatch]:
-    """A part's batches, its typed strings as dictionaries (dicts make each distinct string once,
-    text renders it once), a row group at a time: a batch across two row groups
-    (two Parquet dictionaries) would be a chunked nested column, which Arrow cannot read. Should a
-    column still fail to come as a dictionary, the rest of the part is read as plain strings, from
-    the first row not yet given."""
-    size, groups = batch_rows(footer), footer.num_row_groups
-    group = given = 0  # the row group being read, and how many of its rows were given
-    try:
-        parquet = open_part(part, footer, dictionary_data=True)
-        for group in range(groups):
-            given = 0
-            for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
-                yield batch
-                given += batch.num_rows
-        return
-    except pa.ArrowNotImplementedError:
-        pass
-    plain = open_part(part, footer)
-    for group in range(group, groups):
-        for batch in plain.iter_batches(batch_size=size, row_groups=[group]):
-            if given:
-                skip = min(given, batch.num_rows)
-                given -= skip
-                batch = batch.slice(skip)
-                if not batch.num_rows:
-                    continue
-            yield batch
 
 
 def _disjoint(parts: list[Part]) -> list[tuple[Part, Any]] | None:

@@ -254,7 +254,7 @@ def column_values(shape: Shape, array: pa.Array) -> list[Any]:
             values = [None if c is None else distinct[c] for c in array.indices.to_pylist()]
         else:
             values = list(map(distinct.__getitem__, _integers(array.indices)))
-    elif array.null_count == 0 and array.type in _BUFFER_FORMATS:
+    elif len(array) and array.null_count == 0 and array.type in _BUFFER_FORMATS:
         values = _integers(array).tolist()
     else:
         values = array.to_pylist()

@@ -60,7 +60,7 @@ def test_start_and_end_filter_and_prune_parts(tmp_path, monkeypatch):
     make_archive(tmp_path, [BOOK], 100, flush_rows=10, step_ns=1_000_000_000)  # 10 parts of 10 s each
     opened: list[str] = []
     real_open = replay.merge.open_part
-    for module in (replay.merge, replay.replay):  # the merge, and the direct path that needs none
+    for module in (replay.merge, replay.replay, replay.archive):  # the merge, and the direct path that needs none
         monkeypatch.setattr(module, "open_part", lambda part, *footer, **options: (opened.append(part.file_name), real_open(part, *footer, **options))[1])
     start = datetime.fromtimestamp((T0 + 25_000_000_000) / 1e9, tz=timezone.utc)
     r = Replay(tmp_path, start=start.isoformat(), end=(T0 + 44_000_000_000) // 1_000_000)
@@ -285,7 +285,7 @@ def test_books_read_as_dictionaries_across_row_groups_and_after_a_column_that_ca
         return [orjson.dumps(m) for m in r.messages()]
 
     assert replayed() == expected
-    real_open = replay.replay.open_part
+    real_open = replay.archive.open_part
     reads: list[bool] = []
 
     class FailsAfterOneBatch:  # as Arrow does when a nested column cannot come as one dictionary array
@@ -302,6 +302,6 @@ def test_books_read_as_dictionaries_across_row_groups_and_after_a_column_that_ca
         parquet = real_open(part, footer, dictionary_data=dictionary_data)
         return FailsAfterOneBatch(parquet) if dictionary_data else parquet
 
-    monkeypatch.setattr(replay.replay, "open_part", open_part)
+    monkeypatch.setattr(replay.archive, "open_part", open_part)
     assert replayed() == expected  # every frame once: the plain read starts where the failed one stopped
     assert reads == [True, False]
