@@ -197,19 +197,23 @@ def batch_rows(metadata: pq.FileMetaData, values: int = 16_384) -> int:
     return max(256, min(2048, values * group.num_rows // max(widest, 1)))
 
 
-def part_batches(part: Part, footer: pq.FileMetaData) -> Iterator[pa.RecordBatch]:
-    """A part's batches, its typed strings as dictionaries (dicts make each distinct string once,
-    text renders it once), a row group at a time: a batch across two row groups
-    (two Parquet dictionaries) would be a chunked nested column, which Arrow cannot read. Should a
-    column still fail to come as a dictionary, the rest of the part is read as plain strings, from
-    the first row not yet given."""
+def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """A part's batches (``columns`` of them, those it has: a column not read costs nothing), its
+    typed strings as dictionaries (dicts make each distinct string once, text renders it once), a
+    row group at a time: a batch across two row groups (two Parquet dictionaries) would be a chunked
+    nested column, which Arrow cannot read. Should a column still fail to come as a dictionary, the
+    rest of the part is read as plain strings, from the first row not yet given."""
     size, groups = batch_rows(footer), footer.num_row_groups
     group = given = 0  # the row group being read, and how many of its rows were given
+    wanted = None
+    if columns is not None:
+        tops = {footer.schema.column(j).path.split(".", 1)[0] for j in range(footer.num_columns)}
+        wanted = [name for name in columns if name in tops]
     try:
         parquet = open_part(part, footer, dictionary_data=True)
         for group in range(groups):
             given = 0
-            for batch in parquet.iter_batches(batch_size=size, row_groups=[group]):
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group], columns=wanted):
                 yield batch
                 given += batch.num_rows
         return
@@ -217,7 +221,7 @@ def part_batches(part: Part, footer: pq.FileMetaData) -> Iterator[pa.RecordBatch
         pass
     plain = open_part(part, footer)
     for group in range(group, groups):
-        for batch in plain.iter_batches(batch_size=size, row_groups=[group]):
+        for batch in plain.iter_batches(batch_size=size, row_groups=[group], columns=wanted):
             if given:
                 skip = min(given, batch.num_rows)
                 given -= skip

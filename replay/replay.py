@@ -254,7 +254,7 @@ class Replay:
                         yield _ONE_ROW, (item.message,)
                     continue
                 for part, footer in ordered:
-                    for batch in part_batches(part, footer):
+                    for batch in part_batches(part, footer, _DIRECT_COLUMNS):
                         batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)
@@ -378,6 +378,9 @@ class _Pacer:
         return due - self.clock.monotonic()
 
 
+# what the direct path reads: the filters' columns and the frame's (a part's other columns, strings
+# repeated on every row, would cost as much to read as the frame's text costs to render)
+_DIRECT_COLUMNS = ("recv_ns", "stream", "wire_channel", "data", "raw")
 _ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
 
 
