@@ -12,6 +12,7 @@ import os
 import secrets
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -90,6 +91,7 @@ class ArchiveWriter:
         compression_level: int | None = None,
         clock: Clock = time.time_ns,
         on_commit: Callable[[Path, int, int], None] | None = None,
+        background: bool = False,
     ) -> None:
         self.root = prepare_root(root)
         self.clock = clock
@@ -104,6 +106,11 @@ class ArchiveWriter:
         self.row_group_rows = row_group_rows
         self.compression_level = compression_level
         self.on_commit = on_commit
+        # ``background``: parts are encoded and written by a thread while the caller goes on (Parquet
+        # releases the GIL), one part at a time; ``flush`` and ``close`` wait for them. For bulk
+        # imports, whose parsing then overlaps the writing of the part before.
+        self._committer: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="hlarchive-write") if background else None
+        self._writing: Future[tuple[Path, int, int]] | None = None
         self.stats = WriterStats()
         self._buffers: dict[tuple[Any, ...], _Buffer] = {}
         self._dates: dict[int, str] = {}
@@ -320,6 +327,7 @@ class ArchiveWriter:
                     self._commit(buffer)
                     written += 1
             self._buffers = {k: b for k, b in self._buffers.items() if b.rows or b.staged}
+            self._wait_for_write()
             return written
 
     @property
@@ -348,17 +356,40 @@ class ArchiveWriter:
         while (directory / str(name)).exists():  # a recovered session continues an earlier numbering
             self._part_n += 1
             name = PartName(buffer.first_recv_ns, self.session, self._part_n)
-        path = write_part(directory, name, table.replace_schema_metadata(metadata), self.row_group_rows, self.compression_level)
-        self.stats.parts += 1
-        self.stats.rows_committed += table.num_rows
-        self.stats.bytes_committed += path.stat().st_size
+        table = table.replace_schema_metadata(metadata)
+        if self._committer is None:
+            written = self._write(directory, name, table)  # a failed write keeps the rows buffered
+            self._clear(buffer)
+            self._committed(written)
+            return
+        self._wait_for_write()  # one part in flight: memory stays bounded
+        self._clear(buffer)
+        self._writing = self._committer.submit(self._write, directory, name, table)
+
+    def _clear(self, buffer: _Buffer) -> None:
         buffer.batches = []
         buffer.rows = 0
         self._buffered_bytes -= buffer.nbytes
         buffer.nbytes = 0
         buffer.streams = set()
+
+    def _write(self, directory: Path, name: PartName, table: pa.Table) -> tuple[Path, int, int]:
+        path = write_part(directory, name, table, self.row_group_rows, self.compression_level)
+        return path, table.num_rows, int(pc.max(table.column("seq")).as_py())
+
+    def _committed(self, written: tuple[Path, int, int]) -> None:
+        path, rows, last_seq = written
+        self.stats.parts += 1
+        self.stats.rows_committed += rows
+        self.stats.bytes_committed += path.stat().st_size
         if self.on_commit is not None:
-            self.on_commit(path, table.num_rows, int(table.column("seq").to_numpy().max()))
+            self.on_commit(path, rows, last_seq)
+
+    def _wait_for_write(self) -> None:
+        """Wait for the part being written in the background; its error is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            self._committed(writing.result())
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -370,8 +401,12 @@ class ArchiveWriter:
         with self._lock:
             if self._closed:
                 return
-            self.flush()
-            self._closed = True
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                if self._committer is not None:
+                    self._committer.shutdown(wait=True)
 
     def __enter__(self) -> ArchiveWriter:
         return self

@@ -125,6 +125,28 @@ def test_buffers_flush_on_rows_on_age_and_on_close(tmp_path, real_frames):
         writer.write(real_frames[1])
 
 
+def test_background_writing_gives_the_same_parts_and_raises_a_failed_write_at_flush(tmp_path, real_frames):
+    # the importer's writer: parts encoded by a thread while the caller parses the next chunk
+    frames = [real_frames[2]] * 7 + [real_frames[1]] * 5
+    for background in (False, True):
+        with ArchiveWriter(tmp_path / str(background), session="s", flush_rows=3, background=background) as writer:
+            for i, frame in enumerate(frames):
+                writer.write(frame, recv_ns=T0 + i)
+        assert writer.stats.parts == len(parts(tmp_path / str(background))) == 5  # trades 3+3+1, allMids 3+2
+        assert writer.stats.rows_committed == len(frames)
+    assert [p.relative_to(tmp_path / "True") for p in parts(tmp_path / "True")] == [p.relative_to(tmp_path / "False") for p in parts(tmp_path / "False")]
+    assert list(Replay(tmp_path / "True").messages()) == list(Replay(tmp_path / "False").messages())
+
+    (tmp_path / "failing").mkdir()
+    (tmp_path / "failing" / "channel=trades").write_text("a file where the partition directory goes")
+    writer = ArchiveWriter(tmp_path / "failing", flush_rows=3, background=True)
+    for i in range(3):
+        writer.write(real_frames[2], recv_ns=T0 + i)  # the part goes to the thread, which fails...
+    with pytest.raises(OSError):
+        writer.close()  # ...and the error is raised here
+    assert writer.stats.parts == 0
+
+
 def test_buffers_hold_arrow_batches_not_dicts(tmp_path, real_frames):
     writer = ArchiveWriter(tmp_path, stage_rows=4)
     for i in range(10):

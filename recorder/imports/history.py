@@ -369,7 +369,7 @@ def _import_file(
     before = report.bytes_read
     number = 0
     try:
-        with ArchiveWriter(root, session=session, source_url=source.key) as writer:
+        with ArchiveWriter(root, session=session, source_url=source.key, background=True) as writer:
             if source.dataset in BULK_DATASETS:
                 with closing(_read_ahead(_bulk_chunks(io.BufferedReader(counted, 1 << 20), source.dataset))) as chunks:
                     for chunk, bulk in chunks:
