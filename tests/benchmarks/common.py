@@ -53,6 +53,13 @@ def median_of(runs: int, fn: Callable[[], float]) -> float:
     return statistics.median(fn() for _ in range(runs))
 
 
+def interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
+    """The median of each measure over ``runs`` rounds, the measures taking turns within a round:
+    this machine's speed drifts by up to 2x within minutes, and turns share the drift."""
+    rounds = [[measure() for measure in measures] for _ in range(runs)]
+    return [statistics.median(r[i] for r in rounds) for i in range(len(measures))]
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

@@ -3,7 +3,7 @@ baseline of ``lz4.frame`` decompression plus ``orjson.loads`` of the same lines,
 
     python -m tests.benchmarks.history_import [--mb 50] [--runs 3]
 
-Each import runs in a fresh process (its peak RSS is its own); the baseline too.
+Each import runs in a fresh process (its peak RSS is its own); the baseline too, the two taking turns.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from ..history_files import HOUR9_NS, block_line, l2book_lines, trade_pairs, write_lz4
-from .common import HEADER, Figure, machine, median_of, run_measured, table
+from .common import HEADER, Figure, interleaved, machine, run_measured, table
 
 IMPORT = """
 import sys, time
@@ -94,8 +94,7 @@ def figures(mb: float = 50.0, runs: int = 3) -> list[Figure]:
                 stdout, _ = run_measured("", str(path), code=BASELINE)
                 return float(stdout.split()[1])
 
-            seconds = median_of(runs, ours)
-            base_seconds = median_of(runs, baseline)
+            seconds, base_seconds = interleaved(runs, ours, baseline)
             rows = ours.rows  # type: ignore[attr-defined]
             ratio_ok = (size_mb / seconds) >= 0.5 * (size_mb / base_seconds)
             out.append(Figure(f"import {name}, MB/s of LZ4 input ({size_mb:.0f} MB)", size_mb / seconds, size_mb / base_seconds, "lz4.frame + orjson.loads", ">= 0.5x", ratio_ok))
@@ -111,7 +110,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50.0, help="about this many MB of LZ4 per file")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"history import, median of {args.runs} runs ({machine()})")
+    print(f"history import, median of {args.runs} interleaved runs ({machine()})")
     print(table([f.row() for f in figures(args.mb, args.runs)], HEADER))
 
 

@@ -21,7 +21,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import pyarrow.parquet as pq
@@ -34,7 +33,7 @@ from schemas.channels import channel_spec
 from schemas.protocol import subscribe_frame
 from schemas.shapes import column_values
 
-from .common import HEADER, Figure, cli_process, machine, median_of, run_measured, synthetic_frames, table
+from .common import HEADER, Figure, cli_process, interleaved, machine, median_of, run_measured, synthetic_frames, table
 
 T0 = 1_767_225_600_000_000_000
 
@@ -162,13 +161,6 @@ CHANNELS = (
     {"type": "userFills", "user": "0x" + "ab" * 20},
     {"type": "orderUpdates", "user": "0x" + "ab" * 20},
 )
-
-
-def interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
-    """The median of each measure over ``runs`` rounds, the measures taking turns within a round:
-    this machine's speed drifts by up to 2x within minutes, and turns share the drift."""
-    rounds = [[measure() for measure in measures] for _ in range(runs)]
-    return [statistics.median(r[i] for r in rounds) for i in range(len(measures))]
 
 
 def figures(frames_per_channel: int = 100_000, runs: int = 3, channels: list[str] | None = None) -> list[Figure]:
