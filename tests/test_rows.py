@@ -189,15 +189,21 @@ def _dictionary_strings(array: pa.Array) -> pa.Array:
     return array
 
 
+def _drawn_column(channel: str, data) -> tuple:
+    """A channel's spec, some frames, and their ``data`` as Replay reads it: a slice after a null row."""
+    spec = CHANNELS[channel]
+    frames = data.draw(st.lists(frames_of(channel), min_size=1, max_size=6))
+    start = data.draw(st.integers(0, len(frames) - 1))
+    array = pa.array([None] + [spec.prepare(f["data"]) for f in frames], spec.shape.arrow_type).slice(1 + start)
+    return spec, frames[start:], array
+
+
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
 @given(data=st.data())
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 def test_values_built_column_by_column_equal_the_frames(channel, data):
-    spec = CHANNELS[channel]
-    frames = data.draw(st.lists(frames_of(channel), min_size=1, max_size=6))
-    start = data.draw(st.integers(0, len(frames) - 1))
-    array = pa.array([None] + [spec.prepare(f["data"]) for f in frames], spec.shape.arrow_type).slice(1 + start)  # a slice, after a null row
-    expected = [f["data"] for f in frames[start:]]
+    spec, frames, array = _drawn_column(channel, data)
+    expected = [f["data"] for f in frames]
     for variant in (array, _dictionary_strings(array)):
         got = column_values(spec.shape, variant)
         assert len(got) == len(expected) and all(same(g, e) for g, e in zip(got, expected))  # values and key order
@@ -211,11 +217,8 @@ def test_values_built_column_by_column_equal_the_frames(channel, data):
 def test_text_rendered_column_by_column_equals_the_frames_dumped(channel, data):
     # as Replay reads parts: a slice after a null row, strings plain or dictionary-encoded (whose
     # texts come from a table of distinct values, as do small integers)
-    spec = CHANNELS[channel]
-    frames = data.draw(st.lists(frames_of(channel), min_size=1, max_size=6))
-    start = data.draw(st.integers(0, len(frames) - 1))
-    array = pa.array([None] + [spec.prepare(f["data"]) for f in frames], spec.shape.arrow_type).slice(1 + start)
-    expected = [orjson.dumps(f["data"]).decode() for f in frames[start:]]
+    spec, frames, array = _drawn_column(channel, data)
+    expected = [orjson.dumps(f["data"]).decode() for f in frames]
     for variant in (array, _dictionary_strings(array)):
         try:
             texts = render(spec.shape, variant).to_pylist()
