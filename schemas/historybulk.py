@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,9 +61,16 @@ class L2BookChunk:
         return pa.chunked_array([data.field("coin") for _, data in self.batches], pa.string())
 
 
-def l2book_chunk(chunk: bytes) -> L2BookChunk | None:
+def order_counts(chunk: bytes) -> tuple[int, ...]:
+    """How often each key-order pattern (``_ONCE_A_RECORD``, then ``_ONCE_A_LEVEL``) occurs in ``chunk``."""
+    return tuple(chunk.count(pattern) for pattern in _ONCE_A_RECORD + _ONCE_A_LEVEL)
+
+
+def l2book_chunk(chunk: bytes, counts: Callable[[], tuple[int, ...]] | None = None) -> L2BookChunk | None:
     """The records of ``chunk`` (whole lines, each ending in ``\\n``) as columns, or ``None`` when any
-    check fails and the chunk must be read line by line."""
+    check fails and the chunk must be read line by line. ``counts`` gives ``order_counts(chunk)``
+    once the chunk is parsed: a caller can count on another thread meanwhile (Arrow's parsing
+    releases the GIL); by default they are counted here, after the parse."""
     if not chunk.endswith(b"\n") or b"\\" in chunk:
         return None
     try:
@@ -87,9 +94,8 @@ def l2book_chunk(chunk: bytes) -> L2BookChunk | None:
             return None
         levels += len(flat)
         batches.append((pc.cast(times, pa.timestamp("ns")).cast(pa.int64()), data))
-    if any(chunk.count(pattern) != records for pattern in _ONCE_A_RECORD):
-        return None
-    if any(chunk.count(pattern) != levels for pattern in _ONCE_A_LEVEL):
+    found = counts() if counts is not None else order_counts(chunk)
+    if found != (records,) * len(_ONCE_A_RECORD) + (levels,) * len(_ONCE_A_LEVEL):
         return None
     return L2BookChunk(batches)
 

@@ -107,7 +107,12 @@ def test_an_import_gives_the_same_frames_in_bulk_line_by_line_or_mixed(tmp_path,
     monkeypatch.setattr(history_import, "CHUNK_BYTES", chunk_bytes)
     bulk_taken = []
     real = history_import.l2book_chunk
-    monkeypatch.setattr(history_import, "l2book_chunk", lambda chunk: bulk_taken.append(real(chunk) is not None) or real(chunk))
+    def l2book_chunk(chunk, counts=None):
+        bulk = real(chunk, counts)
+        bulk_taken.append(bulk is not None)
+        return bulk
+
+    monkeypatch.setattr(history_import, "l2book_chunk", l2book_chunk)
     report = import_history([str(source)], tmp_path / "archive")
     assert report.rows == 60
     if chunk_bytes < 10_000:  # the chunk holding line 18 goes line by line, the others in bulk

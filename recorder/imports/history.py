@@ -15,6 +15,7 @@ import io
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from schemas.history import (
     l2book_record,
     node_trade,
 )
-from schemas.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, pair_fills
+from schemas.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, order_counts, pair_fills
 from schemas.layout import ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
@@ -230,12 +231,18 @@ BULK_DATASETS = ("l2Book", "node_fills_by_block", "node_fills")
 def _bulk_chunks(handle: IO[bytes], dataset: str) -> Iterator[tuple[bytes, L2BookChunk | FillsChunk | None]]:
     """Each chunk with its columns, or ``None`` when it must go line by line. An l2Book chunk of
     several coins goes line by line too (seqs then stay in line order, as the line path numbers them)."""
-    for chunk in _chunks(handle, CHUNK_BYTES if dataset == "l2Book" else FILLS_CHUNK_BYTES):
-        if dataset == "l2Book":
-            bulk = l2book_chunk(chunk)
-            yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
-        else:
-            yield chunk, fills_chunk(chunk, dataset)
+    counter = ThreadPoolExecutor(1, thread_name_prefix="hlarchive-import-count") if dataset == "l2Book" else None
+    try:
+        for chunk in _chunks(handle, CHUNK_BYTES if dataset == "l2Book" else FILLS_CHUNK_BYTES):
+            if counter is not None:
+                # the key-order counts hold the GIL: on their own thread they overlap Arrow's parse
+                bulk = l2book_chunk(chunk, counter.submit(order_counts, chunk).result)
+                yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
+            else:
+                yield chunk, fills_chunk(chunk, dataset)
+    finally:
+        if counter is not None:
+            counter.shutdown(wait=True)
 
 
 def _write_bulk(writer: ArchiveWriter, bulk: L2BookChunk | FillsChunk, pairer: FillPairer, subs: _Subscriptions) -> tuple[int, int] | None:
