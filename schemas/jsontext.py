@@ -20,8 +20,6 @@ from .channels import channel_spec
 from .rows import batch_messages
 from .shapes import Bool, Int, Json, List, Map, Shape, Str, Struct
 
-_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
-
 
 class NotVectorisable(Exception):
     """A column this module cannot render exactly (a string with control characters, a float):
