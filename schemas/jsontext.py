@@ -38,7 +38,7 @@ def _string(values: pa.Array, prefix: str = "", suffix: str = "") -> pa.Array:
         if pc.any(pc.match_substring_regex(escaped, r"[\x00-\x1f]")).as_py():
             raise NotVectorisable("a control character in a string")
         values = escaped
-    return pc.binary_join_element_wise(prefix + '"', values, '"' + suffix, "")
+    return _affixed(values, prefix + '"', '"' + suffix)
 
 
 _ESCAPED_BYTES = bytes(range(0x20)) + b'"\\'
@@ -93,7 +93,23 @@ def render(shape: Shape, array: pa.Array, prefix: str = "", suffix: str = "") ->
 
 
 def _affixed(texts: pa.Array, prefix: str, suffix: str) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, texts, suffix, "") if prefix or suffix else texts
+    """``prefix + text + suffix``. For short texts a slice replaced at each end costs half a join
+    with constants; for long ones (a book's side) the join, which copies each text once, wins."""
+    if not (prefix or suffix):
+        return texts
+    if len(texts) and texts.nbytes > _SHORT_TEXT * len(texts):
+        return pc.binary_join_element_wise(prefix, texts, suffix, "")
+    if prefix:
+        texts = pc.binary_replace_slice(texts, 0, 0, prefix)
+    if suffix:
+        texts = pc.binary_replace_slice(texts, _END, _END, suffix)
+    return texts
+
+
+_SHORT_TEXT = 128  # bytes a text, offsets included
+
+
+_END = 1 << 30  # past any text's end: a slice there is the end
 
 
 def _folds_free(shape: Shape, array: pa.Array) -> bool:
@@ -120,7 +136,7 @@ def _list_texts(array: pa.Array, value_texts: pa.Array, opening: str, closing: s
     """``opening`` + the texts of ``array.values`` (all of them: offsets index into them) joined by
     commas + ``closing``, per list."""
     joined = pc.binary_join(pa.ListArray.from_arrays(array.offsets, value_texts), ",")
-    texts = pc.binary_join_element_wise(opening, joined, closing, "")
+    texts = _affixed(joined, opening, closing)
     # nulls applied after (Arrow refuses a mask with the offsets of a sliced array)
     return pc.if_else(array.is_valid(), texts, _NULL) if array.null_count else texts
 
