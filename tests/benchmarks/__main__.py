@@ -10,7 +10,7 @@ import argparse
 import time
 
 from . import archive_size, history_import, object_storage, paper_throughput, recorder_throughput, replay_throughput, server_throughput, sql_vwap
-from .common import HEADER, machine, table
+from .common import HEADER, machine, round_lines, table
 
 
 def main() -> None:
@@ -30,6 +30,7 @@ def main() -> None:
     figures += paper_throughput.figures(frames=5_000 if args.quick else 40_000, runs=runs, orders=200 if args.quick else 2_000)
     print(f"hlarchive benchmarks: median of {runs} run(s); {machine()}; {time.strftime('%Y-%m-%d', time.gmtime())}; took {time.time() - started:.0f}s")
     print(table([f.row() for f in figures], HEADER))
+    print(round_lines(figures))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,14 @@ class Figure:
     baseline_name: str
     target: str
     met: bool | None
+    #: ours / baseline in each interleaved round; the ratio is their median (each round's two sides
+    #: ran minutes apart at most, so a round's ratio does not see the machine's drift)
+    rounds: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float | None:
+        if self.rounds:
+            return statistics.median(self.rounds)
         return None if not self.baseline else self.ours / self.baseline
 
     def row(self) -> tuple[Any, ...]:
@@ -53,11 +58,25 @@ def median_of(runs: int, fn: Callable[[], float]) -> float:
     return statistics.median(fn() for _ in range(runs))
 
 
-def interleaved(runs: int, *measures: Callable[[], float]) -> list[float]:
-    """The median of each measure over ``runs`` rounds, the measures taking turns within a round:
-    this machine's speed drifts by up to 2x within minutes, and turns share the drift."""
+def interleaved(runs: int, *measures: Callable[[], float], warm_up: bool = False) -> list[list[float]]:
+    """Each measure's value in each of ``runs`` rounds, the measures taking turns within a round:
+    this machine's speed drifts by up to 2x within minutes, and turns share the drift. ``warm_up``:
+    one round first, not counted (caches, first imports, the files in the page cache)."""
+    if warm_up:
+        for measure in measures:
+            measure()
     rounds = [[measure() for measure in measures] for _ in range(runs)]
-    return [statistics.median(r[i] for r in rounds) for i in range(len(measures))]
+    return [[r[i] for r in rounds] for i in range(len(measures))]
+
+
+def round_ratios(ours: list[float], baseline: list[float]) -> tuple[float, ...]:
+    return tuple(o / b for o, b in zip(ours, baseline))
+
+
+def round_lines(figures: list[Figure]) -> str:
+    """Each ratio's rounds, for the lines that have them: the spread says how far to trust the median."""
+    lines = [f"  {f.name}: " + " ".join(f"{r:.2f}x" for r in f.rounds) for f in figures if f.rounds]
+    return "\nratio in each round:\n" + "\n".join(lines) if lines else ""
 
 
 def machine() -> str:
