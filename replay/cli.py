@@ -192,15 +192,17 @@ def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], cha
         raise click.BadParameter("give a positive factor (1.0 = real time)", param_hint="--speed")
     out = sys.stdout.buffer
     try:
-        for item in replay.items(speed, decode="bytes"):  # the frames' text, never built as dicts
-            if item.stream is None:
-                continue
-            if with_ts:
-                out.write(b"%d " % item.recv_ns)
-            out.write(item.message)
-            out.write(b"\n")
-            if speed is not None:
-                out.flush()
+        # the frames' text, never built as dicts
+        if with_ts:
+            for recv_ns, text in replay.raw_messages_with_recv_ns(speed):
+                out.write(b"%d %s\n" % (recv_ns, text))
+                if speed is not None:
+                    out.flush()
+        else:
+            for text in replay.raw_messages(speed):
+                out.write(text + b"\n")
+                if speed is not None:
+                    out.flush()
         out.flush()
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 import pyarrow as pa
@@ -232,6 +232,16 @@ class Replay:
             if item.stream is not None:
                 yield item.message
 
+    def raw_messages_with_recv_ns(self, speed: float | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(recv_ns, frame bytes)`` pairs of ``raw_messages()``: what ``hlarchive replay --with-ts`` prints."""
+        if speed is None and self._direct_ok():
+            for batch, messages in self._direct("bytes"):
+                yield from zip(_recv_times(batch), messages)
+            return
+        for item in self.items(speed, decode="bytes"):
+            if item.stream is not None:
+                yield item.recv_ns, item.message
+
     # --- the direct path: parts that do not overlap in time need no merge -------------------------
 
     def _direct_ok(self) -> bool:
@@ -251,7 +261,7 @@ class Replay:
                 ordered = _disjoint(parts)
                 if ordered is None:
                     for item in merge(parts, streams=streams, order=self.order, decode=decode, **bounds):
-                        yield _ONE_ROW, (item.message,)
+                        yield _OneRow(item.recv_ns), (item.message,)
                     continue
                 for part, footer in ordered:
                     for batch in part_batches(part, footer, _DIRECT_COLUMNS):
@@ -272,12 +282,10 @@ class Replay:
                 for _id, callback in entry[1]:
                     callback(message)
                 total += 1
-            if batch is _ONE_ROW:
-                continue
-            recv = batch.column("recv_ns")
+            first, last = _recv_range(batch)
             if summary.first_recv_ns is None:
-                summary.first_recv_ns = recv[0].as_py()
-            summary.last_recv_ns = recv[len(recv) - 1].as_py()
+                summary.first_recv_ns = first
+            summary.last_recv_ns = last
         if total:
             summary.frames[stream] = total
         return summary
@@ -381,7 +389,21 @@ class _Pacer:
 # what the direct path reads: the filters' columns and the frame's (a part's other columns, strings
 # repeated on every row, would cost as much to read as the frame's text costs to render)
 _DIRECT_COLUMNS = ("recv_ns", "stream", "wire_channel", "data", "raw")
-_ONE_ROW: Any = object()  # the "batch" of a frame that came through the merge (no batch to read)
+class _OneRow(NamedTuple):
+    """The "batch" of a frame that came through the merge: only its receive time."""
+
+    recv_ns: int
+
+
+def _recv_times(batch: pa.RecordBatch | _OneRow) -> list[int]:
+    return [batch.recv_ns] if isinstance(batch, _OneRow) else batch.column("recv_ns").to_pylist()
+
+
+def _recv_range(batch: pa.RecordBatch | _OneRow) -> tuple[int, int]:
+    if isinstance(batch, _OneRow):
+        return batch.recv_ns, batch.recv_ns
+    recv = batch.column("recv_ns")
+    return recv[0].as_py(), recv[len(recv) - 1].as_py()
 
 
 def _disjoint(parts: list[Part]) -> list[tuple[Part, Any]] | None:

@@ -200,6 +200,20 @@ def test_replay_command_prints_what_messages_gives(tmp_path):
     assert int(first.split(" ", 1)[0]) >= T0 and orjson.loads(first.split(" ", 1)[1])["channel"] == "bbo"
 
 
+@pytest.mark.parametrize("subs", [[BBO], [TRADES, BOOK]])  # one stream (read batch by batch) / two interleaved (merged)
+def test_replay_command_with_ts_prints_each_frames_receive_time(tmp_path, subs):
+    make_archive(tmp_path, [BOOK, TRADES, BBO], 10, flush_rows=4)
+    args = [arg for sub in subs for arg in ("--sub", orjson.dumps(sub).decode())]
+    result = CliRunner().invoke(main, ["replay", str(tmp_path), *args, "--with-ts"])
+    assert result.exit_code == 0, result.output
+    r = Replay(tmp_path)
+    for sub in subs:
+        r.subscribe(sub, print)
+    expected = [b"%d %s" % (item.recv_ns, orjson.dumps(item.message)) for item in r.items() if item.stream is not None]
+    assert result.stdout_bytes.splitlines() == expected and len(expected) == 10 * len(subs)
+    assert [(ns, orjson.loads(text)) for ns, text in r.raw_messages_with_recv_ns()] == [(int(line.split(b" ", 1)[0]), orjson.loads(line.split(b" ", 1)[1])) for line in expected]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
