@@ -389,6 +389,8 @@ class _Pacer:
 # what the direct path reads: the filters' columns and the frame's (a part's other columns, strings
 # repeated on every row, would cost as much to read as the frame's text costs to render)
 _DIRECT_COLUMNS = ("recv_ns", "stream", "wire_channel", "data", "raw")
+
+
 class _OneRow(NamedTuple):
     """The "batch" of a frame that came through the merge: only its receive time."""
 
