@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from ..history_files import HOUR9_NS, block_line, l2book_lines, trade_pairs, write_lz4
+from ..history_files import HOUR9_NS, block_line, l2book_lines, trade_pairs
 from .common import HEADER, Figure, interleaved, machine, round_lines, round_ratios, run_measured, table
 
 IMPORT = """
@@ -43,34 +43,66 @@ print(rows, time.perf_counter() - started)
 
 
 def make_files(directory: Path, mb: float) -> dict[str, Path]:
-    """An l2Book file of 20 levels a side and a fills-by-block file, each about ``mb`` MB of LZ4."""
+    """An l2Book file of 20 levels a side and a fills-by-block file, each about ``mb`` MB of LZ4,
+    written as they are generated: a 1 GB file's text (about 4 GB) is never held in memory."""
     rng = random.Random(7)
     out = {}
-    book_lines: list[bytes] = []
     book = directory / "market_data" / "20250311" / "9" / "l2Book" / "BTC.lz4"
-    while True:
-        chunk = l2book_lines("BTC", 2000, rng, HOUR9_NS + len(book_lines) * 500_000_000)
-        for i, line in enumerate(chunk):  # 20 levels a side, as the real snapshots
-            record = orjson.loads(line)
-            levels = record["raw"]["data"]["levels"]
-            for side in levels:
-                while len(side) < 20:
-                    side.append({"px": f"{124 + rng.uniform(-2, 2):.2f}", "sz": f"{rng.uniform(1, 900):.2f}", "n": rng.randint(1, 40)})
-            chunk[i] = orjson.dumps(record)
-        book_lines.extend(chunk)
-        if len(book_lines) * 1500 / 4 > mb * 1e6:  # about 4x compression
-            break
-    out["l2Book"] = write_lz4(book, book_lines)
+    with _Lz4Lines(book) as writer:
+        while writer.compressed < mb * 1e6:
+            chunk = l2book_lines("BTC", 200, rng, HOUR9_NS + writer.lines * 500_000_000)
+            for line in chunk:  # 20 levels a side, as the real snapshots
+                record = orjson.loads(line)
+                for side in record["raw"]["data"]["levels"]:
+                    while len(side) < 20:
+                        side.append({"px": f"{124 + rng.uniform(-2, 2):.2f}", "sz": f"{rng.uniform(1, 900):.2f}", "n": rng.randint(1, 40)})
+                writer.write(orjson.dumps(record))
+    out["l2Book"] = book
     fills = directory / "node_fills_by_block" / "hourly" / "20250311" / "9.lz4"
-    lines = []
     number = 0
-    while sum(len(x) for x in lines) / 3 < mb * 1e6:
-        pairs = trade_pairs(500, rng, HOUR9_NS // 1_000_000 + number * 500)
-        for buy, sell in pairs:
-            number += 1
-            lines.append(block_line(560_000_000 + number, buy[1]["time"] * 1_000_000, [buy, sell]))
-    out["fills"] = write_lz4(fills, lines)
+    with _Lz4Lines(fills) as writer:
+        while writer.compressed < mb * 1e6:
+            for buy, sell in trade_pairs(500, rng, HOUR9_NS // 1_000_000 + number * 500):
+                number += 1
+                writer.write(block_line(560_000_000 + number, buy[1]["time"] * 1_000_000, [buy, sell]))
+    out["fills"] = fills
     return out
+
+
+class _Lz4Lines:
+    """Lines into an LZ4 frame file, compressed as they come; ``compressed``: bytes written so far."""
+
+    def __init__(self, path: Path) -> None:
+        import lz4.frame
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("wb")
+        self._stream = lz4.frame.LZ4FrameFile(self._file, "wb")
+        self._pending: list[bytes] = []
+        self.lines = 0
+
+    @property
+    def compressed(self) -> int:
+        return self._file.tell()
+
+    def write(self, line: bytes) -> None:
+        self._pending.append(line)
+        self.lines += 1
+        if len(self._pending) >= 200:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._stream.write(b"\n".join(self._pending) + b"\n")
+        self._pending = []
+
+    def __enter__(self) -> _Lz4Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pending:
+            self._flush()
+        self._stream.close()
+        self._file.close()
 
 
 def figures(mb: float = 50.0, runs: int = 3) -> list[Figure]:
