@@ -327,8 +327,8 @@ def _struct_values(shape: Struct, array: pa.Array) -> list[Any]:
 def _leaf_codes(shape: Shape, array: pa.Array) -> tuple[Any, list[Any] | None]:
     """A leaf column without nulls as ``(codes, distinct values)`` (a dictionary column) or
     ``(values, None)`` (an integer column, a memoryview): the struct's comprehension iterates the
-    buffer and indexes the distinct values itself, with no list of values between (a tenth of a
-    book's dicts). ``(None, None)``: convert with ``column_values``."""
+    buffer and indexes the distinct values itself, with no list of values between (that list cost
+    a tenth of a book's dicts). ``(None, None)``: convert with ``column_values``."""
     if isinstance(shape, (Struct, List, Map, Json)) or array.null_count or not len(array):
         return None, None
     if isinstance(array, pa.DictionaryArray):
@@ -344,10 +344,9 @@ def _leaf_codes(shape: Shape, array: pa.Array) -> tuple[Any, list[Any] | None]:
 _BUILDERS: dict[tuple[tuple[str, ...], tuple[bool, ...]], Callable[..., list[dict[str, Any]]]] = {}
 
 
-def _dict_builder(names: tuple[str, ...], indexed: tuple[bool, ...] | None = None) -> Callable[..., list[dict[str, Any]]]:
+def _dict_builder(names: tuple[str, ...], indexed: tuple[bool, ...]) -> Callable[..., list[dict[str, Any]]]:
     """``(column, column, ..., table, ...) -> [dict, ...]`` for these keys: one comprehension, keys as
     constants; an ``indexed`` column holds codes into its table (the tables follow the columns)."""
-    indexed = indexed or (False,) * len(names)
     builder = _BUILDERS.get((names, indexed))
     if builder is None:
         args = [f"c{i}" for i in range(len(names))] + [f"t{i}" for i, x in enumerate(indexed) if x]
