@@ -182,21 +182,26 @@ def _subscriptions_option(subs: tuple[str, ...], coins: tuple[str, ...], channel
 @click.option("--to", "end", default=None, help="End (inclusive): ISO-8601 time or epoch ms.")
 @click.option("--speed", default=None, type=float, help="1.0 = real time, 10 = ten times faster; default: as fast as possible.")
 @click.option("--order", type=click.Choice(["recv", "exchange"]), default="recv", help="Receipt order or exchange-time order.")
-@click.option("--with-ts", is_flag=True, help="Prefix each line with its receive time (epoch ns) and a space.")
-def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, speed: float | None, order: str, with_ts: bool) -> None:
-    """Print archived frames as JSON lines on stdout, in order (pipe to jq)."""
+@click.option("--with-ts", is_flag=True, help="Prefix each line with its receive time (epoch ns) and a space (jsonl only).")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "json"]), default="jsonl", help="jsonl: one frame a line (for jq, grep, line tools); json: one JSON array of frames (for tools that read a whole document).")
+def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, speed: float | None, order: str, with_ts: bool, output_format: str) -> None:
+    """Print archived frames on stdout, in order, as the exchange sent them (pipe to jq)."""
     from .replay import Replay
 
+    if with_ts and output_format != "jsonl":
+        raise click.BadParameter("a receive-time prefix makes lines that are not JSON; use --format jsonl", param_hint="--with-ts")
+    if speed is not None and speed <= 0:
+        raise click.BadParameter("give a positive factor (1.0 = real time)", param_hint="--speed")
     replay = Replay(root, start, end, order=order)
     for sub in _subscriptions_option(subs, coins, channels):
         replay.subscribe(sub, _noop)
-    if speed is not None and speed <= 0:
-        raise click.BadParameter("give a positive factor (1.0 = real time)", param_hint="--speed")
     out = sys.stdout.buffer
     # the frames' text, never built as dicts
     lines: Iterator[bytes] = (
         (b"%d %s" % pair for pair in replay.raw_messages_with_recv_ns(speed)) if with_ts else replay.raw_messages(speed)
     )
+    if output_format == "json":  # the same lines, with "[" before, "," between and "]" after
+        lines = itertools.chain([b"["], _array_items(lines), [b"]"])
     try:
         if speed is not None:  # paced: each line as it is due
             for line in lines:
@@ -209,6 +214,15 @@ def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], cha
         out.flush()
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+
+
+def _array_items(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """Every line but the first gets a leading comma, so the lines between "[" and "]" are one JSON array."""
+    for line in lines:
+        yield line
+        break
+    for line in lines:
+        yield b"," + line
 
 
 def _noop(message: Any) -> None:

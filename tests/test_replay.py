@@ -200,6 +200,23 @@ def test_replay_command_prints_what_messages_gives(tmp_path):
     assert int(first.split(" ", 1)[0]) >= T0 and orjson.loads(first.split(" ", 1)[1])["channel"] == "bbo"
 
 
+@pytest.mark.parametrize("speed", [[], ["--speed", "1000000"]])  # as fast as possible (512 lines a write) / paced (a line a write)
+def test_replay_command_format_json_is_one_array_of_the_same_frames(tmp_path, speed):
+    make_archive(tmp_path, [BOOK, TRADES, BBO], 600)  # more than one 512-line write
+    jsonl = CliRunner().invoke(main, ["replay", str(tmp_path), "--format", "jsonl", *speed])
+    array = CliRunner().invoke(main, ["replay", str(tmp_path), "--format", "json", *speed])
+    assert jsonl.exit_code == 0 and array.exit_code == 0, (jsonl.output, array.output)
+    frames = [orjson.loads(line) for line in jsonl.stdout_bytes.splitlines()]
+    assert len(frames) == 1800 and orjson.loads(array.stdout_bytes) == frames
+    assert jsonl.stdout_bytes == CliRunner().invoke(main, ["replay", str(tmp_path), *speed]).stdout_bytes  # jsonl is the default
+
+
+def test_replay_command_refuses_a_time_prefix_on_a_json_array(tmp_path):
+    make_archive(tmp_path, [BOOK], 3)
+    result = CliRunner().invoke(main, ["replay", str(tmp_path), "--format", "json", "--with-ts"])
+    assert result.exit_code == 2 and "--format jsonl" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("subs", [[BBO], [TRADES, BOOK]])  # one stream (read batch by batch) / two interleaved (merged)
 def test_replay_command_with_ts_prints_each_frames_receive_time(tmp_path, subs):
     make_archive(tmp_path, [BOOK, TRADES, BBO], 10, flush_rows=4)
