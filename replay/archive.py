@@ -198,6 +198,13 @@ def batch_rows(metadata: pq.FileMetaData, values: int = 65_536) -> int:
     return max(256, min(8192, values * group.num_rows // max(widest, 1)))
 
 
+# Replay decodes Parquet on its own thread. With Arrow's thread pool, buffers its workers allocate and
+# this thread frees stay with the workers' mimalloc heaps: peak RSS grew with the archive's length (an
+# l2Book archive ten times longer, 1.05-1.18x the peak; on this thread 0.99-1.00x), for no speed that
+# shows above this machine's noise (interleaved A/B, bytes and dicts, l2Book, trades, userFills).
+READ_THREADS = False
+
+
 def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] | None = None) -> Iterator[pa.RecordBatch]:
     """A part's batches (``columns`` of them, those it has: a column not read costs nothing), its
     typed strings as dictionaries (dicts make each distinct string once, text renders it once), a
@@ -214,7 +221,7 @@ def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] |
         parquet = open_part(part, footer, dictionary_data=True)
         for group in range(groups):
             given = 0
-            for batch in parquet.iter_batches(batch_size=size, row_groups=[group], columns=wanted):
+            for batch in parquet.iter_batches(batch_size=size, row_groups=[group], columns=wanted, use_threads=READ_THREADS):
                 yield batch
                 given += batch.num_rows
         return
@@ -222,7 +229,7 @@ def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] |
         pass
     plain = open_part(part, footer)
     for group in range(group, groups):
-        for batch in plain.iter_batches(batch_size=size, row_groups=[group], columns=wanted):
+        for batch in plain.iter_batches(batch_size=size, row_groups=[group], columns=wanted, use_threads=READ_THREADS):
             if given:
                 skip = min(given, batch.num_rows)
                 given -= skip

@@ -20,7 +20,7 @@ from schemas.jsontext import batch_frame_bytes
 from schemas.layout import EVENTS_CHANNEL
 from schemas.rows import batch_messages
 
-from .archive import Part, open_part, part_batches
+from .archive import READ_THREADS, Part, open_part, part_batches
 
 ORDERS = ("recv", "exchange")
 
@@ -85,7 +85,7 @@ def part_items(
         # typed strings as dictionaries: each distinct price is decoded, and rendered, once a batch
         batches = (_filtered(b, value_set, start_ns, end_ns) for b in part_batches(part, parquet.metadata))
     else:
-        batches = (_filtered(b, value_set, start_ns, end_ns) for b in parquet.iter_batches(batch_size=batch_size))
+        batches = (_filtered(b, value_set, start_ns, end_ns) for b in parquet.iter_batches(batch_size=batch_size, use_threads=READ_THREADS))
     events = part.channel == EVENTS_CHANNEL
     for batch in batches:
         if batch.num_rows == 0:
