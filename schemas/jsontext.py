@@ -81,6 +81,9 @@ def render(shape: Shape, array: pa.Array, prefix: str = "", suffix: str = "") ->
         text = array.dictionary.take(array.indices) if isinstance(array, pa.DictionaryArray) else array
         return _affixed(text, prefix, suffix)
     if isinstance(shape, List):
+        if _one_item_each(array):  # a live user frame's one fill: the brackets fold into the item's text
+            items = render(shape.item, array.values.slice(array.offsets[0].as_py(), len(array)), prefix + "[", "]" + suffix)
+            return items.fill_null(prefix + "[null]" + suffix) if items.null_count else items
         items = render(shape.item, array.values)
         return _list_texts(array, items.fill_null("null") if shape.nullable_items else items, prefix + "[", "]" + suffix)
     if isinstance(shape, Map):
@@ -130,6 +133,14 @@ def _small_ints(array: pa.Array) -> bool:
 @functools.lru_cache(maxsize=256)
 def _small_int_texts(prefix: str, suffix: str) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pa.array(range(_SMALL_INTS), pa.int64()).cast(pa.string()), suffix, "")
+
+
+def _one_item_each(array: pa.ListArray) -> bool:
+    """Every list holds exactly one item (and none is null): its text is ``[`` + the item's + ``]``,
+    with no join of the items and no copy to add the brackets."""
+    if not len(array) or array.null_count:
+        return False
+    return bool(pc.all(pc.equal(pc.list_value_length(array), 1)).as_py())
 
 
 def _list_texts(array: pa.Array, value_texts: pa.Array, opening: str, closing: str) -> pa.Array:

@@ -11,7 +11,7 @@ from schemas import FrameError, from_row, parse_subscription, rows_to_batch, to_
 from schemas.channels import CHANNELS
 from schemas.jsontext import NotVectorisable, batch_frame_bytes, render
 from schemas.rows import batch_messages
-from schemas.shapes import column_values
+from schemas.shapes import Int, List, Str, Struct, column_values, field
 
 from .conftest import load_real_frames, same
 from .strategies import any_frames, frames_of, mutated_frames_of, unknown_frames
@@ -226,3 +226,31 @@ def test_text_rendered_column_by_column_equals_the_frames_dumped(channel, data):
             continue
         assert texts == expected
     assert render(spec.shape, pa.array([None], spec.shape.arrow_type)).to_pylist() == [None]
+
+
+_ONE_ITEM_SHAPES = {
+    "struct": List(Struct(field("px", Str()), field("n", Int()), field("cloid", Str(), optional=True))),
+    "nullable": List(Str(), nullable_items=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ONE_ITEM_SHAPES))
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_lists_of_one_item_each_render_as_their_dumps(name, data):
+    """A column whose every list holds one item (a live userFills frame's one fill) is rendered by a
+    shortcut: the brackets folded into the item's text. Sliced as Replay reads parts, with affixes."""
+    shape = _ONE_ITEM_SHAPES[name]
+    if name == "struct":
+        cloid = st.one_of(st.just({}), st.builds(lambda c: {"cloid": c}, st.text(max_size=3)))  # keys in the shape's order
+        item = st.builds(lambda px, n, rest: {"px": px, "n": n, **rest}, st.text(max_size=4), st.integers(-(2**63), 2**63 - 1), cloid)
+    else:
+        item = st.one_of(st.none(), st.text(max_size=4))
+    values = data.draw(st.lists(st.lists(item, min_size=1, max_size=1), min_size=1, max_size=6))
+    head = data.draw(st.lists(st.lists(item, min_size=0, max_size=2), max_size=2))  # sliced off: offsets no longer start at 0
+    array = pa.array([shape.prepare(v) for v in head + values], shape.arrow_type).slice(len(head))
+    try:
+        texts = render(shape, array, "<", ">").to_pylist()
+    except NotVectorisable:  # a control character: the caller builds dicts instead
+        return
+    assert texts == ["<" + orjson.dumps(v).decode() + ">" for v in values]
