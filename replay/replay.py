@@ -12,7 +12,7 @@ import gc
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -29,6 +29,7 @@ from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
     from .paper.client import PaperExchange
+    import pyarrow.parquet as pq
 
 Callback = Callable[[Any], None]
 
@@ -214,7 +215,7 @@ class Replay:
     def messages(self, speed: float | None = None) -> Iterator[dict[str, Any]]:
         """The archived frames in order: those subscribed, or all when nothing is subscribed."""
         if speed is None and self._direct_ok():
-            for _batch, messages in self._direct("dicts"):
+            for _batch, messages in self._direct("dicts", with_recv=False):
                 yield from messages
             return
         for item in self.items(speed):
@@ -225,7 +226,7 @@ class Replay:
         """The frames of ``messages()`` as JSON bytes, never built as dicts: for tools that parse
         themselves, pipes and servers. Each is exactly ``orjson.dumps`` of the frame received."""
         if speed is None and self._direct_ok():
-            for _batch, messages in self._direct("bytes"):
+            for _batch, messages in self._direct("bytes", with_recv=False):
                 yield from messages
             return
         for item in self.items(speed, decode="bytes"):
@@ -247,13 +248,14 @@ class Replay:
     def _direct_ok(self) -> bool:
         return self.on_event is None and self.order == "recv" and self._paper is None and self._store.local
 
-    def _direct(self, decode: str) -> Iterator[tuple[Any, Any]]:
+    def _direct(self, decode: str, *, with_recv: bool = True) -> Iterator[tuple[Any, Any]]:
         """``(batch, its frames)`` in receive order. A day whose parts do not overlap in time (one
         stream, the common case) is read part after part, batch by batch, without a merge and without
         an item per row; a day whose parts overlap goes through the merge."""
         selection, streams = self._selection()
         value_set = pa.array(sorted(streams), pa.string()) if streams is not None else None
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        bounded = self.start_ns is not None or self.end_ns is not None
         with quiet_gc():
             for day in list_dates(self._store, **selection):
                 parts = find_parts(self._store, **selection, **bounds, dates=[day])
@@ -264,8 +266,12 @@ class Replay:
                         yield _OneRow(item.recv_ns), (item.message,)
                     continue
                 for part, footer in ordered:
-                    for batch in part_batches(part, footer, _DIRECT_COLUMNS):
-                        batch = _filtered(batch, value_set, self.start_ns, self.end_ns)
+                    # a column read costs its decoding: the stream only when the part may hold
+                    # others, receive times only when asked for or bounded
+                    only_wanted = streams is None or _only_streams(footer, streams)
+                    columns = [c for c in _DIRECT_COLUMNS if (c != "stream" or not only_wanted) and (c != "recv_ns" or with_recv or bounded)]
+                    for batch in part_batches(part, footer, columns):
+                        batch = _filtered(batch, None if only_wanted else value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
                             yield batch, decode_batch(batch, decode)
 
@@ -395,6 +401,20 @@ class _OneRow(NamedTuple):
     """The "batch" of a frame that came through the merge: only its receive time."""
 
     recv_ns: int
+
+
+def _only_streams(footer: pq.FileMetaData, streams: Collection[str]) -> bool:
+    """Whether the footer's statistics say every row's stream is one of ``streams`` (a part usually
+    holds one stream), so the rows need no filter and the column no reading."""
+    index = next((j for j in range(footer.num_columns) if footer.schema.column(j).path == "stream"), None)
+    if index is None or footer.num_row_groups == 0:
+        return False
+    for g in range(footer.num_row_groups):
+        group = footer.row_group(g)
+        stats = group.column(index).statistics
+        if stats is None or not stats.has_min_max or stats.null_count or stats.min != stats.max or stats.min not in streams:
+            return False
+    return True
 
 
 def _recv_times(batch: pa.RecordBatch | _OneRow) -> list[int]:
