@@ -28,8 +28,9 @@ from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, ope
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
-    from .paper.client import PaperExchange
     import pyarrow.parquet as pq
+
+    from .paper.client import PaperExchange
 
 Callback = Callable[[Any], None]
 
