@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import tracemalloc
 from datetime import datetime, timezone
 
@@ -208,6 +209,7 @@ def test_replay_command_format_json_is_one_array_of_the_same_frames(tmp_path, sp
     assert jsonl.exit_code == 0 and array.exit_code == 0, (jsonl.output, array.output)
     frames = [orjson.loads(line) for line in jsonl.stdout_bytes.splitlines()]
     assert len(frames) == 1800 and orjson.loads(array.stdout_bytes) == frames
+    assert json.loads(array.stdout_bytes) == frames  # a second parser, the standard library's: strict JSON
     assert jsonl.stdout_bytes == CliRunner().invoke(main, ["replay", str(tmp_path), *speed]).stdout_bytes  # jsonl is the default
 
 
