@@ -270,7 +270,10 @@ class Replay:
                     # a column read costs its decoding: the stream only when the part may hold
                     # others, receive times only when asked for or bounded
                     only_wanted = streams is None or _only_streams(footer, streams)
-                    columns = [c for c in _DIRECT_COLUMNS if (c != "stream" or not only_wanted) and (c != "recv_ns" or with_recv or bounded)]
+                    skipped = {"stream"} if only_wanted else set()
+                    if not (with_recv or bounded):
+                        skipped.add("recv_ns")
+                    columns = [c for c in _DIRECT_COLUMNS if c not in skipped]
                     for batch in part_batches(part, footer, columns):
                         batch = _filtered(batch, None if only_wanted else value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
