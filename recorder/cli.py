@@ -16,8 +16,8 @@ from schemas.history import DATASETS
 from schemas.layout import ArchiveError
 
 from .connection import MAINNET_URL, TESTNET_URL, ConnectionConfig
-from .planning.markets import MARKET_WORDS, MarketsError, Selection
 from .metrics import parse_address
+from .planning.markets import MARKET_WORDS, MarketsError, Selection
 from .planning.plan import DEFAULT_CHANNELS, MarketPlan, expand
 
 if sys.version_info >= (3, 11):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Iterable, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
@@ -24,8 +25,23 @@ from schemas.layout import ArchiveError
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-if TYPE_CHECKING:
-    from .live import Recorder
+
+
+class RecorderCounters(Protocol):
+    """What a scrape reads of a running recorder. The live loop hands itself in (``Recorder`` has
+    all of these), so this module never imports the live loop."""
+
+    status: Any  # frames by channel, events by kind, reconnects, disconnects by reason
+    archiver: Any  # its stats, progress and pid
+    journal: Any  # unsynced_bytes, size_bytes()
+    uploader: Any  # None, or backlog, uploaded, failures
+    connections: Sequence[Any]  # each with number, connected, last_frame
+    subscriptions: Sequence[Any]
+    last_frame_ns: Mapping[Any, int]  # subscription -> receive time of its last frame
+    failed: str | None
+
+    @property
+    def lag_frames(self) -> int: ...
 
 
 def parse_address(text: str, option: str) -> tuple[str, int]:
@@ -38,7 +54,7 @@ def parse_address(text: str, option: str) -> tuple[str, int]:
 class RecorderCollector(Collector):
     """The recorder's counters, read at scrape time."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: RecorderCounters) -> None:
         self.recorder = recorder
 
     def collect(self) -> Iterable[Metric]:
@@ -102,7 +118,7 @@ def _process_figures(pid: int | None) -> tuple[float, float] | None:
     return int(fields[21]) * PAGE_BYTES, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def health(recorder: Recorder, stale_s: float) -> tuple[bool, str]:
+def health(recorder: RecorderCounters, stale_s: float) -> tuple[bool, str]:
     """Whether every connection is receiving: up, and a frame within ``stale_s``; else why not."""
     problems = []
     now = time.monotonic()
@@ -127,7 +143,7 @@ class _ThreadedWSGIServer(WSGIServer):
     daemon_threads = True
 
 
-def serve(recorder: Recorder, address: tuple[str, int], *, metrics: bool, stale_s: float) -> Callable[[], None]:
+def serve(recorder: RecorderCounters, address: tuple[str, int], *, metrics: bool, stale_s: float) -> Callable[[], None]:
     """Serve ``/metrics`` (if ``metrics``) and ``/healthz`` at ``address`` on a thread; returns a stop function."""
     registry = CollectorRegistry()
     registry.register(RecorderCollector(recorder))

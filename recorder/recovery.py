@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from schemas.layout import JOURNAL_DIR, parse_part_name
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .journal import DATA, EVENT, META, LOCKS, SUBSCRIPTION, Record, is_locked, read_segment, segments
+from .journal import DATA, EVENT, LOCKS, META, SUBSCRIPTION, Record, is_locked, read_segment, segments
 from .writer import ArchiveWriter
 
 

@@ -10,7 +10,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -18,9 +18,6 @@ from schemas import __version__
 from schemas.layout import ArchiveError
 from schemas.protocol import FrameError, ProtocolError
 from schemas.subscriptions import SubscriptionError
-
-if TYPE_CHECKING:
-    from .serving.server import HyperliquidServer
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ArchiveError, SubscriptionError, ProtocolError, FrameError)
 
@@ -65,92 +62,6 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 def run() -> None:  # pragma: no cover - console script shim
     sys.exit(main())
-
-
-async def _listen(server: HyperliquidServer) -> None:
-    """Start a server; a port in use is the user's to change, not a traceback."""
-    try:
-        await server.start()
-    except OSError as exc:
-        raise ArchiveError(f"cannot listen on {server.host}:{server.port}: {exc.strerror}; pick another --port (0: any free one)") from None
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", help="Interface to listen on (loopback by default).")
-@click.option("--port", default=8765, type=int, help="Port (0: any free port).")
-@click.option("--seed", default=0, type=int, help="Seed of the synthetic market: same seed, same frames.")
-@click.option("--rate", default=10.0, type=float, help="Frames per second per subscription (0: as fast as possible).")
-@click.option("--coins", default=",".join(["BTC", "ETH", "SOL", "kPEPE", "xyz:HOOD", "@1", "PURR/USDC"]), help="Comma-separated coins to simulate.")
-@click.option("--tick-ms", default=100, type=int, help="Market time between two frames of a stream, in ms.")
-@click.option("--start", default="2026-01-01T00:00:00Z", help="Market time of the first tick (ISO-8601 or epoch ms), or 'now'. Fixed by default, so a seed always gives the same frames.")
-@click.option("--fault", "faults", multiple=True, metavar="NAME=VALUE", help="Inject a fault, e.g. drop-after-frames=100, stall-after-frames=50, malformed-every=20, error-every=30, drop-after-s=5, refuse-for-s=3, refuse-after-drop-s=2, connections=1,2.")
-@click.option("--sent-log", type=click.Path(dir_okay=False), default=None, help="Write every frame sent, with connection id and time, as JSON lines.")
-@click.option("--max-subscriptions", default=1000, type=int, help="Per-IP subscription limit (Hyperliquid: 1000).")
-@click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
-@click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
-@click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
-@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="A paper trading account (repeat). Given any, only these may trade (others are refused as the exchange refuses an unknown signer); their wallet streams are paper from the first subscription.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...]) -> None:
-    """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
-
-    Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
-    after start, and never before its exchange time, so exchange time never runs ahead of the clock."""
-    import asyncio
-    import signal
-
-    from .paper.session import synthetic_session
-    from .serving.server import Faults, HyperliquidServer, Limits
-    from .serving.synthetic import SyntheticMarket
-
-    try:
-        fault_plan = Faults.parse(list(faults))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fault") from None
-    import time
-
-    from .replay import to_ns
-
-    start_ms = int(time.time() * 1000) if start == "now" else (to_ns(start, "--start") or 0) // 1_000_000
-    coin_list = [c.strip() for c in coins.split(",") if c.strip()]
-    if not coin_list:
-        raise click.BadParameter("give at least one coin", param_hint="--coins")
-
-    async def serve_until_stopped() -> None:
-        market = SyntheticMarket(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance, list_every_s=list_every)
-        paper = synthetic_session(market, accounts=_accounts(accounts))
-        server = HyperliquidServer(
-            market,
-            host=host,
-            port=port,
-            rate=rate or None,
-            limits=Limits(max_subscriptions=max_subscriptions),
-            faults=fault_plan,
-            sent_log=sent_log,
-            prerender=prerender,
-            paper=paper,
-        )
-        await _listen(server)
-        click.echo(f"ws URL:   {server.ws_url}")
-        click.echo(f"base URL: {server.base_url}   (Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange on one port)")
-        click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop()
-        click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
-
-    asyncio.run(serve_until_stopped())
-
-
-def _accounts(addresses: tuple[str, ...]) -> set[str] | None:
-    import re
-
-    for address in addresses:
-        if not re.fullmatch(r"0x[0-9a-fA-F]{40}", address):
-            raise click.BadParameter(f"{address!r} is not an address (0x and 40 hex digits)", param_hint="--account")
-    return {a.lower() for a in addresses} or None
 
 
 def _subscriptions_option(subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...]) -> list[Any]:
@@ -229,60 +140,66 @@ def _noop(message: Any) -> None:
     pass
 
 
+DEMO_COINS = ("BTC", "ETH", "@1", "PURR/USDC")
+DEMO_QUERY = (
+    "select coin, count(*) as trades, round(vwap(px, sz), 4) as vwap, round(avg(px), 4) as avg_px, "
+    "min(time) as first, max(time) as last from trades group by 1 order by 1"
+)
+
+
 @main.command()
-@click.argument("root", type=click.Path(file_okay=False))
-@click.option("--host", default="127.0.0.1", help="Interface to listen on (loopback by default).")
-@click.option("--port", default=8765, type=int, help="Port (0: any free port).")
-@click.option("--speed", default=1.0, type=float, help="1.0 = real time; 0 = as fast as the client reads.")
-@click.option("--from", "start", default=None, help="Where each connection's replay clock starts (ISO-8601 or epoch ms); default: the archive's start.")
-@click.option("--to", "end", default=None, help="Where replay ends (ISO-8601 or epoch ms).")
-@click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
-@click.option("--paper", is_flag=True, help="Take orders at POST /exchange: paper trading against the archived books and trades.")
-@click.option("--balance", default=100_000.0, type=float, help="With --paper: USDC every paper account starts with.")
-@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: a paper account (repeat); given any, only these may trade.")
-def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, accounts: tuple[str, ...]) -> None:
-    """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
-    import asyncio
-    import signal
+@click.option("--seconds", default=20.0, type=float, help="How long to record.")
+@click.option("--out", default="./demo-archive", type=click.Path(file_okay=False), help="Archive directory.")
+@click.option("--rate", default=20.0, type=float, help="Frames per second per subscription from the simulator.")
+@click.pass_context
+def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
+    """The offline tour: a simulated Hyperliquid on loopback, every channel recorded, then ls, SQL and replay."""
+    import time
 
-    from .serving.archive_source import ArchiveSource
-    from .serving.server import HyperliquidServer
+    import orjson
 
-    source = ArchiveSource(root, start=start, end=end, speed=speed or None, join_window_s=join_window)
-    if not source.available:
-        raise ArchiveError(f"the archive at {root!r} holds no frames yet: record into it first")
+    from .analysis.cli import ls_command, sql
+    from .serving.server import HyperliquidServer, ServerThread
+    from .serving.synthetic_source import SyntheticSource
+    from .simulator.coins import DEFAULT_USERS
 
-    session = None
-    if paper:
-        from .paper.session import archive_session
+    group = ctx.find_root().command
+    assert isinstance(group, click.Group)
+    record = group.get_command(ctx.find_root(), "record")  # the recorder's command, joined by entry point
+    if record is None:
+        raise ArchiveError("the record command is not installed: reinstall hlarchive (pip install -e .)")
+    user = DEFAULT_USERS[0]
+    args = ["--out", out, "--duration", str(seconds), "--status-seconds", "2", "--interval", "1m", "--user", user]
+    for coin in DEMO_COINS:
+        args += ["--coin", coin]
+    for channel in ("l2Book", "trades", "bbo", "candle", "activeAssetCtx"):
+        args += ["--channel", channel]
+    for channel in ("userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2", "notification", "userTwapSliceFills", "userTwapHistory"):
+        args += ["--sub", orjson.dumps({"type": channel, "user": user}).decode()]
+    args += ["--sub", '{"type":"allMids"}', "--sub", orjson.dumps({"type": "activeAssetData", "user": user, "coin": "BTC"}).decode()]
+    now_ms = int(time.time() * 1000)  # market time follows the wall clock: a tick of 1/rate s, never ahead of it
+    tick_ms = max(1, round(1000 / rate)) if rate else 100
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=7, start_ms=now_ms, tick_ms=tick_ms), rate=rate)) as server:
+        click.echo(f"1. a simulated Hyperliquid is listening at {server.ws_url} (hlarchive simulate runs one on its own)", err=True)
+        click.echo(f"2. recording every channel for {seconds:g} s into {out} ...", err=True)
+        record.main(["--url", server.ws_url, *args], prog_name="hlarchive record", standalone_mode=False)
+    click.echo("\n3. what was recorded (hlarchive ls):\n", err=True)
+    ctx.invoke(ls_command, root=out, as_json=False)
+    click.echo(f'\n4. a query (hlarchive sql {out} "{DEMO_QUERY}"):\n', err=True)
+    ctx.invoke(sql, root=out, query=DEMO_QUERY, fmt="table", output=None)
+    click.echo("\n5. next:", err=True)
+    click.echo(f"   hlarchive replay {out} --coin BTC --channel trades | head      # the frames, as JSON lines", err=True)
+    click.echo(f"   hlarchive serve {out}                                          # a local Hyperliquid (/ws, POST /info) replaying them", err=True)
+    click.echo(f"   python -c \"from replay import Replay; r = Replay('{out}'); r.subscribe({{'type': 'l2Book', 'coin': 'BTC'}}, print); r.run()\"", err=True)
+    click.echo("   hlarchive record --coin BTC --channel l2Book --channel trades  # the real thing, from Hyperliquid mainnet", err=True)
 
-        session = archive_session(source, balance=balance, accounts=_accounts(accounts))
-    elif accounts:
-        raise click.UsageError("--account needs --paper")
-
-    async def serve_until_stopped() -> None:
-        server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
-        await _listen(server)
-        click.echo(f"ws URL:   {server.ws_url}")
-        takes = "Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange" if session else "Info(base_url) as is: /ws and POST /info"
-        click.echo(f"base URL: {server.base_url}   ({takes} on one port)")
-        click.echo("POST /info answers come from the archive as of each connection's replay clock.", err=True)
-        if session is not None:
-            click.echo(f"POST /exchange takes paper orders against the archived books and trades; every account starts with {balance:,.0f} USDC.", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop()
-
-    asyncio.run(serve_until_stopped())
 
 
 def _register() -> None:
-    from .commands import compact, demo, ls_command, sql, sync_command, verify
+    from .analysis.cli import compact, ls_command, sql, sync_command, verify
+    from .serving.cli import serve, simulate
 
-    for command in (sql, ls_command, verify, compact, demo, sync_command):
+    for command in (simulate, serve, sql, ls_command, verify, compact, sync_command):
         main.add_command(command)
 
 

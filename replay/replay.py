@@ -15,13 +15,13 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, ArchiveError
+from schemas.layout import EVENTS_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
 from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
@@ -29,8 +29,6 @@ from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
-
-    from .paper.client import PaperExchange
 
 Callback = Callable[[Any], None]
 
@@ -41,6 +39,18 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
+
+
+class Attachment(Protocol):
+    """What rides along a run beside the callbacks (a paper account): see :meth:`Replay.attach`."""
+
+    def owns(self, sub: Subscription) -> bool: ...
+
+    def subscribe(self, sub: Subscription, callback: Callback) -> None: ...
+
+    def before(self, item: Item) -> None: ...
+
+    def after(self) -> None: ...
 
 
 class WallClock:
@@ -124,14 +134,14 @@ class Replay:
         self._next_id = 0
         self.parts_opened: list[Part] = []
         self._store = check_root(root)  # checks the root exists now, not at the first message
-        self._paper: PaperExchange | None = None
+        self._attached: Attachment | None = None
 
     # --- the SDK's interface --------------------------------------------------------------------
 
     def subscribe(self, subscription: Mapping[str, Any] | Subscription, callback: Callback) -> int:
         sub = _subscription(subscription)
-        if self._paper is not None and self._paper.owns(sub):  # the paper account's own streams
-            self._paper.subscribe(sub, callback)
+        if self._attached is not None and self._attached.owns(sub):  # e.g. a paper account's own streams
+            self._attached.subscribe(sub, callback)
             self._next_id += 1
             return self._next_id
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
@@ -154,13 +164,19 @@ class Replay:
             del self._subscriptions[sub.stream]
         return len(registered) != len(entry[1])
 
-    def paper(self, address: str | None = None, *, coins: list[str] | None = None, balance: float = 100_000.0, **options: Any) -> PaperExchange:
+    def paper(self, address: str | None = None, **options: Any) -> Any:
         """A paper account trading on this replay (the SDK ``Exchange``'s methods): orders placed from
-        callbacks fill against the archived book and trades, as ``serve --paper`` fills them."""
-        from .paper.client import DEFAULT_ADDRESS, PaperExchange
+        callbacks fill against the archived book and trades, as ``serve --paper`` fills them.
 
-        self._paper = PaperExchange(self, address or DEFAULT_ADDRESS, coins=coins, balance=balance, **options)
-        return self._paper
+        The same as ``replay.paper.PaperExchange(replay, address, ...)``; found through the
+        ``hlarchive.replay`` entry point, so the reader never imports paper trading."""
+        (entry,) = entry_points(group="hlarchive.replay", name="paper")
+        return entry.load()(self, address, **options)
+
+    def attach(self, attachment: Attachment) -> None:
+        """Let ``attachment`` ride along the run (a paper account attaches itself): it takes the
+        subscriptions it ``owns``, sees each item before its callbacks and acts after them."""
+        self._attached = attachment  # one at a time: a second paper account replaces the first
 
     def _describe(self) -> str:
         found = defaultdict(set)
@@ -247,7 +263,7 @@ class Replay:
     # --- the direct path: parts that do not overlap in time need no merge -------------------------
 
     def _direct_ok(self) -> bool:
-        return self.on_event is None and self.order == "recv" and self._paper is None and self._store.local
+        return self.on_event is None and self.order == "recv" and self._attached is None and self._store.local
 
     def _direct(self, decode: str, *, with_recv: bool = True) -> Iterator[tuple[Any, Any]]:
         """``(batch, its frames)`` in receive order. A day whose parts do not overlap in time (one
@@ -306,7 +322,7 @@ class Replay:
         if speed is None and len(self._subscriptions) == 1 and self._direct_ok():
             return self._run_direct(summary)
         counts: dict[str, int] = {}
-        subscriptions, on_event, paper = self._subscriptions, self.on_event, self._paper
+        subscriptions, on_event, paper = self._subscriptions, self.on_event, self._attached
         for item in self.items(speed):
             stream = item.stream
             if paper is not None:
@@ -465,14 +481,3 @@ def _in_range(batch: pa.RecordBatch, start_ns: int | None, end_ns: int | None) -
         before = pc.less_equal(recv, end_ns)
         mask = before if mask is None else pc.and_(mask, before)
     return batch.filter(mask)
-
-
-def archive_meta(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The latest ``meta`` and ``spotMeta`` snapshots (``{"meta": ..., "spotMeta": ...}``), e.g. for
-    ``Info(base_url, meta=m["meta"], spot_meta=m["spotMeta"])`` against ``hlarchive serve``."""
-    latest: dict[str, tuple[int, Any]] = {}
-    for part in find_parts(root, channels=[META_CHANNEL], include_special=True):
-        for row in open_part(part).read(columns=["recv_ns", "kind", "payload"]).to_pylist():
-            if row["kind"] not in latest or row["recv_ns"] >= latest[row["kind"]][0]:
-                latest[row["kind"]] = (row["recv_ns"], row["payload"])
-    return {kind: orjson.loads(payload) for kind, (_, payload) in latest.items()}

@@ -22,7 +22,6 @@ from .protocol import FrameError
 from .shapes import Mismatch, column_values, plain_type
 from .subscriptions import COIN_TYPES, Subscription, frame_subscription, subscription_type_of_channel
 
-
 COMMON_FIELDS = (
     pa.field("recv_ns", pa.int64(), nullable=False),
     pa.field("session", pa.string(), nullable=False),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder import ArchiveWriter
-from replay.serving.synthetic import SyntheticMarket
+from replay.simulator.market import SyntheticMarket
 from schemas import parse_subscription
 
 T0 = 1_767_225_600_000_000_000

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from recorder import ArchiveWriter
 from recorder.imports.history import import_history
 from replay import Replay
+from replay.analysis.tools import compact, verify
+from replay.analysis.views import VIEW_NAMES, open_archive
 from replay.cli import main
-from replay.tools import compact, verify
-from replay.views import VIEW_NAMES, open_archive
 
 from .archives import T0, make_archive
 from .conftest import same
@@ -182,7 +182,7 @@ def test_compact_killed_midway_loses_nothing_and_finishes_next_time(tmp_path):
     make_archive(tmp_path, [{"type": "bbo", "coin": "ETH"}], 50, flush_rows=5)
     before = list(Replay(tmp_path).messages())
     code = (
-        "import os, signal, sys; from replay.tools import compact; "
+        "import os, signal, sys; from replay.analysis.tools import compact; "
         "compact(sys.argv[1], _after_write=lambda: os.kill(os.getpid(), signal.SIGKILL))"
     )
     killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)])

@@ -19,7 +19,7 @@ import pytest
 from replay import Replay
 from replay.serving.archive_source import ArchiveSource
 from replay.serving.server import HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 
 from .recording import record
 
@@ -54,7 +54,7 @@ def check_answers(out: dict[str, Any]) -> None:
 
 
 def test_typescript_sdk_against_simulate(node):
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=2), rate=20)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=2), rate=20)) as server:
         out = run_ts_client(node, server.base_url)
     check_answers(out)
     assert out["candleSnapshot"] and out["candleSnapshot"][0]["s"] == "BTC"
@@ -62,7 +62,7 @@ def test_typescript_sdk_against_simulate(node):
 
 def test_typescript_sdk_against_serve(node, tmp_path):
     subs = [{"type": "allMids"}, {"type": "trades", "coin": "BTC"}, {"type": "l2Book", "coin": "BTC"}, {"type": "l2Book", "coin": "ETH"}, {"type": "webData2", "user": USER}]
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=2), rate=20)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=2), rate=20)) as server:
         record(tmp_path, server.ws_url, subs, 3.0, meta=True)
     with ServerThread(lambda: HyperliquidServer(ArchiveSource(tmp_path, speed=1.0), rate=None)) as server:
         out = run_ts_client(node, server.base_url)
@@ -100,7 +100,7 @@ def test_typescript_sdk_trades_on_simulate(node):
     from replay.paper.session import synthetic_session
 
     def make() -> HyperliquidServer:
-        market = SyntheticMarket(seed=2)
+        market = SyntheticSource(seed=2)
         return HyperliquidServer(market, rate=20, paper=synthetic_session(market, accounts={eth_address(KEY)}))
 
     with ServerThread(make) as server:
@@ -111,7 +111,7 @@ def test_typescript_sdk_trades_on_serve_paper(node, tmp_path):
     from replay.paper.session import archive_session
 
     subs = [{"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}]
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=2), rate=20)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=2), rate=20)) as server:
         record(tmp_path, server.ws_url, subs, 3.0, meta=True)
     source = ArchiveSource(tmp_path, speed=1.0)
     with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source, accounts={eth_address(KEY)}))) as server:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from replay import Replay
+from replay.analysis.views import open_archive
 from replay.cli import main
-from replay.views import open_archive
 
 
 def test_demo_records_every_channel_then_lists_queries_and_says_what_next(tmp_path):

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from replay import Replay
 from replay.serving.archive_info import ArchiveInfo
 from replay.serving.archive_source import ArchiveSource
-from replay.serving.info import BODY_LIMIT_BYTES, InfoError, parse_info_body
 from replay.serving.server import HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 from schemas import parse_subscription
+from schemas.info import BODY_LIMIT_BYTES, InfoError, parse_info_body
 from schemas.protocol import post_frame
 
 from .archives import make_archive
@@ -91,13 +91,13 @@ def test_bad_bodies_get_the_exchanges_status_and_sentence(body, status, words):
 )
 def test_simulate_info_book_equals_the_streams_book_at_that_tick(seed, coin, joined, later, sig_figs):
     """For any instant, the book /info gives is the book a stream (joined at any earlier tick) sends then."""
-    market = SyntheticMarket(seed=seed)
+    market = SyntheticSource(seed=seed)
     request = {"type": "l2Book", "coin": coin, "nSigFigs": sig_figs}
     sub = parse_subscription({"type": "l2Book", "coin": coin, **({"nSigFigs": sig_figs} if sig_figs else {})})
     stream = market.ticked(sub, joined)
     tick, frame = next(itertools.islice(stream, later, None))
     assert tick == joined + later
-    from replay.serving.synthetic_info import answer
+    from replay.simulator.info import answer
 
     assert answer(market, request, tick) == frame["data"]
 
@@ -107,7 +107,7 @@ def test_simulate_info_book_equals_the_streams_book_at_that_tick(seed, coin, joi
 
 @pytest.fixture(scope="module")
 def simulator():
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=3), rate=20)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=3), rate=20)) as server:
         yield server
 
 
@@ -244,7 +244,7 @@ def recorded(tmp_path_factory) -> Path:
     """An archive recorded from simulate, with meta snapshots and the example's user streams."""
     root = tmp_path_factory.mktemp("served")
     subs = seed_example_subscriptions(ADDRESS) + [{"type": "l2Book", "coin": "BTC"}, {"type": "candle", "coin": "BTC", "interval": "1m"}]
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=5), rate=20)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=5), rate=20)) as server:
         record(root, server.ws_url, subs, 4.0, meta=True)
     return root
 
@@ -309,8 +309,9 @@ def test_serve_without_meta_names_what_to_record(small_archive):
 
 def test_both_servers_answer_every_documented_info_type():
     """The two answer tables are separate (each source answers its own way); neither may drift from the list."""
-    from replay.serving import archive_info, synthetic_info
-    from replay.serving.info import INFO_TYPES
+    from replay.serving import archive_info
+    from replay.simulator import info as synthetic_info
+    from schemas.info import INFO_TYPES
 
     assert set(synthetic_info._HANDLERS) == set(INFO_TYPES)
     assert set(archive_info._HANDLERS) == set(INFO_TYPES)

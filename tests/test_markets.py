@@ -12,12 +12,12 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from recorder.planning.markets import Market, Selection, list_markets, perp_markets, spot_markets
 from recorder.meta import fetch_info, info_url
+from recorder.planning.markets import Market, Selection, list_markets, perp_markets, spot_markets
 from recorder.planning.plan import MarketPlan, RecorderError
 from replay.cli import main
 from replay.serving.server import HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 
 from .recording import archived, events, record
 
@@ -74,7 +74,7 @@ def test_a_plan_past_the_limits_is_refused_with_the_numbers_and_what_to_drop():
 
 @pytest.fixture
 def simulator():
-    market = SyntheticMarket(seed=4, tick_ms=100)
+    market = SyntheticSource(seed=4, tick_ms=100)
     with ServerThread(lambda: HyperliquidServer(market, rate=20)) as server:
         yield server
 
@@ -111,7 +111,7 @@ def test_top_n_records_the_most_traded(simulator, tmp_path):
 
 
 def test_a_market_listed_mid_run_is_recorded_and_a_delisted_one_dropped(tmp_path):
-    market = SyntheticMarket(seed=4, tick_ms=50, coins=["BTC", "ETH"], list_every_s=1.0)
+    market = SyntheticSource(seed=4, tick_ms=50, coins=["BTC", "ETH"], list_every_s=1.0)
     with ServerThread(lambda: HyperliquidServer(market, rate=20)) as server:
         selection = Selection(("all-perps",))
         plan = MarketPlan(selection, ["bbo"], [], [], "1m", fetcher(server))
@@ -143,7 +143,7 @@ def test_coin_all_without_an_info_endpoint_is_one_line_naming_coin_lists(tmp_pat
 
 def test_an_over_limit_plan_is_refused_before_connecting(tmp_path):
     many = [f"C{i}" for i in range(400)]
-    market = SyntheticMarket(seed=1, coins=many)
+    market = SyntheticSource(seed=1, coins=many)
     with ServerThread(lambda: HyperliquidServer(market, rate=1)) as server:
         result = CliRunner().invoke(main, ["record", "--url", server.ws_url, "--coin", "all", "--duration", "1", "--out", str(tmp_path)])
         connections = server.stats["connections"]

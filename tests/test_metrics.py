@@ -16,11 +16,11 @@ from recorder.connection import ConnectionConfig
 from recorder.live import Recorder
 from replay.cli import main
 from replay.serving.server import Faults, HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 from schemas import parse_subscription
 
-from .recording import archived
 from .benchmarks.common import free_port
+from .recording import archived
 
 SUBS = [{"type": "bbo", "coin": "BTC"}, {"type": "trades", "coin": "ETH"}]
 
@@ -51,7 +51,7 @@ def frames(samples: dict) -> float:
 def test_metrics_grow_count_reconnects_and_never_exceed_the_archive(tmp_path):
     port = free_port()
     seen: list[dict] = []
-    market = SyntheticMarket(seed=2, tick_ms=20)
+    market = SyntheticSource(seed=2, tick_ms=20)
     with ServerThread(lambda: HyperliquidServer(market, rate=50, faults=Faults(drop_after_frames=60, connections=frozenset({1, 2})))) as server:
         recorder = Recorder(
             tmp_path, [parse_subscription(s) for s in SUBS], url=server.ws_url, meta=False, status_s=None, flush_seconds=0.5,
@@ -86,7 +86,7 @@ def test_metrics_grow_count_reconnects_and_never_exceed_the_archive(tmp_path):
 def test_health_flips_to_503_during_a_stall_and_back(tmp_path):
     port = free_port()
     states: list[tuple[float, int, str]] = []
-    market = SyntheticMarket(seed=2, tick_ms=20)
+    market = SyntheticSource(seed=2, tick_ms=20)
     with ServerThread(lambda: HyperliquidServer(market, rate=50, faults=Faults(stall_after_frames=40, connections=frozenset({1})))) as server:
         recorder = Recorder(
             tmp_path, [parse_subscription(SUBS[0])], url=server.ws_url, meta=False, status_s=None,
@@ -119,7 +119,7 @@ def test_metrics_option_is_checked_in_one_line(tmp_path):
 
 def test_unknown_paths_point_to_the_endpoints(tmp_path):
     port = free_port()
-    market = SyntheticMarket(seed=2)
+    market = SyntheticSource(seed=2)
     with ServerThread(lambda: HyperliquidServer(market, rate=20)) as server:
         recorder = Recorder(Path(tmp_path), [parse_subscription(SUBS[0])], url=server.ws_url, meta=False, status_s=None, metrics_address=("127.0.0.1", port))
         result: list[int] = []

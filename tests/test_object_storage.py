@@ -15,14 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from replay import Replay
+from replay.analysis.sync import sync
+from replay.analysis.tools import summarize, verify
+from replay.analysis.views import open_archive
 from replay.cli import main
 from replay.serving.archive_info import ArchiveInfo
 from replay.serving.archive_source import ArchiveSource
 from replay.serving.server import HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
-from replay.sync import sync
-from replay.tools import summarize, verify
-from replay.views import open_archive
+from replay.serving.synthetic_source import SyntheticSource
 
 from .archives import make_archive
 from .recording import archived, record
@@ -201,7 +201,7 @@ def test_record_upload_survives_a_store_outage(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
     outage = threading.Timer(1.0, proxy.down)
     back = threading.Timer(9.0, proxy.up)  # longer than the S3 SDK's own retries (about 6 s): ours must carry it
-    market = SyntheticMarket(seed=3)
+    market = SyntheticSource(seed=3)
     try:
         with ServerThread(lambda: HyperliquidServer(market, rate=50)) as server:
             outage.start()

@@ -23,7 +23,7 @@ from replay.paper.signing import sign_action
 from replay.pytest_plugin import FIRST_NS
 from replay.serving.archive_source import ArchiveSource
 from replay.serving.server import HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 
 from .recording import record
 
@@ -34,7 +34,7 @@ GTC = {"limit": {"tif": "Gtc"}}
 
 def simulate(accounts: set[str] | None = None, **market: Any) -> ServerThread:
     def make() -> HyperliquidServer:
-        m = SyntheticMarket(seed=3, start_ms=int(time.time() * 1000) - 60_000, **market)
+        m = SyntheticSource(seed=3, start_ms=int(time.time() * 1000) - 60_000, **market)
         return HyperliquidServer(m, rate=10, paper=synthetic_session(m, accounts=accounts))
 
     return ServerThread(make)
@@ -225,7 +225,7 @@ def recorded(tmp_path_factory) -> Path:
     """An archive recorded from simulate: ETH's book, trades and context, with meta snapshots."""
     root = tmp_path_factory.mktemp("paper")
     subs = [{"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}, {"type": "activeAssetCtx", "coin": "ETH"}, {"type": "allMids"}]
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=9), rate=50)) as server:
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=9), rate=50)) as server:
         record(root, server.ws_url, subs, 4.0, meta=True)
     return root
 

@@ -25,7 +25,6 @@ from schemas.protocol import (
     subscription_response_frame,
     unsubscribe_frame,
 )
-
 from schemas.subscriptions import frame_identifier
 
 from .conftest import load_real_frames

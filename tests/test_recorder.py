@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from recorder.live import Recorder, RecorderError
 from replay.cli import main
 from replay.serving.server import Faults, HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 from schemas import parse_subscription
 
 from .conftest import same
@@ -27,7 +27,7 @@ from .recording import EVERY_CHANNEL, USER, archived, events, record, sent_data
 
 def simulator(log: Path, **kw: Any) -> ServerThread:
     kw.setdefault("rate", 40)
-    market = SyntheticMarket(seed=kw.pop("seed", 11), tick_ms=kw.pop("tick_ms", 1000))
+    market = SyntheticSource(seed=kw.pop("seed", 11), tick_ms=kw.pop("tick_ms", 1000))
     return ServerThread(lambda: HyperliquidServer(market, sent_log=log, **kw))
 
 
@@ -150,7 +150,7 @@ def test_a_frame_routed_by_its_head_whose_body_is_not_json_becomes_a_malformed_e
 
 def test_meta_snapshots_are_stored_and_a_failing_endpoint_is_only_an_event(tmp_path):
     from recorder.meta import SNAPSHOT_KINDS
-    from replay.serving.synthetic_info import meta, perp_dexs, spot_meta
+    from replay.simulator.info import meta, perp_dexs, spot_meta
 
     log = tmp_path / "sent.jsonl"
     with simulator(log) as srv:  # the simulator answers POST /info on the websocket's port, as the exchange does

@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from replay.serving.server import Faults, HyperliquidServer, Limits, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 from schemas import parse_subscription, to_row
 from schemas.protocol import GREETING, DataFrame, Greeting, Malformed, Pong, ServerError, SubscriptionResponse
 
@@ -32,7 +32,7 @@ def run(coro: Any) -> Any:
 
 def server(**kw: Any) -> HyperliquidServer:
     kw.setdefault("rate", None)
-    return HyperliquidServer(SyntheticMarket(seed=kw.pop("seed", 7), tick_ms=kw.pop("tick_ms", 1000)), **kw)
+    return HyperliquidServer(SyntheticSource(seed=kw.pop("seed", 7), tick_ms=kw.pop("tick_ms", 1000)), **kw)
 
 
 def receive(sub: dict[str, Any], n: int, **server_options: Any) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def test_every_channel_is_served_with_hyperliquids_frames(raw):
 
 
 def test_book_bbo_trades_and_mids_agree_at_the_same_tick():
-    market = SyntheticMarket(seed=3)
+    market = SyntheticSource(seed=3)
     frames = {t: market.frames(parse_subscription(s)) for t, s in {
         "l2Book": {"type": "l2Book", "coin": "BTC"}, "bbo": {"type": "bbo", "coin": "BTC"}, "allMids": {"type": "allMids"},
     }.items()}
@@ -85,7 +85,7 @@ def test_book_bbo_trades_and_mids_agree_at_the_same_tick():
         assert float(bids[0]["px"]) < float(mids["mids"]["BTC"]) < float(asks[0]["px"])
         assert all(float(a["px"]) > float(b["px"]) for a, b in zip(bids, bids[1:]))
         assert all(float(a["px"]) < float(b["px"]) for a, b in zip(asks, asks[1:]))
-    market = SyntheticMarket(seed=3)
+    market = SyntheticSource(seed=3)
     books, trades = market.frames(parse_subscription({"type": "l2Book", "coin": "ETH"})), market._ticks("ETH")
     for _ in range(50):
         bids, asks = next(books)["data"]["levels"]
@@ -95,7 +95,7 @@ def test_book_bbo_trades_and_mids_agree_at_the_same_tick():
 
 
 def test_candles_are_built_from_the_trades():
-    market = SyntheticMarket(seed=5, tick_ms=1000)
+    market = SyntheticSource(seed=5, tick_ms=1000)
     end_ms = market.start_ms + 180_000  # three minutes
     last_candle: dict[int, dict] = {}
     for frame in market.frames(parse_subscription({"type": "candle", "coin": "BTC", "interval": "1m"})):
@@ -135,7 +135,7 @@ def test_same_seed_same_frames_different_seed_different_frames():
 
 def test_prerendered_streams_cycle_through_their_first_frames():
     frames = receive({"type": "l2Book", "coin": "BTC"}, 7, prerender=3)
-    expected = list(itertools.islice(SyntheticMarket(seed=7, tick_ms=1000).frames(parse_subscription({"type": "l2Book", "coin": "BTC"})), 3))
+    expected = list(itertools.islice(SyntheticSource(seed=7, tick_ms=1000).frames(parse_subscription({"type": "l2Book", "coin": "BTC"})), 3))
     assert same(frames[:3], expected) and same(frames[3:6], expected) and same(frames[6], expected[0])
 
 

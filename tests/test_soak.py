@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from replay.cli import main
 from replay.serving.server import Faults, HyperliquidServer, ServerThread
-from replay.serving.synthetic import SyntheticMarket
+from replay.serving.synthetic_source import SyntheticSource
 from schemas.protocol import DataFrame, parse_server_frame
 
 from .recording import archived, events
@@ -57,7 +57,7 @@ def _sent(log: Path) -> tuple[list[tuple[int, int, dict]], dict[int, int]]:
 def test_soak_with_faults_sigkill_and_restart(tmp_path, long_run):
     phase_s = 240.0 if long_run else 25.0
     log, root = tmp_path / "sent.jsonl", tmp_path / "archive"
-    market = SyntheticMarket(seed=21, tick_ms=500)
+    market = SyntheticSource(seed=21, tick_ms=500)
     make = lambda: HyperliquidServer(market, rate=60, sent_log=log, fault_schedule=lambda n: SCHEDULE[n % len(SCHEDULE)])  # noqa: E731
     with ServerThread(make) as server:
         first = _record(root, server.ws_url)

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from replay.views import open_archive
+from replay.analysis.views import open_archive
 
 from .archives import make_archive
 from .recording import EVERY_CHANNEL

@@ -9,7 +9,14 @@ from typing import Any, Callable
 import orjson
 
 from schemas.layout import ArchiveError
-from schemas.subscriptions import COIN_TYPES, USER_TYPES, Subscription, SubscriptionError, check_user, parse_subscription
+from schemas.subscriptions import (
+    COIN_TYPES,
+    USER_TYPES,
+    Subscription,
+    SubscriptionError,
+    check_user,
+    parse_subscription,
+)
 
 from ..connection import plan_connections
 from .markets import Selection, list_markets

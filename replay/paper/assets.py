@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from ..serving.info import wire_number
+from schemas.info import wire_number
 
 PERP_MAX_DECIMALS = 6
 SPOT_MAX_DECIMALS = 8

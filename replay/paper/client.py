@@ -43,17 +43,15 @@ class PaperExchange:
     def __init__(
         self,
         replay: Replay,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = DEFAULT_ADDRESS,
         *,
         coins: list[str] | None = None,
         balance: float = 100_000.0,
         assets: dict[int, AssetSpec] | None = None,
     ) -> None:
-        from ..serving.archive_info import ArchiveInfo
-
         self.replay = replay
-        self.address = address.lower()
-        self.assets = assets if assets is not None else archive_assets(replay.root, ArchiveInfo(replay.root))
+        self.address = (address or DEFAULT_ADDRESS).lower()
+        self.assets = assets if assets is not None else archive_assets(replay.root)
         self.session = PaperSession(PaperEngine(self.assets, balance=balance), _PushedFeed())
         self.engine = self.session.engine
         self.engine.account(self.address)
@@ -77,6 +75,7 @@ class PaperExchange:
         self._cursor = 0
         self._pending_snapshots: list[tuple[str, Callback]] = []
         self.now_ns = replay.start_ns or 0
+        replay.attach(self)
 
     # --- the replay's side -------------------------------------------------------------------------
 

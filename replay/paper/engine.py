@@ -20,7 +20,8 @@ import bisect
 import hashlib
 from typing import Any
 
-from ..serving.info import clearinghouse_state, money
+from schemas.info import clearinghouse_state, money
+
 from .accounts import Account, Order
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
 from .book import Book

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from schemas.layout import ArchiveError
 
+from ..meta import MetaSnapshots
 from .assets import AssetSpec, assets_from_meta
 
 
@@ -50,7 +51,7 @@ class SyntheticFeed:
         self.market = market
 
     def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        from ..serving.synthetic import funding_rate, hour_of, l2_book
+        from ..simulator.payloads import funding_rate, hour_of, l2_book
 
         market = self.market
         if coin not in market.coins:
@@ -80,22 +81,22 @@ def _ignore(message: Any) -> None:
 # --- assets ----------------------------------------------------------------------------------------------
 
 
-def archive_assets(root: Any, info: Any | None = None) -> dict[int, AssetSpec]:
+def archive_assets(root: Any) -> dict[int, AssetSpec]:
     """The assets of an archive's ``_meta`` snapshots (the first of each kind); without them, perps
     numbered by name with lot sizes read from the recorded books."""
-    if info is not None:
-        snapshots = {kind: info.snapshots(kind) for kind in ("meta", "spotMeta", "perpDexs")}
-        if snapshots["meta"]:
-            import orjson
+    info = MetaSnapshots(root)
+    snapshots = {kind: info.of_kind(kind) for kind in ("meta", "spotMeta", "perpDexs")}
+    if snapshots["meta"]:
+        import orjson
 
-            meta = orjson.loads(snapshots["meta"][0][1])
-            spot = orjson.loads(snapshots["spotMeta"][0][1]) if snapshots["spotMeta"] else None
-            dexes = []
-            if snapshots["perpDexs"]:
-                for index, dex in enumerate(orjson.loads(snapshots["perpDexs"][0][1])):
-                    if dex and info.snapshots(f"meta:{dex['name']}"):
-                        dexes.append((index, dex["name"], orjson.loads(info.snapshots(f"meta:{dex['name']}")[0][1])))
-            return assets_from_meta(meta, spot, dexes)
+        meta = orjson.loads(snapshots["meta"][0][1])
+        spot = orjson.loads(snapshots["spotMeta"][0][1]) if snapshots["spotMeta"] else None
+        dexes = []
+        if snapshots["perpDexs"]:
+            for index, dex in enumerate(orjson.loads(snapshots["perpDexs"][0][1])):
+                if dex and info.of_kind(f"meta:{dex['name']}"):
+                    dexes.append((index, dex["name"], orjson.loads(info.of_kind(f"meta:{dex['name']}")[0][1])))
+        return assets_from_meta(meta, spot, dexes)
     return inferred_assets(root)
 
 
@@ -121,7 +122,7 @@ def inferred_assets(root: Any) -> dict[int, AssetSpec]:
 
 
 def synthetic_assets(market: Any) -> dict[int, AssetSpec]:
-    from ..serving.synthetic_info import answer, perp_dexs
+    from ..simulator.info import answer, perp_dexs
 
     meta = answer(market, {"type": "meta"}, 0)
     spot = answer(market, {"type": "spotMeta"}, 0)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from ..serving.info import field
+from schemas.info import field
+
 from .engine import Event, PaperEngine
 from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, synthetic_assets
 from .signing import NonceBook, SignatureError, recover_signer
@@ -250,7 +251,7 @@ def synthetic_session(market: Any, *, accounts: set[str] | None = None) -> Paper
 
 def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[str] | None = None) -> PaperSession:
     """``serve --paper``'s paper exchange over an archive source (``ArchiveSource``)."""
-    engine = PaperEngine(archive_assets(source.root, source._info), balance=balance)
+    engine = PaperEngine(archive_assets(source.root), balance=balance)
     return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts)
 
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import orjson
 
-from schemas.layout import META_CHANNEL, ArchiveError
+from schemas.candles import INTERVAL_MS, fold_candle
+from schemas.info import InfoError, exchange_status, field, user_field, window
+from schemas.layout import ArchiveError
 from schemas.subscriptions import CANDLE_INTERVALS, parse_subscription
 
-from ..archive import check_root, find_parts, open_part
+from ..archive import check_root, find_parts
+from ..meta import MetaSnapshots
 from ..replay import Replay
 from ..storage import Store
-from .info import InfoError, exchange_status, field, user_field, window
-from .synthetic import INTERVAL_MS
-from .timeline import fold_candle
 
 META_KINDS = ("perpDexs", "meta", "spotMeta", "metaAndAssetCtxs", "spotMetaAndAssetCtxs")
 
@@ -36,7 +36,7 @@ class ArchiveInfo:
 
     def __init__(self, root: str | os.PathLike[str] | Store) -> None:
         self.root = check_root(root)
-        self._snapshots: list[tuple[int, str, bytes]] | None = None
+        self.meta = MetaSnapshots(self.root)
 
     def answer(self, request: dict[str, Any], at_ns: int) -> Any:
         handler = _HANDLERS[request["type"]]
@@ -44,23 +44,12 @@ class ArchiveInfo:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def snapshots(self, kind: str) -> list[tuple[int, bytes]]:
-        """Every ``_meta`` snapshot of ``kind``, ``(recv_ns, JSON text)`` in time order (read once)."""
-        if self._snapshots is None:
-            rows: list[tuple[int, str, bytes]] = []
-            for part in find_parts(self.root, channels=[META_CHANNEL], include_special=True):
-                table = open_part(part).read(columns=["recv_ns", "kind", "payload"])
-                rows.extend(zip(table["recv_ns"].to_pylist(), table["kind"].to_pylist(), table["payload"].to_pylist()))
-            self._snapshots = sorted(rows)
-        return [(t, p) for t, k, p in self._snapshots if k == kind]
-
     def snapshot(self, kind: str, at_ns: int, hint: str) -> Any:
         """The ``_meta`` snapshot of ``kind`` in force at ``at_ns`` (the first one, if the clock is before it)."""
-        matching = self.snapshots(kind)
-        if not matching:
+        found = self.meta.in_force(kind, at_ns)
+        if found is None:
             raise InfoError(404, f"no {kind} snapshot in the archive: {hint}")
-        before = [p for t, p in matching if t <= at_ns]
-        return orjson.loads(before[-1] if before else matching[0][1])
+        return found
 
     def frames(self, sub: dict[str, Any], at_ns: int | None, start_ns: int | None = None) -> Iterator[dict[str, Any]]:
         """The frames of ``sub`` received in ``[start_ns, at_ns]`` (none when the archive lacks the stream)."""
@@ -213,7 +202,7 @@ def _order_status(source: ArchiveInfo, request: dict[str, Any], at_ns: int) -> A
 def _funding_history(source: ArchiveInfo, request: dict[str, Any], at_ns: int) -> Any:
     coin = field(request, "coin")
     start, end = window(request, at_ns // 1_000_000)
-    snapshots = source.snapshots("metaAndAssetCtxs")
+    snapshots = source.meta.of_kind("metaAndAssetCtxs")
     if not snapshots:
         raise InfoError(404, "no metaAndAssetCtxs snapshot in the archive: record without --no-meta")
     out: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from typing import IO, Any, Protocol
 import orjson
 import uvicorn
 
+from schemas.info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_exchange_body, parse_info_body
 from schemas.protocol import (
     GREETING,
     Ping,
@@ -43,7 +44,6 @@ from schemas.subscriptions import Subscription
 
 from ..paper.session import PAPER_INFO, PAPER_STREAMS, PaperSession, event_frame
 from .faults import GARBLED_TEXT, MALFORMED_TEXT, Faults, Limits
-from .info import BODY_LIMIT_BYTES, InfoError, check_info_request, parse_exchange_body, parse_info_body
 
 PAPER_POLL_S = 0.05  # how often a paper account's streams look for new events
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import archive_size, history_import, object_storage, paper_throughput, recorder_throughput, replay_throughput, server_throughput, sql_vwap
+from . import (
+    archive_size,
+    history_import,
+    object_storage,
+    paper_throughput,
+    recorder_throughput,
+    replay_throughput,
+    server_throughput,
+    sql_vwap,
+)
 from .common import HEADER, machine, round_lines, table
 
 

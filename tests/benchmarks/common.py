@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from recorder.archiver import peak_rss_mb
-from replay.serving.synthetic import SyntheticMarket
+from replay.simulator.market import SyntheticMarket
 from schemas import parse_subscription
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from recorder import ArchiveWriter
 from replay import Replay
-from replay.serving.synthetic import SyntheticMarket
-from replay.sync import sync
-from replay.views import open_archive, partitions_of
+from replay.analysis.sync import sync
+from replay.analysis.views import open_archive, partitions_of
+from replay.simulator.market import SyntheticMarket
 from schemas import parse_subscription
 
 from ..s3server import BUCKET, S3Server

@@ -34,7 +34,19 @@ from schemas.channels import channel_spec
 from schemas.protocol import subscribe_frame
 from schemas.shapes import column_values
 
-from .common import HEADER, Figure, cli_process, interleaved, machine, median_of, round_lines, round_ratios, run_measured, synthetic_frames, table
+from .common import (
+    HEADER,
+    Figure,
+    cli_process,
+    interleaved,
+    machine,
+    median_of,
+    round_lines,
+    round_ratios,
+    run_measured,
+    synthetic_frames,
+    table,
+)
 
 T0 = 1_767_225_600_000_000_000
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 
 from recorder import ArchiveWriter
-from replay.serving.synthetic import SyntheticMarket
-from replay.views import open_archive
+from replay.analysis.views import open_archive
+from replay.simulator.market import SyntheticMarket
 from schemas import parse_subscription
 
 from .common import HEADER, Figure, machine, median_of, table

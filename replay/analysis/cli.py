@@ -1,4 +1,4 @@
-"""The archive commands: ``sql``, ``ls``, ``verify``, ``compact``."""
+"""The archive commands: ``sql``, ``ls``, ``verify``, ``compact``, ``sync``: parse, call the Python API, print."""
 
 from __future__ import annotations
 
@@ -193,54 +193,6 @@ def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target
     if report.finished_interrupted:
         click.echo(f"finished {report.finished_interrupted} interrupted compaction(s)")
     click.echo(f"{report.partitions} partitions: {report.parts_before} parts -> {report.parts_after}, {report.rows:,} rows")
-
-
-DEMO_COINS = ("BTC", "ETH", "@1", "PURR/USDC")
-DEMO_QUERY = (
-    "select coin, count(*) as trades, round(vwap(px, sz), 4) as vwap, round(avg(px), 4) as avg_px, "
-    "min(time) as first, max(time) as last from trades group by 1 order by 1"
-)
-
-
-@click.command()
-@click.option("--seconds", default=20.0, type=float, help="How long to record.")
-@click.option("--out", default="./demo-archive", type=click.Path(file_okay=False), help="Archive directory.")
-@click.option("--rate", default=20.0, type=float, help="Frames per second per subscription from the simulator.")
-@click.pass_context
-def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
-    """The offline tour: a simulated Hyperliquid on loopback, every channel recorded, then ls, SQL and replay."""
-    from .serving.server import HyperliquidServer, ServerThread
-    from .serving.synthetic import DEFAULT_USERS, SyntheticMarket
-
-    group = ctx.find_root().command
-    assert isinstance(group, click.Group)
-    record = group.get_command(ctx.find_root(), "record")  # the recorder's command, joined by entry point
-    if record is None:
-        raise ArchiveError("the record command is not installed: reinstall hlarchive (pip install -e .)")
-    user = DEFAULT_USERS[0]
-    args = ["--out", out, "--duration", str(seconds), "--status-seconds", "2", "--interval", "1m", "--user", user]
-    for coin in DEMO_COINS:
-        args += ["--coin", coin]
-    for channel in ("l2Book", "trades", "bbo", "candle", "activeAssetCtx"):
-        args += ["--channel", channel]
-    for channel in ("userEvents", "userFills", "orderUpdates", "userFundings", "userNonFundingLedgerUpdates", "webData2", "notification", "userTwapSliceFills", "userTwapHistory"):
-        args += ["--sub", orjson.dumps({"type": channel, "user": user}).decode()]
-    args += ["--sub", '{"type":"allMids"}', "--sub", orjson.dumps({"type": "activeAssetData", "user": user, "coin": "BTC"}).decode()]
-    now_ms = int(time.time() * 1000)  # market time follows the wall clock: a tick of 1/rate s, never ahead of it
-    tick_ms = max(1, round(1000 / rate)) if rate else 100
-    with ServerThread(lambda: HyperliquidServer(SyntheticMarket(seed=7, start_ms=now_ms, tick_ms=tick_ms), rate=rate)) as server:
-        click.echo(f"1. a simulated Hyperliquid is listening at {server.ws_url} (hlarchive simulate runs one on its own)", err=True)
-        click.echo(f"2. recording every channel for {seconds:g} s into {out} ...", err=True)
-        record.main(["--url", server.ws_url, *args], prog_name="hlarchive record", standalone_mode=False)
-    click.echo("\n3. what was recorded (hlarchive ls):\n", err=True)
-    ctx.invoke(ls_command, root=out, as_json=False)
-    click.echo(f'\n4. a query (hlarchive sql {out} "{DEMO_QUERY}"):\n', err=True)
-    ctx.invoke(sql, root=out, query=DEMO_QUERY, fmt="table", output=None)
-    click.echo("\n5. next:", err=True)
-    click.echo(f"   hlarchive replay {out} --coin BTC --channel trades | head      # the frames, as JSON lines", err=True)
-    click.echo(f"   hlarchive serve {out}                                          # a local Hyperliquid (/ws, POST /info) replaying them", err=True)
-    click.echo(f"   python -c \"from replay import Replay; r = Replay('{out}'); r.subscribe({{'type': 'l2Book', 'coin': 'BTC'}}, print); r.run()\"", err=True)
-    click.echo("   hlarchive record --coin BTC --channel l2Book --channel trades  # the real thing, from Hyperliquid mainnet", err=True)
 
 
 @click.command("sync")

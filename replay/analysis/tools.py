@@ -32,8 +32,8 @@ from schemas.layout import (
     read_metadata,
 )
 
-from .archive import Part, check_root, find_parts, open_part, read_footer
-from .storage import Store
+from ..archive import Part, check_root, find_parts, open_part, read_footer
+from ..storage import Store
 
 COMPACT_DIR = "_compact"
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .synthetic import CoinMarket, SyntheticMarket
+from schemas.candles import fold_candle
+
+from .coins import CoinMarket
 
 CHECKPOINT_EVERY = 512  # ticks between two saved states of a coin's market
 CHECKPOINTS_KEPT = 256  # the newest kept: streams start at the current tick, never far back
@@ -59,8 +61,9 @@ class Timeline:
     """Each coin's market walked forward tick by tick (``CoinMarket.step``), with a saved state every
     ``CHECKPOINT_EVERY`` ticks so a market at any recent tick is a clone and a few steps away."""
 
-    def __init__(self, market: SyntheticMarket) -> None:
-        self._market = market
+    def __init__(self, new_market: Callable[[str], CoinMarket], intervals_ms: Mapping[str, int]) -> None:
+        self._new_market = new_market  # a coin's market at its first tick
+        self._intervals_ms = intervals_ms
         self._head: dict[str, CoinMarket] = {}
         self._checkpoints: dict[str, dict[int, CoinMarket]] = {}
         self._candles: dict[str, dict[str, _CandleBook]] = {}
@@ -69,10 +72,10 @@ class Timeline:
         """The shared market of ``coin`` walked to tick ``n`` (ticks only move forward; read, don't step it)."""
         head = self._head.get(coin)
         if head is None:
-            head = self._head[coin] = self._market.market(coin)
+            head = self._head[coin] = self._new_market(coin)
             head.trades()
             self._checkpoints[coin] = {0: head.clone()}
-            self._candles[coin] = {i: _CandleBook(span) for i, span in self._market.intervals_ms.items()}
+            self._candles[coin] = {i: _CandleBook(span) for i, span in self._intervals_ms.items()}
             self._record(coin, head)
         while head.n < n:
             head.step()
@@ -91,7 +94,7 @@ class Timeline:
             return head.clone()
         saved = self._checkpoints[coin]
         base = max((k for k in saved if k <= n), default=None)
-        market = saved[base].clone() if base is not None else self._market.market(coin)
+        market = saved[base].clone() if base is not None else self._new_market(coin)
         if base is None:
             market.trades()
         while market.n < n:
@@ -116,38 +119,3 @@ class Timeline:
         trades = m.trades()
         for interval, book in self._candles[coin].items():
             book.current = fold_candle(book.current, trades, coin, interval, book.span_ms, m.time_ms, m.spec.sz_decimals, book.closed)
-
-
-def fold_candle(
-    candle: dict[str, Any] | None,
-    trades: list[dict[str, Any]],
-    coin: str,
-    interval: str,
-    span_ms: int,
-    time_ms: int,
-    sz_decimals: int,
-    closed: deque[dict[str, Any]] | None = None,
-) -> dict[str, Any] | None:
-    """The candle after one tick's trades: a candle opens with the first trade of its interval."""
-    from .synthetic import fmt_sz
-
-    t = time_ms - time_ms % span_ms
-    if candle is not None and candle["t"] != t:
-        if closed is not None:
-            closed.append(candle)
-        candle = None
-    for trade in trades:
-        if candle is None:
-            px = trade["px"]
-            candle = {"t": t, "T": t + span_ms - 1, "s": coin, "i": interval, "o": px, "c": px, "h": px, "l": px, "v": "0.0", "n": 0}
-        else:
-            candle = dict(candle)
-        px = float(trade["px"])
-        candle["c"] = trade["px"]
-        if px > float(candle["h"]):
-            candle["h"] = trade["px"]
-        if px < float(candle["l"]):
-            candle["l"] = trade["px"]
-        candle["v"] = fmt_sz(float(candle["v"]) + float(trade["sz"]), sz_decimals)
-        candle["n"] += 1
-    return candle

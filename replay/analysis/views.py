@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
 from typing import Collection
 
 import duckdb
@@ -24,8 +23,8 @@ from schemas.channels import channel_spec
 from schemas.layout import EVENTS_CHANNEL, META_CHANNEL, escape
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, data_schema
 
-from .archive import check_root
-from .storage import Store
+from ..archive import check_root
+from ..storage import Store
 
 # partition (subscription type) -> the wire channel whose shape its typed columns have
 BASES = {

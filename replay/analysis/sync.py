@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from schemas.layout import ArchiveError
 
-from .archive import Part, check_root, find_parts, read_footer
-from .storage import Store, open_store, storage_error
+from ..archive import Part, check_root, find_parts, read_footer
+from ..storage import Store, open_store, storage_error
 
 COPY_CHUNK = 8 << 20
 

@@ -1,6 +1,6 @@
 """``POST /info`` answers of the synthetic market, read from the same ticks its streams send.
 
-Pure: the tick is an argument (``SyntheticMarket.info`` turns the wall time into it). Shapes follow
+Pure: the tick is an argument (the serving layer's ``SyntheticSource.info`` turns the wall time into it). Shapes follow
 the exchange's answers (the SDK's cassettes, its ``utils/types.py``); every address is a funded
 account of ``market.balance`` USDC with no positions (the synthetic user streams are sample traffic
 for recording, not the account's trades).
@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from schemas.candles import INTERVAL_MS
+from schemas.info import (
+    InfoError,
+    clearinghouse_state,
+    exchange_status,
+    field,
+    spot_clearinghouse_state,
+    user_field,
+    window,
+)
 from schemas.subscriptions import CANDLE_INTERVALS, is_spot_coin
 
-from .info import InfoError, clearinghouse_state, exchange_status, field, spot_clearinghouse_state, user_field, window
-from .synthetic import (
-    INTERVAL_MS,
-    CoinMarket,
-    all_mids,
-    fmt,
-    funding_rate,
-    hour_of,
-    l2_book,
-    order_of_fill,
-    perp_ctx,
-    spot_ctx,
-    user_fills_at,
-)
-
-if TYPE_CHECKING:
-    from .synthetic import SyntheticMarket
+from .coins import CoinMarket, fmt
+from .market import SyntheticMarket
+from .payloads import all_mids, funding_rate, hour_of, l2_book, order_of_fill, perp_ctx, spot_ctx, user_fills_at
 
 FILLS_LOOKBACK_TICKS = 3000  # user fills are rebuilt from this many ticks back at most
 KNOWN_SPOT_TOKENS = {1: "HFUN", 107: "HYPE", 142: "UBTC"}
