@@ -21,6 +21,7 @@ ALL = "_all"  # the coin partition of streams that are not per coin
 EVENTS_CHANNEL = "_events"
 META_CHANNEL = "_meta"
 JOURNAL_DIR = "_journal"
+IMPORTS_DIR = "_imports"  # one marker a source file imported whole (and one a set of fills paired across files)
 
 _PART = re.compile(r"part-(?P<first>\d+)-(?P<session>[A-Za-z0-9_]+)-(?P<n>\d+)\.parquet")
 _SESSION = re.compile(r"[A-Za-z0-9_]{1,64}")

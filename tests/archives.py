@@ -41,3 +41,21 @@ def make_archive(
 
 def first(iterable: Any, n: int) -> list[Any]:
     return list(itertools.islice(iterable, n))
+
+
+def archive_differences(a: Path, b: Path) -> list[str]:
+    """Where two archives differ: per channel, the rows one holds and the other does not (duplicates
+    count: EXCEPT ALL both ways), and channels only one has. Empty when they hold the same rows."""
+    import duckdb
+
+    con = duckdb.connect()
+    channels_a = {p.name for p in a.glob("channel=*")}
+    channels_b = {p.name for p in b.glob("channel=*")}
+    problems = [f"{c} only in {a}" for c in sorted(channels_a - channels_b)] + [f"{c} only in {b}" for c in sorted(channels_b - channels_a)]
+    for channel in sorted(channels_a & channels_b):
+        left, right = (f"read_parquet('{root}/{channel}/*/*/*.parquet', hive_partitioning = true, union_by_name = true)" for root in (a, b))
+        for first, second, name in ((left, right, a), (right, left, b)):
+            extra = con.execute(f"select count(*) from (select * from {first} except all select * from {second})").fetchone()[0]
+            if extra:
+                problems.append(f"{channel}: {extra} row(s) only in {name}")
+    return problems

@@ -180,7 +180,7 @@ def test_import_command_reports_and_shows_progress(tmp_path):
     make_history(source)
     result = CliRunner().invoke(main, ["import", str(source), "--root", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
-    assert "importing: 7 file(s)" in result.output and "134 rows (" in result.output  # progress: files, MB, rows and rows/s
+    assert "importing: 7/7 file(s)" in result.output and "134 rows (" in result.output and "MB/s" in result.output  # files done / total, MB, MB/s, rows, rows/s
     assert "trades frames from 7 file(s)" in result.output
     again = CliRunner().invoke(main, ["import", str(source), "--root", str(tmp_path / "a"), "--silent"])
     assert "7 file(s) imported before, skipped" in again.output

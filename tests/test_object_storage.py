@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 import pyarrow.fs as pafs
@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from replay import Replay
 from replay.analysis.sync import sync
-from replay.analysis.tools import summarize, verify
+from replay.analysis.inventory import summarize, verify
 from replay.analysis.views import open_archive
 from replay.cli import main
 from replay.serving.archive_info import ArchiveInfo
@@ -26,7 +26,7 @@ from replay.serving.synthetic_source import SyntheticSource
 
 from .archives import make_archive
 from .recording import archived, record
-from .s3server import BUCKET, OutageProxy, S3Server
+from .s3server import BUCKET, OutageProxy
 
 SUBS = [
     {"type": "l2Book", "coin": "BTC"},
@@ -35,22 +35,6 @@ SUBS = [
     {"type": "bbo", "coin": "ETH"},
     {"type": "allMids"},
 ]
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("seaweedfs")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch) -> S3Server:
-    for key, value in s3_server.env().items():
-        monkeypatch.setenv(key, value)
-    return s3_server
 
 
 _n = [0]

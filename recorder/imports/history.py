@@ -41,14 +41,16 @@ from schemas.history import (
     node_trade,
 )
 from schemas.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, order_counts, pair_fills
-from schemas.layout import ArchiveError, parse_part_name
+from schemas.layout import IMPORTS_DIR, ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..writer import ArchiveWriter
+from .pairing import pair_across_files
+from .workers import FileProgress, run_files
 
 T = TypeVar("T")
-MARKERS = "_imports"
+MARKERS = IMPORTS_DIR
 HEAD_BYTES = 1 << 20  # the content part of a file's identity: its size and first and last MiB
 
 
@@ -72,6 +74,8 @@ class HistoryReport:
     bytes_read: int = 0
     seconds: float = 0.0
     by_dataset: dict[str, int] = field(default_factory=dict)
+    rows_in_flight: int = 0  # written by files still being imported (for progress)
+    workers: int = 0  # files being imported right now
 
 
 # --- where the files are ------------------------------------------------------------------------------
@@ -326,54 +330,95 @@ def _read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
         thread.join()
 
 
+@dataclass
+class FileResult:
+    """What one file added; ``unpaired`` are its fills whose other side it did not hold (kept in its
+    marker too, so a neighbouring hour imported later, by any worker, can still pair them)."""
+
+    key: str
+    dataset: str
+    size: int
+    rows: int
+    trades: int
+    unpaired: list[Any] = field(default_factory=list)  # [recv_ns, user, fill]
+
+
+
+
 def import_history(
     locations: list[str],
     root: str | os.PathLike[str],
     *,
     dataset: str | None = None,
     progress: Callable[[HistoryReport, int], None] | None = None,
+    jobs: int = 1,
 ) -> HistoryReport:
-    """Import every file under ``locations`` into the archive at ``root``; see the module's docstring."""
+    """Import every file under ``locations`` into the archive at ``root``, ``jobs`` files at a time
+    (worker processes when more than one); see the module's docstring. The archive is the same
+    whatever ``jobs``: each file is imported alone, and fills that pair across files are paired last."""
+    if "://" in str(root):
+        raise ArchiveError(f"--root {root}: a local import writes to a directory; to land in object storage, import with --spark, or import here and `hlarchive sync` it")
     root = Path(root)
     sources = list_sources(locations, dataset)
     total = sum(s.size for s in sources)
     report = HistoryReport()
-    pairer = FillPairer()
     started = time.monotonic()
     (root / MARKERS).mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        session = identity(source)
-        marker = root / MARKERS / f"{session}.json"
-        if marker.exists():
-            report.skipped += 1
-            report.bytes_read += source.size
-            continue
-        _remove_session(root, session)  # parts of an interrupted run of this file
-        try:
-            rows, trades = _import_file(source, root, session, pairer, report, progress, total)
-        except BaseException:
-            _remove_session(root, session)
-            raise
-        _write_marker(marker, {"key": source.key, "location": source.location, "dataset": source.dataset, "rows": rows, "trades": trades, "size": source.size})
-        report.files += 1
-        report.rows += rows
-        report.trades += trades
-        report.by_dataset[source.dataset] = report.by_dataset.get(source.dataset, 0) + rows
-    report.unpaired_fills = len(pairer.pending)
+
+    def show(bytes_read: int, rows_in_flight: int, busy: int) -> None:
+        report.bytes_read, report.rows_in_flight, report.workers = bytes_read, rows_in_flight, busy
+        if progress:
+            progress(report, total)
+
+    for source, result in run_files(sources, root, import_file, jobs=jobs, on_progress=show):
+        add_result(report, source, result)
+    pairing = pair_across_files(root)
+    report.trades += pairing.trades
+    report.unpaired_fills = pairing.unpaired
     report.seconds = time.monotonic() - started
+    report.bytes_read, report.rows_in_flight, report.workers = total, 0, 0
     if progress:
         progress(report, total)
     return report
 
 
-def _import_file(
-    source: Source, root: Path, session: str, pairer: FillPairer, report: HistoryReport,
-    progress: Callable[[HistoryReport, int], None] | None, total: int,
-) -> tuple[int, int]:
+def add_result(report: HistoryReport, source: Source, result: FileResult | None) -> None:
+    """Count one file's outcome (``None``: imported before, skipped) into ``report``."""
+    if result is None:
+        report.skipped += 1
+        return
+    report.files += 1
+    report.rows += result.rows
+    report.trades += result.trades
+    report.by_dataset[source.dataset] = report.by_dataset.get(source.dataset, 0) + result.rows
+
+
+def import_file(source: Source, root: Path, on_progress: FileProgress | None = None) -> FileResult | None:
+    """One file into ``root``, whole or not at all; ``None`` when its marker says it is in already.
+
+    Parts of an earlier, interrupted run of the same file (no marker) are removed first, and so are
+    this run's when it fails; the marker is written after the last part commits."""
+    session = identity(source)
+    marker = root / MARKERS / f"{session}.json"
+    if marker.exists():
+        return None
+    _remove_session(root, session)
+    pairer = FillPairer()
+    try:
+        rows, trades = _import_file(source, root, session, pairer, on_progress)
+    except BaseException:
+        _remove_session(root, session)
+        raise
+    unpaired = [[recv_ns, user, fill] for recv_ns, user, fill in pairer.pending.values()]
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    _write_marker(marker, {"key": source.key, "location": source.location, "dataset": source.dataset, "rows": rows, "trades": trades, "size": source.size, "unpaired": unpaired})
+    return FileResult(source.key, source.dataset, source.size, rows, trades, unpaired)
+
+
+def _import_file(source: Source, root: Path, session: str, pairer: FillPairer, on_progress: FileProgress | None) -> tuple[int, int]:
     rows = trades = 0
     subs = _Subscriptions()
     counted = _Counted(_open(source))
-    before = report.bytes_read
     number = 0
     try:
         with ArchiveWriter(root, session=session, source_url=source.key, background=True) as writer:
@@ -391,9 +436,8 @@ def _import_file(
                                     r, t = _write_line(writer, source.dataset, line, pairer, subs)
                                     rows += r
                                     trades += t
-                        if progress:
-                            report.bytes_read = before + counted.count
-                            progress(report, total)
+                        if on_progress:
+                            on_progress(counted.count, rows)
             else:
                 lines = _lines(io.BufferedReader(counted, 1 << 20))
                 if source.dataset == "asset_ctxs":
@@ -405,16 +449,14 @@ def _import_file(
                     r, t = _write_line(writer, source.dataset, line, pairer, subs)
                     rows += r
                     trades += t
-                    if progress and number % 20_000 == 0:
-                        report.bytes_read = before + counted.count
-                        progress(report, total)
+                    if on_progress and number % 20_000 == 0:
+                        on_progress(counted.count, rows)
     except HistoryError as exc:
         raise ArchiveError(f"{source.location}, line {number}: {exc}; nothing of this file was imported") from None
     except (RuntimeError, EOFError, OSError) as exc:  # lz4's "truncated frame", a read error
         raise ArchiveError(f"{source.location}, line {number + 1}: cannot decode the LZ4 frame ({_one_line(exc)}); nothing of this file was imported") from None
     finally:
         counted.inner.close()
-    report.bytes_read = before + source.size
     return rows, trades
 
 
