@@ -175,28 +175,54 @@ def recover_command(root: str) -> None:
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The archive to import into.")
 @click.option("--dataset", type=click.Choice(["jsonl", *DATASETS]), default=None, help="What the sources are; default: told by their key layout (market_data/…/l2Book, asset_ctxs/, node_fills_by_block/, node_fills/, node_trades/, .lz4) or JSON lines.")
 @click.option("--start", default=None, help="JSON lines: receive time of a first line that has none (ISO-8601 or epoch ms).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="History files imported at once, each by its own process (default: one a core). The archive is the same whatever the number.")
+@click.option("--spark", "spark_master", default=None, metavar="MASTER", help="Run the import as a Spark job (local[2], spark://host:7077, yarn...): one task a file; needs the spark extra on the driver and the executors.")
 @click.option("--silent", is_flag=True, help="No progress on stderr.")
-def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, silent: bool) -> None:
+def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, jobs: int | None, spark_master: str | None, silent: bool) -> None:
     """Import Hyperliquid's published history (L2 snapshots, asset contexts, node fills, node trades:
     a directory in the buckets' layout, .lz4 files, or s3:// prefixes, requester-pays), or JSON lines
     of websocket frames from other collectors (gzip or not). Importing the same file twice adds nothing."""
     if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
+        if spark_master:
+            raise click.UsageError("--spark imports Hyperliquid's history files (.lz4), not JSON lines")
         _import_json_lines(sources, root, start, silent)
         return
-    from .imports.history import import_history
+    from .imports.history import list_sources
+    from .imports.workers import default_jobs
+
+    if spark_master and jobs:
+        raise click.UsageError("--jobs is for a local import; with --spark, Spark's executors set the parallelism")
+    n_files = len(list_sources(list(sources), dataset))
 
     def progress(report: Any, total: int) -> None:
         if silent:
             return
-        rate = report.rows / max(time.monotonic() - began, 1e-9)
+        seconds = max(time.monotonic() - began, 1e-9)
+        rows = report.rows + report.rows_in_flight
         click.echo(
-            f"\rimporting: {report.files + report.skipped} file(s), {report.bytes_read / 1e6:,.1f}/{total / 1e6:,.1f} MB, "
-            f"{report.rows:,} rows ({rate:,.0f}/s)   ",
+            f"\rimporting: {report.files + report.skipped}/{n_files} file(s), {report.bytes_read / 1e6:,.1f}/{total / 1e6:,.1f} MB "
+            f"({report.bytes_read / 1e6 / seconds:,.1f} MB/s), {rows:,} rows ({rows / seconds:,.0f}/s)"
+            + (f", {report.workers} at work" if report.workers > 1 else "") + "   ",
             err=True, nl=False,
         )
 
     began = time.monotonic()
-    report = import_history(list(sources), root, dataset=dataset, progress=progress)
+    try:
+        if spark_master:
+            from .imports.spark import import_with_spark
+
+            def tasks(done: int, total: int, running: int, failed: int) -> None:
+                if not silent:
+                    click.echo(f"\rspark: {done}/{total} file(s) done, {running} running" + (f", {failed} failed attempt(s) retried" if failed else "") + "   ", err=True, nl=False)
+
+            report = import_with_spark(list(sources), root, spark_master, dataset=dataset, on_tasks=tasks)
+        else:
+            from .imports.history import import_history
+
+            report = import_history(list(sources), root, dataset=dataset, progress=progress, jobs=jobs or default_jobs())
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: files imported whole stay, the ones being imported left nothing behind; run the same command again to finish", err=True)
+        sys.exit(130)
     if not silent:
         click.echo("", err=True)
     parts = ", ".join(f"{n:,} {d}" for d, n in sorted(report.by_dataset.items()))
