@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from recorder import ArchiveWriter
 from recorder.imports.history import import_history
 from replay import Replay
-from replay.analysis.tools import compact, verify
+from replay.analysis.compaction import compact
+from replay.analysis.inventory import verify
 from replay.analysis.views import VIEW_NAMES, open_archive
 from replay.cli import main
 
@@ -182,7 +183,7 @@ def test_compact_killed_midway_loses_nothing_and_finishes_next_time(tmp_path):
     make_archive(tmp_path, [{"type": "bbo", "coin": "ETH"}], 50, flush_rows=5)
     before = list(Replay(tmp_path).messages())
     code = (
-        "import os, signal, sys; from replay.analysis.tools import compact; "
+        "import os, signal, sys; from replay.analysis.compaction import compact; "
         "compact(sys.argv[1], _after_write=lambda: os.kill(os.getpid(), signal.SIGKILL))"
     )
     killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)])
@@ -217,3 +218,18 @@ def test_import_json_lines_from_other_collectors(tmp_path, real_frames):
     assert times[-1][0] == 1767323045123456000
     missing = CliRunner().invoke(main, ["import", str(tmp_path / "nope.jsonl"), "--root", str(tmp_path / "b")])
     assert missing.exit_code == 2 and "no file" in missing.output
+
+
+def test_compact_in_parallel_gives_the_rows_one_process_gives(tmp_path):
+    import shutil
+
+    from .archives import archive_differences
+
+    original = tmp_path / "original"
+    make_archive(original, [{"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "ETH"}, {"type": "bbo", "coin": "SOL"}], 40, flush_rows=6)
+    for jobs in (1, 2):
+        shutil.copytree(original, tmp_path / f"jobs{jobs}")
+        report = compact(tmp_path / f"jobs{jobs}", jobs=jobs)
+        assert (report.partitions, report.parts_after, report.rows) == (3, 3, 120)
+    assert archive_differences(original, tmp_path / "jobs1") == [] and archive_differences(original, tmp_path / "jobs2") == []
+    assert len(list((tmp_path / "jobs2").rglob("*.parquet"))) == 3 and verify(tmp_path / "jobs2").ok

@@ -143,7 +143,7 @@ def _time(ns: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def ls_command(root: str, as_json: bool) -> None:
     """What the archive holds: channels, coins, dates, parts, rows, bytes, time span, gaps."""
-    from .tools import summarize
+    from .inventory import summarize
 
     summary = summarize(root)
     if as_json:
@@ -168,7 +168,7 @@ def ls_command(root: str, as_json: bool) -> None:
 @click.argument("root", type=click.Path(file_okay=False))
 def verify(root: str) -> None:
     """Read every part; check format versions, duplicate (session, seq), leftover journals. Exit 1 on a problem."""
-    from .tools import verify as verify_archive
+    from .inventory import verify as verify_archive
 
     result = verify_archive(root, progress=progress_line("verifying parts"))
     for note in result.notes:
@@ -185,11 +185,15 @@ def verify(root: str) -> None:
 @click.option("--channel", "channels", multiple=True, help="Only these channels (subscription types).")
 @click.option("--date", "dates", multiple=True, help="Only these UTC dates (YYYY-MM-DD).")
 @click.option("--target-rows", default=1_000_000, show_default=True, type=int, help="Rows per compacted part at most.")
-def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int) -> None:
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Partitions compacted at once, each by its own process (default: one a core).")
+def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int, jobs: int | None) -> None:
     """Merge each partition's small parts into large ones, atomically and in order."""
-    from .tools import compact as compact_archive
+    import os
 
-    report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"))
+    from .compaction import compact as compact_archive
+
+    jobs = jobs or len(os.sched_getaffinity(0))
+    report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"), jobs=jobs)
     if report.finished_interrupted:
         click.echo(f"finished {report.finished_interrupted} interrupted compaction(s)")
     click.echo(f"{report.partitions} partitions: {report.parts_before} parts -> {report.parts_after}, {report.rows:,} rows")
