@@ -95,15 +95,17 @@ def _subscriptions_option(subs: tuple[str, ...], coins: tuple[str, ...], channel
 @click.option("--order", type=click.Choice(["recv", "exchange"]), default="recv", help="Receipt order or exchange-time order.")
 @click.option("--with-ts", is_flag=True, help="Prefix each line with its receive time (epoch ns) and a space (jsonl only).")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "json"]), default="jsonl", help="jsonl: one frame a line (for jq, grep, line tools); json: one JSON array of frames (for tools that read a whole document).")
-def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, speed: float | None, order: str, with_ts: bool, output_format: str) -> None:
+@click.option("--on-gap", type=click.Choice(["mark", "fail", "ignore"]), default="mark", help="mark: list the replayed streams' gaps on stderr at the end; fail: stop where the first begins, exit 3; ignore: say nothing.")
+def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, speed: float | None, order: str, with_ts: bool, output_format: str, on_gap: str) -> None:
     """Print archived frames on stdout, in order, as the exchange sent them (pipe to jq)."""
+    from .gaps import GapError
     from .replay import Replay
 
     if with_ts and output_format != "jsonl":
         raise click.BadParameter("a receive-time prefix makes lines that are not JSON; use --format jsonl", param_hint="--with-ts")
     if speed is not None and speed <= 0:
         raise click.BadParameter("give a positive factor (1.0 = real time)", param_hint="--speed")
-    replay = Replay(root, start, end, order=order)
+    replay = Replay(root, start, end, order=order, on_gap={"fail": "raise"}.get(on_gap, on_gap))
     for sub in _subscriptions_option(subs, coins, channels):
         replay.subscribe(sub, _noop)
     out = sys.stdout.buffer
@@ -125,6 +127,19 @@ def replay_command(root: str, subs: tuple[str, ...], coins: tuple[str, ...], cha
         out.flush()
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         sys.stderr.close()
+        return
+    except GapError as exc:
+        out.flush()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(3)
+    if on_gap == "mark":
+        found = replay.gaps()
+        if found:
+            click.echo(f"{len(found)} gap(s) in the replayed streams (--on-gap fail stops at the first):", err=True)
+            for gap in found[:20]:
+                click.echo(f"  {gap.describe()}", err=True)
+            if len(found) > 20:
+                click.echo(f"  ... and {len(found) - 20} more (hlarchive coverage lists them all)", err=True)
 
 
 def _array_items(lines: Iterator[bytes]) -> Iterator[bytes]:
@@ -196,10 +211,10 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
 
 
 def _register() -> None:
-    from .analysis.cli import compact, ls_command, sql, sync_command, verify
+    from .analysis.cli import compact, coverage_command, ls_command, sql, sync_command, verify
     from .serving.cli import serve, simulate
 
-    for command in (simulate, serve, sql, ls_command, verify, compact, sync_command):
+    for command in (simulate, serve, sql, ls_command, coverage_command, verify, compact, sync_command):
         main.add_command(command)
 
 

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.gaps import Gap
 from schemas.layout import EVENTS_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
 from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
+from .gaps import GapError, archive_gaps, check_policy, gaps_in
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ class Summary:
     frames: Counter[str] = field(default_factory=Counter)
     first_recv_ns: int | None = None
     last_recv_ns: int | None = None
+    gaps: list[Gap] = field(default_factory=list)  # on_gap="mark": the holes of the replayed streams in the window
 
     @property
     def total(self) -> int:
@@ -105,7 +108,9 @@ class Replay:
     ``start``/``end`` bound the receive time (datetime, ISO-8601 text or epoch ms; ``end`` inclusive).
     ``order="exchange"`` sorts by the exchange time frames carry. ``on_event`` receives the
     recorder's connection events (disconnects, reconnects, stalls...) in order with the frames, so a
-    strategy can see gaps. ``clock`` is where real-time replay waits: tests pass a simulated one.
+    strategy can see gaps. ``on_gap``: ``"mark"`` lists the replayed streams' gaps (``gaps()``, and
+    ``run()``'s summary), ``"raise"`` stops with a ``GapError`` where the first begins, ``"ignore"``
+    does neither. ``clock`` is where real-time replay waits: tests pass a simulated one.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Replay:
         order: str = "recv",
         clock: Clock | None = None,
         on_event: Callback | None = None,
+        on_gap: str = "mark",
     ) -> None:
         if order not in ORDERS:
             raise ArchiveError(f"bad order {order!r}: use 'recv' (receipt order) or 'exchange' (exchange time)")
@@ -128,6 +134,8 @@ class Replay:
         self.order = order
         self.clock = clock or WallClock()
         self.on_event = on_event
+        self.on_gap = check_policy(on_gap)
+        self._gaps: list[Gap] | None = None
         # stream -> (subscription, (id, callback) pairs): a tuple, replaced on change, so a run
         # iterates it without a copy per frame and a callback may unsubscribe safely
         self._subscriptions: dict[str, tuple[Subscription, tuple[tuple[int, Callback], ...]]] = {}
@@ -212,10 +220,36 @@ class Replay:
             self.parts_opened = parts
             yield from merge(parts, streams=streams, order=self.order, decode=decode, **bounds)
 
+    def gaps(self) -> list[Gap]:
+        """The gaps of the subscribed streams (of every stream when none is) that overlap the window,
+        read from the recorder's events: each with its stream, start, end, cause and what resumes it."""
+        if self._gaps is None:
+            self._gaps = archive_gaps(self._store)
+        return gaps_in(self._gaps, set(self._subscriptions) or None, self.start_ns, self.end_ns)
+
+    def _first_gap_ns(self) -> tuple[int, Gap] | None:
+        """With ``on_gap="raise"``: where the replay must stop, and the gap there."""
+        if self.on_gap != "raise":
+            return None
+        found = self.gaps()
+        if not found:
+            return None
+        first = min(found, key=lambda g: g.start_ns)
+        return max(first.start_ns, self.start_ns or first.start_ns), first
+
     def items(self, speed: float | None = None, *, decode: str = "dicts") -> Iterator[Item]:
         """Frames (and, with ``on_event``, events) in order, with their keys; ``speed`` paces them
         against the receive times (1.0 = real time) on ``clock``. ``decode="bytes"``: frames as their
         JSON text (events stay dicts)."""
+        stop = self._first_gap_ns()
+        if stop is not None:
+            if self.start_ns is not None and stop[0] <= self.start_ns:
+                raise GapError(stop[1])
+            yield from _until(self._paced(speed, decode), stop)
+            return
+        yield from self._paced(speed, decode)
+
+    def _paced(self, speed: float | None, decode: str) -> Iterator[Item]:
         if speed is None:
             with quiet_gc():
                 yield from self._merged(decode)
@@ -263,7 +297,7 @@ class Replay:
     # --- the direct path: parts that do not overlap in time need no merge -------------------------
 
     def _direct_ok(self) -> bool:
-        return self.on_event is None and self.order == "recv" and self._attached is None and self._store.local
+        return self.on_event is None and self.order == "recv" and self._attached is None and self._store.local and self.on_gap != "raise"
 
     def _direct(self, decode: str, *, with_recv: bool = True) -> Iterator[tuple[Any, Any]]:
         """``(batch, its frames)`` in receive order. A day whose parts do not overlap in time (one
@@ -319,6 +353,8 @@ class Replay:
     def run(self, speed: float | None = None) -> Summary:
         """Deliver every subscribed frame to its callbacks on this thread; ``speed`` 1.0 is real time."""
         summary = Summary()
+        if self.on_gap == "mark":
+            summary.gaps = self.gaps()
         if speed is None and len(self._subscriptions) == 1 and self._direct_ok():
             return self._run_direct(summary)
         counts: dict[str, int] = {}
@@ -415,6 +451,16 @@ class _Pacer:
 # what the direct path reads: the filters' columns and the frame's (a part's other columns, strings
 # repeated on every row, would cost as much to read as the frame's text costs to render)
 _DIRECT_COLUMNS = ("recv_ns", "stream", "wire_channel", "data", "raw")
+
+
+def _until(items: Iterator[Item], stop: tuple[int, Gap]) -> Iterator[Item]:
+    """``items`` up to where the gap begins; there, a ``GapError``."""
+    at, gap = stop
+    for item in items:
+        if item.recv_ns >= at:
+            raise GapError(gap)
+        yield item
+    raise GapError(gap)  # the gap is in the window: the stream ended in it
 
 
 class _OneRow(NamedTuple):
