@@ -150,10 +150,10 @@ def ls_command(root: str, as_json: bool) -> None:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
     rows = [
-        (p["channel"], p["coin"], f"{p['first_date']}..{p['last_date']}" if p["days"] > 1 else p["first_date"], p["parts"], f"{p['rows']:,}", _human_bytes(p["bytes"]), _time(p["first_recv_ns"]), _time(p["last_recv_ns"]))
+        (p["channel"], p["coin"], f"{p['first_date']}..{p['last_date']}" if p["days"] > 1 else p["first_date"], p["parts"], f"{p['rows']:,}", _human_bytes(p["bytes"]), _time(p["first_recv_ns"]), _time(p["last_recv_ns"]), p["verdict"])
         for p in summary["partitions"]
     ]
-    print_table(["channel", "coin", "dates", "parts", "rows", "bytes", "first (UTC)", "last (UTC)"], rows, sys.stdout)
+    print_table(["channel", "coin", "dates", "parts", "rows", "bytes", "first (UTC)", "last (UTC)", "verdict"], rows, sys.stdout)
     total_rows = sum(p["rows"] for p in summary["partitions"])
     total_bytes = sum(p["bytes"] for p in summary["partitions"])
     click.echo(f"total: {total_rows:,} rows in {sum(p['parts'] for p in summary['partitions'])} parts, {_human_bytes(total_bytes)}")
@@ -162,6 +162,48 @@ def ls_command(root: str, as_json: bool) -> None:
     for journal in summary["journals"]:
         state = "being recorded" if journal["live"] else "NOT in parts: run `hlarchive recover`"
         click.echo(f"journal of session {journal['session']}: {journal['segments']} segments, {_human_bytes(journal['bytes'])}, {state}")
+
+
+@click.command("coverage")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--coin", "coins", multiple=True, help="Only these coins (repeat).")
+@click.option("--channel", "channels", multiple=True, help="Only these channels (subscription types; repeat).")
+@click.option("--from", "start", default=None, help="Window start: ISO-8601 time or epoch ms (default: the first frame).")
+@click.option("--to", "end", default=None, help="Window end, inclusive (default: the last frame).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", help="table: the verdict, the gaps and the hours with gaps; json: everything, for tools.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None, help="Also write one self-contained page: a heatmap of coverage (a row a channel and coin, a column an hour) and the table.")
+def coverage_command(root: str, coins: tuple[str, ...], channels: tuple[str, ...], start: str | None, end: str | None, fmt: str, html_file: str | None) -> None:
+    """Can the archive be trusted for a window? Per channel, coin and hour: frames, gaps, the longest
+    gap and the share covered, from the recorder's events; one verdict line. Exit 1 when there are gaps."""
+    from ..replay import to_ns
+    from .coverage import coverage
+
+    report = coverage(root, coins=list(coins) or None, channels=list(channels) or None, start_ns=to_ns(start, "--from"), end_ns=to_ns(end, "--to"))
+    if html_file:
+        from .coverage_page import coverage_html
+
+        with open(html_file, "w", encoding="utf-8") as handle:
+            handle.write(coverage_html(report, title=f"hlarchive coverage of {root}"))
+    if fmt == "json":
+        click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        streams: dict[tuple[str, str], list[Any]] = {}
+        for cell in report.cells:
+            streams.setdefault((cell.channel, cell.coin), []).append(cell)
+        rows = [
+            (channel, coin, len(cells), f"{sum(c.frames for c in cells):,}", sum(c.gaps for c in cells), f"{max(c.longest_gap_s for c in cells):,.3f}", f"{min(c.covered for c in cells):.2%}")
+            for (channel, coin), cells in sorted(streams.items())
+        ]
+        print_table(["channel", "coin", "hours", "frames", "gaps", "longest gap (s)", "worst hour"], rows, sys.stdout)
+        for gap in report.gaps[:50]:
+            click.echo(f"gap: {gap.describe()}")
+        if len(report.gaps) > 50:
+            click.echo(f"... and {len(report.gaps) - 50} more gaps (--format json lists them all)")
+        click.echo(f"verdict: {report.verdict}")
+    if html_file:
+        click.echo(f"wrote {html_file}", err=True)
+    if report.gaps:
+        sys.exit(1)
 
 
 @click.command()

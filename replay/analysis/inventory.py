@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from recorder.journal import is_locked  # the journal's own lock rule: one place decides "live"
 from schemas.layout import (
+    ALL,
     EVENTS_CHANNEL,
     JOURNAL_DIR,
     ArchiveFormatError,
@@ -20,6 +21,7 @@ from schemas.layout import (
 )
 
 from ..archive import Part, check_root, find_parts, open_part, read_footer
+from ..gaps import archive_gaps
 from ..storage import Store
 from .compaction import compaction_manifests
 
@@ -82,12 +84,24 @@ def summarize(root: str | os.PathLike[str]) -> dict[str, Any]:
             "where kind in ('disconnect', 'stall', 'connect_failed', 'malformed', 'server_error', 'writer_lagging') "
             "and not (kind = 'disconnect' and coalesce(detail, '') like '%\"stopping\":true%') group by 1, 2 order by 1, 2"
         ).fetchall()
+    holes: dict[tuple[str, str], int] = {}
+    for gap in archive_gaps(store):
+        key = (gap.channel, gap.coin or ALL)
+        holes[key] = holes.get(key, 0) + 1
     return {
         "root": store.url,
-        "partitions": [s.as_dict() for _, s in sorted(by_key.items())],
+        "partitions": [
+            {**s.as_dict(), "gaps": holes.get(key, 0), "verdict": _verdict(key[0], holes.get(key, 0))} for key, s in sorted(by_key.items())
+        ],
         "gaps": [{"session": s, "kind": k, "count": n} for s, k, n in gaps],
         "journals": journal_state(store),
     }
+
+
+def _verdict(channel: str, gaps: int) -> str:
+    if channel.startswith("_"):
+        return "-"
+    return "complete" if not gaps else f"{gaps} gap{'s' if gaps > 1 else ''}"
 
 
 def _footer_max(metadata: pq.FileMetaData, column: str) -> int | None:
