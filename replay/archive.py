@@ -215,7 +215,7 @@ def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] |
     group = given = 0  # the row group being read, and how many of its rows were given
     wanted = None
     if columns is not None:
-        tops = {footer.schema.column(j).path.split(".", 1)[0] for j in range(footer.num_columns)}
+        tops = {path.split(".", 1)[0] for path in column_paths(footer)}
         wanted = [name for name in columns if name in tops]
     try:
         parquet = open_part(part, footer, dictionary_data=True)
@@ -239,6 +239,17 @@ def part_batches(part: Part, footer: pq.FileMetaData, columns: Collection[str] |
             yield batch
 
 
+def column_paths(footer: pq.FileMetaData) -> list[str]:
+    """The dotted path of each leaf column. Read from the first row group: a footer's ``schema``
+    object and the footer refer to each other, so every footer that was asked for its schema is
+    garbage only the cyclic collector frees (replay keeps that collector rare: memory grew with the
+    number of parts read)."""
+    if footer.num_row_groups:
+        group = footer.row_group(0)
+        return [group.column(j).path_in_schema for j in range(footer.num_columns)]
+    return [footer.schema.column(j).path for j in range(footer.num_columns)]
+
+
 def read_footer(part: Part) -> pq.FileMetaData:
     return pq.read_metadata(part.path if part.store.local else part.store.open(part.path))
 
@@ -255,7 +266,10 @@ def _ends_before(part: Part, start_ns: int) -> bool:
 
 def last_recv_ns(metadata: pq.FileMetaData) -> int | None:
     """The largest ``recv_ns`` from the footer's statistics, without reading any data."""
-    index = metadata.schema.to_arrow_schema().get_field_index("recv_ns")
+    paths = column_paths(metadata)
+    if "recv_ns" not in paths:
+        return None
+    index = paths.index("recv_ns")
     best = None
     for i in range(metadata.num_row_groups):
         stats = metadata.row_group(i).column(index).statistics

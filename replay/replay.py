@@ -12,11 +12,11 @@ import gc
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,11 +26,12 @@ from schemas.layout import EVENTS_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
 from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
+from .batch_merge import Merged, merge_batches, single_stream
 from .gaps import GapError, archive_gaps, check_policy, gaps_in
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
-    import pyarrow.parquet as pq
+    pass
 
 Callback = Callable[[Any], None]
 
@@ -266,8 +267,8 @@ class Replay:
     def messages(self, speed: float | None = None) -> Iterator[dict[str, Any]]:
         """The archived frames in order: those subscribed, or all when nothing is subscribed."""
         if speed is None and self._direct_ok():
-            for _batch, messages in self._direct("dicts", with_recv=False):
-                yield from messages
+            for merged in self._direct("dicts", with_recv=False):
+                yield from merged.messages
             return
         for item in self.items(speed):
             if item.stream is not None:
@@ -277,8 +278,8 @@ class Replay:
         """The frames of ``messages()`` as JSON bytes, never built as dicts: for tools that parse
         themselves, pipes and servers. Each is exactly ``orjson.dumps`` of the frame received."""
         if speed is None and self._direct_ok():
-            for _batch, messages in self._direct("bytes", with_recv=False):
-                yield from messages
+            for merged in self._direct("bytes", with_recv=False):
+                yield from merged.messages
             return
         for item in self.items(speed, decode="bytes"):
             if item.stream is not None:
@@ -287,8 +288,8 @@ class Replay:
     def raw_messages_with_recv_ns(self, speed: float | None = None) -> Iterator[tuple[int, bytes]]:
         """``(recv_ns, frame bytes)`` pairs of ``raw_messages()``: what ``hlarchive replay --with-ts`` prints."""
         if speed is None and self._direct_ok():
-            for batch, messages in self._direct("bytes"):
-                yield from zip(_recv_times(batch), messages)
+            for merged in self._direct("bytes"):
+                yield from zip(merged.recv_ns.to_pylist(), merged.messages)
             return
         for item in self.items(speed, decode="bytes"):
             if item.stream is not None:
@@ -299,10 +300,10 @@ class Replay:
     def _direct_ok(self) -> bool:
         return self.on_event is None and self.order == "recv" and self._attached is None and self._store.local and self.on_gap != "raise"
 
-    def _direct(self, decode: str, *, with_recv: bool = True) -> Iterator[tuple[Any, Any]]:
-        """``(batch, its frames)`` in receive order. A day whose parts do not overlap in time (one
-        stream, the common case) is read part after part, batch by batch, without a merge and without
-        an item per row; a day whose parts overlap goes through the merge."""
+    def _direct(self, decode: str, *, with_recv: bool = True, with_streams: bool = False) -> Iterator[Merged]:
+        """Frames in receive order, a batch at a time (``Merged``: receive times, streams, frames). A
+        day whose parts do not overlap in time (one stream) is read part after part; a day whose parts
+        overlap (many streams) goes through the batch merge. No item is made per row either way."""
         selection, streams = self._selection()
         value_set = pa.array(sorted(streams), pa.string()) if streams is not None else None
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
@@ -313,13 +314,13 @@ class Replay:
                 self.parts_opened = parts
                 ordered = _disjoint(parts)
                 if ordered is None:
-                    for item in merge(parts, streams=streams, order=self.order, decode=decode, **bounds):
-                        yield _OneRow(item.recv_ns), (item.message,)
+                    yield from merge_batches(parts, streams=streams, decode=decode, with_streams=with_streams, **bounds)
                     continue
                 for part, footer in ordered:
                     # a column read costs its decoding: the stream only when the part may hold
                     # others, receive times only when asked for or bounded
-                    only_wanted = streams is None or _only_streams(footer, streams)
+                    single = single_stream(footer)
+                    only_wanted = (streams is None and not with_streams) or (single is not None and (streams is None or single in streams))
                     skipped = {"stream"} if only_wanted else set()
                     if not (with_recv or bounded):
                         skipped.add("recv_ns")
@@ -327,27 +328,30 @@ class Replay:
                     for batch in part_batches(part, footer, columns):
                         batch = _filtered(batch, None if only_wanted else value_set, self.start_ns, self.end_ns)
                         if batch.num_rows:
-                            yield batch, decode_batch(batch, decode)
+                            names = None
+                            if with_streams:
+                                names = [single] * batch.num_rows if only_wanted else batch.column("stream").to_pylist()
+                            yield Merged(batch.column("recv_ns") if with_recv else None, names, decode_batch(batch, decode))
 
-    def _run_direct(self, summary: Summary) -> Summary:
-        """``run()`` of one stream over parts that need no merge: callbacks per frame, no item per row."""
-        [stream] = self._subscriptions
+    def _run_batches(self, summary: Summary) -> Summary:
+        """``run()`` without pacing, events or a paper account: callbacks per frame, no item per row."""
         subscriptions = self._subscriptions
-        total = 0
-        for batch, messages in self._direct("dicts"):
-            for message in messages:
+        counts: Counter[str] = Counter()
+        for merged in self._direct("dicts", with_streams=True):
+            assert merged.streams is not None
+            for stream, message in zip(merged.streams, merged.messages):
                 entry = subscriptions.get(stream)  # a callback may unsubscribe
                 if entry is None:
-                    break
+                    continue
                 for _id, callback in entry[1]:
                     callback(message)
-                total += 1
-            first, last = _recv_range(batch)
-            if summary.first_recv_ns is None:
-                summary.first_recv_ns = first
-            summary.last_recv_ns = last
-        if total:
-            summary.frames[stream] = total
+                counts[stream] += 1
+            recv = merged.recv_ns
+            if recv is not None and len(recv):
+                if summary.first_recv_ns is None:
+                    summary.first_recv_ns = recv[0].as_py()
+                summary.last_recv_ns = recv[len(recv) - 1].as_py()
+        summary.frames.update(counts)
         return summary
 
     def run(self, speed: float | None = None) -> Summary:
@@ -355,8 +359,8 @@ class Replay:
         summary = Summary()
         if self.on_gap == "mark":
             summary.gaps = self.gaps()
-        if speed is None and len(self._subscriptions) == 1 and self._direct_ok():
-            return self._run_direct(summary)
+        if speed is None and self._subscriptions and self._direct_ok():
+            return self._run_batches(summary)
         counts: dict[str, int] = {}
         subscriptions, on_event, paper = self._subscriptions, self.on_event, self._attached
         for item in self.items(speed):
@@ -461,37 +465,6 @@ def _until(items: Iterator[Item], stop: tuple[int, Gap]) -> Iterator[Item]:
             raise GapError(gap)
         yield item
     raise GapError(gap)  # the gap is in the window: the stream ended in it
-
-
-class _OneRow(NamedTuple):
-    """The "batch" of a frame that came through the merge: only its receive time."""
-
-    recv_ns: int
-
-
-def _only_streams(footer: pq.FileMetaData, streams: Collection[str]) -> bool:
-    """Whether the footer's statistics say every row's stream is one of ``streams`` (a part usually
-    holds one stream), so the rows need no filter and the column no reading."""
-    index = next((j for j in range(footer.num_columns) if footer.schema.column(j).path == "stream"), None)
-    if index is None or footer.num_row_groups == 0:
-        return False
-    for g in range(footer.num_row_groups):
-        group = footer.row_group(g)
-        stats = group.column(index).statistics
-        if stats is None or not stats.has_min_max or stats.null_count or stats.min != stats.max or stats.min not in streams:
-            return False
-    return True
-
-
-def _recv_times(batch: pa.RecordBatch | _OneRow) -> list[int]:
-    return [batch.recv_ns] if isinstance(batch, _OneRow) else batch.column("recv_ns").to_pylist()
-
-
-def _recv_range(batch: pa.RecordBatch | _OneRow) -> tuple[int, int]:
-    if isinstance(batch, _OneRow):
-        return batch.recv_ns, batch.recv_ns
-    recv = batch.column("recv_ns")
-    return recv[0].as_py(), recv[len(recv) - 1].as_py()
 
 
 def _disjoint(parts: list[Part]) -> list[tuple[Part, Any]] | None:

@@ -2,6 +2,7 @@
 peak memory, vs gzip JSON lines read with orjson.
 
     python -m tests.benchmarks.replay_throughput [--frames 100000] [--runs 3] [--channel trades ...]
+    python -m tests.benchmarks.replay_throughput --coins 5 [--frames 150000] [--runs 3]
 
 The same synthetic frames (books of 20 levels a side with random sizes, trades frames of 1-3 trades
 with 32-byte hashes, user fills and order updates) are written to an archive and to gzip JSON lines
@@ -215,13 +216,106 @@ def figures(frames_per_channel: int = 100_000, runs: int = 3, channels: list[str
     return out
 
 
+MULTI_COINS = ("BTC", "ETH", "SOL", "kPEPE", "xyz:HOOD", "@1", "PURR/USDC", "AVAX")
+MULTI_CHANNELS = ("l2Book", "trades", "bbo")
+
+
+def write_interleaved(root: Path, subs: list[dict], frames_per_sub: int, copies: int = 1) -> dict[str, Path]:
+    """Every sub's frames interleaved in time (each stream ticks every 10 ms, streams staggered), into
+    one archive and into gzip JSON lines per channel and for the mix, in the same order."""
+    per_sub = [synthetic_frames(sub, frames_per_sub, seed=i) for i, sub in enumerate(subs)]
+    outs = {name: gzip.open(root / f"{name}.jsonl.gz", "wb", compresslevel=6) for name in (*MULTI_CHANNELS, "mix")}
+    # row groups of 4,096 rows: the 1x archive of the peak-RSS line then holds whole row groups too (a
+    # replay reads a row group's column chunks at once: with fewer rows than one, the figure would
+    # measure the row group's size, not the archive's length)
+    with ArchiveWriter(root / "archive", row_group_rows=4096) as writer:
+        for copy in range(copies):
+            for i in range(frames_per_sub):
+                for k, (sub, frames) in enumerate(zip(subs, per_sub)):
+                    t = T0 + (copy * frames_per_sub + i) * 10_000_000 + k * 10_000_000 // len(subs)
+                    frame = frames[i]
+                    writer.write(frame, t, sub)
+                    line = b"%d " % t + orjson.dumps(frame) + b"\n"
+                    outs[sub["type"]].write(line)
+                    outs["mix"].write(line)
+    for handle in outs.values():
+        handle.close()
+    return {name: root / f"{name}.jsonl.gz" for name in outs}
+
+
+def multi_run_fps(root: Path, subs: list[dict]) -> float:
+    replay = Replay(root / "archive")
+    for sub in subs:
+        replay.subscribe(sub, lambda msg: None)
+    start = time.perf_counter()
+    total = replay.run().total
+    return total / (time.perf_counter() - start)
+
+
+def multi_raw_fps(root: Path, subs: list[dict]) -> float:
+    replay = Replay(root / "archive")
+    for sub in subs:
+        replay.subscribe(sub, lambda msg: None)
+    start = time.perf_counter()
+    total = sum(1 for _ in replay.raw_messages())
+    return total / (time.perf_counter() - start)
+
+
+MULTI_PEAK = r"""
+import sys, orjson
+from replay import Replay
+from tests.benchmarks.common import vm_hwm_mb
+replay = Replay(sys.argv[1])
+for sub in orjson.loads(sys.argv[2]):
+    replay.subscribe(sub, lambda m: None)
+replay.run()
+print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
+"""
+
+
+def multi_coin_figures(frames_total: int = 150_000, runs: int = 3, n_coins: int = 5) -> list[Figure]:
+    """Books, trades and bbo of ``n_coins`` coins interleaved in time: what a backtest reads."""
+    coins = MULTI_COINS[:n_coins]
+    subs = [{"type": channel, "coin": coin} for coin in coins for channel in MULTI_CHANNELS]
+    per_sub = max(1, frames_total // len(subs))
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = write_interleaved(Path(tmp), subs, per_sub)
+        gc.collect()
+        for name in (*MULTI_CHANNELS, "mix"):
+            chosen = subs if name == "mix" else [s for s in subs if s["type"] == name]
+            label = f"{n_coins} coins, {name if name != 'mix' else 'l2Book+trades+bbo'}"
+            ours_, raw_, theirs_ = interleaved(
+                runs, lambda: multi_run_fps(Path(tmp), chosen), lambda: multi_raw_fps(Path(tmp), chosen), lambda: jsonl_fps(lines[name]), warm_up=True
+            )
+            ours, raw, theirs = (statistics.median(v) for v in (ours_, raw_, theirs_))
+            dicts_rounds, bytes_rounds = round_ratios(ours_, theirs_), round_ratios(raw_, theirs_)
+            out.append(Figure(f"replay {label} frames/s (dicts, callbacks)", ours, theirs, "gzip JSON lines + orjson", ">= 1.2x", statistics.median(dicts_rounds) >= 1.2, dicts_rounds))
+            out.append(Figure(f"raw_messages() {label} frames/s (bytes)", raw, theirs, "gzip JSON lines + orjson", ">= 2.0x", statistics.median(bytes_rounds) >= 2.0, bytes_rounds))
+    with tempfile.TemporaryDirectory() as small, tempfile.TemporaryDirectory() as large:
+        few = max(per_sub // 2, 2_000)
+        write_interleaved(Path(small), subs, few, copies=1)
+        write_interleaved(Path(large), subs, few, copies=10)
+        args = orjson.dumps(subs).decode()
+        one = median_of(runs, lambda: run_measured("", str(Path(small) / "archive"), args, code=MULTI_PEAK)[1])
+        ten = median_of(runs, lambda: run_measured("", str(Path(large) / "archive"), args, code=MULTI_PEAK)[1])
+    out.append(Figure(f"replay peak RSS MB, 10x archive of {n_coins} coins x 3 channels", ten, one, "the same replay of the 1x archive", "within 10%", ten <= one * 1.1))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--channel", action="append", choices=[c["type"] for c in CHANNELS], help="only these channels (repeatable)")
+    parser.add_argument("--coins", type=int, default=None, help="the interleaved multi-coin corpus instead: l2Book, trades and bbo of this many coins (--frames in all)")
     args = parser.parse_args()
     print(f"replay, median of {args.runs} interleaved runs; a ratio is the median of the rounds' ratios ({machine()})")
+    if args.coins:
+        results = multi_coin_figures(args.frames, args.runs, args.coins)
+        print(table([f.row() for f in results], HEADER))
+        print(round_lines(results))
+        return
     results = figures(args.frames, args.runs, args.channel)
     print(table([f.row() for f in results], HEADER))
     print(round_lines(results))
