@@ -232,15 +232,16 @@ def _chunks(handle: IO[bytes], size: int) -> Iterator[bytes]:
 BULK_DATASETS = ("l2Book", "node_fills_by_block", "node_fills")
 
 
-def _bulk_chunks(handle: IO[bytes], dataset: str) -> Iterator[tuple[bytes, L2BookChunk | FillsChunk | None]]:
+def _bulk_chunks(handle: IO[bytes], dataset: str, threads: bool = True) -> Iterator[tuple[bytes, L2BookChunk | FillsChunk | None]]:
     """Each chunk with its columns, or ``None`` when it must go line by line. An l2Book chunk of
     several coins goes line by line too (seqs then stay in line order, as the line path numbers them)."""
-    counter = ThreadPoolExecutor(1, thread_name_prefix="hlarchive-import-count") if dataset == "l2Book" else None
+    counter = ThreadPoolExecutor(1, thread_name_prefix="hlarchive-import-count") if dataset == "l2Book" and threads else None
     try:
         for chunk in _chunks(handle, CHUNK_BYTES if dataset == "l2Book" else FILLS_CHUNK_BYTES):
-            if counter is not None:
+            if dataset == "l2Book":
                 # the key-order counts hold the GIL: on their own thread they overlap Arrow's parse
-                bulk = l2book_chunk(chunk, counter.submit(order_counts, chunk).result)
+                counts = counter.submit(order_counts, chunk).result if counter is not None else (lambda chunk=chunk: order_counts(chunk))
+                bulk = l2book_chunk(chunk, counts)
                 yield chunk, bulk if bulk is not None and pc.count_distinct(bulk.coins).as_py() == 1 else None
             else:
                 yield chunk, fills_chunk(chunk, dataset)
@@ -370,7 +371,7 @@ def import_history(
         if progress:
             progress(report, total)
 
-    for source, result in run_files(sources, root, import_file, jobs=jobs, on_progress=show):
+    for source, result in run_files(sources, root, import_file, jobs=jobs, on_progress=show, worker_setup=without_threads):
         add_result(report, source, result)
     pairing = pair_across_files(root)
     report.trades += pairing.trades
@@ -391,6 +392,17 @@ def add_result(report: HistoryReport, source: Source, result: FileResult | None)
     report.rows += result.rows
     report.trades += result.trades
     report.by_dataset[source.dataset] = report.by_dataset.get(source.dataset, 0) + result.rows
+
+
+# Threads overlap one file's parsing and writing on two cores. Worker processes of a parallel import
+# already keep every core busy: there they only add hand-offs of the GIL, so workers turn them off.
+THREADS = True
+
+
+def without_threads() -> None:
+    """A worker process's set-up: one thread a file."""
+    global THREADS
+    THREADS = False
 
 
 def import_file(source: Source, root: Path, on_progress: FileProgress | None = None) -> FileResult | None:
@@ -423,7 +435,8 @@ def _import_file(source: Source, root: Path, session: str, pairer: FillPairer, o
     try:
         with ArchiveWriter(root, session=session, source_url=source.key, background=True) as writer:
             if source.dataset in BULK_DATASETS:
-                with closing(_read_ahead(_bulk_chunks(io.BufferedReader(counted, 1 << 20), source.dataset))) as chunks:
+                chunked = _bulk_chunks(io.BufferedReader(counted, 1 << 20), source.dataset, THREADS)
+                with closing(_read_ahead(chunked) if THREADS else chunked) as chunks:
                     for chunk, bulk in chunks:
                         written = _write_bulk(writer, bulk, pairer, subs) if bulk is not None else None
                         if written is not None:

@@ -37,7 +37,9 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_files(sources: list[Any], root: Path, import_one: ImportOne, *, jobs: int = 1, on_progress: Progress | None = None) -> Iterator[tuple[Any, Any]]:
+def run_files(
+    sources: list[Any], root: Path, import_one: ImportOne, *, jobs: int = 1, on_progress: Progress | None = None, worker_setup: Callable[[], None] | None = None
+) -> Iterator[tuple[Any, Any]]:
     """``(source, result)`` as each file finishes (``None``: imported before); in order when ``jobs`` is 1.
     ``sources`` need a ``size`` (bytes, for progress)."""
     if jobs < 1:
@@ -45,7 +47,7 @@ def run_files(sources: list[Any], root: Path, import_one: ImportOne, *, jobs: in
     if jobs == 1 or len(sources) <= 1:
         yield from _in_process(sources, root, import_one, on_progress)
     else:
-        yield from _in_workers(sources, root, import_one, min(jobs, len(sources)), on_progress)
+        yield from _in_workers(sources, root, import_one, min(jobs, len(sources)), on_progress, worker_setup)
 
 
 def _in_process(sources: list[Any], root: Path, import_one: ImportOne, on_progress: Progress | None) -> Iterator[tuple[Any, Any]]:
@@ -60,14 +62,14 @@ def _in_process(sources: list[Any], root: Path, import_one: ImportOne, on_progre
         yield source, result
 
 
-def _in_workers(sources: list[Any], root: Path, import_one: ImportOne, jobs: int, on_progress: Progress | None) -> Iterator[tuple[Any, Any]]:
+def _in_workers(sources: list[Any], root: Path, import_one: ImportOne, jobs: int, on_progress: Progress | None, worker_setup: Callable[[], None] | None) -> Iterator[tuple[Any, Any]]:
     context = multiprocessing.get_context("spawn")
     updates = context.Queue()
     in_flight: dict[int, tuple[int, int]] = {}  # file index -> (bytes read, rows)
     finished_files: set[int] = set()
     done_bytes = 0
     last_shown = 0.0
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(updates,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(updates, worker_setup)) as pool:
         futures: dict[Future[Any], int] = {pool.submit(_import_in_worker, import_one, i, source, root): i for i, source in enumerate(sources)}
         try:
             pending = set(futures)
@@ -111,10 +113,12 @@ def _interrupt(pid: int) -> None:
         pass
 
 
-def _start_worker(updates: Any) -> None:
+def _start_worker(updates: Any, setup: Callable[[], None] | None) -> None:
     global _progress_queue
     _progress_queue = updates
     signal.signal(signal.SIGINT, _on_interrupt)
+    if setup is not None:
+        setup()
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:
