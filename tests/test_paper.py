@@ -568,3 +568,82 @@ def test_serve_paper_over_an_archive_without_meta_snapshots(tmp_path):
         time.sleep(0.3)
         [filled] = statuses(ex.market_open("BTC", True, 0.001))
         assert filled["filled"]["totalSz"] == "0.001"
+
+
+# --- clean accounts: a wallet's streams carry only what it does ---------------------------------------------
+
+SAMPLE = "0xe746435d136c4714383a64ee28e35c8bdb8d5cb1"  # the simulator's sample user (its orderUpdates stream is busy)
+NEWCOMER = eth_account.Account.from_key("0x" + "5a" * 32)
+
+
+@pytest.fixture(scope="module")
+def recorded_with_a_user(tmp_path_factory) -> Path:
+    """ETH's market and a sample user's wallet streams, recorded from simulate."""
+    root = tmp_path_factory.mktemp("paper-user")
+    subs = [{"type": "l2Book", "coin": "ETH"}, {"type": "trades", "coin": "ETH"}, {"type": "orderUpdates", "user": SAMPLE}, {"type": "userFills", "user": SAMPLE}]
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=9), rate=50)) as server:
+        record(root, server.ws_url, subs, 3.0, meta=True)
+    return root
+
+
+@pytest.fixture(params=["simulate", "serve --paper"])
+def server_with_sample_user(request):
+    if request.param == "simulate":
+        def make() -> HyperliquidServer:
+            m = SyntheticSource(seed=3, start_ms=int(time.time() * 1000) - 60_000)
+            return HyperliquidServer(m, rate=20, paper=synthetic_session(m, sample_users={SAMPLE}))
+
+        with ServerThread(make) as server:
+            yield server
+        return
+    source = ArchiveSource(request.getfixturevalue("recorded_with_a_user"), speed=1.0)
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, paper=archive_session(source))) as server:
+        yield server
+
+
+def test_a_new_wallet_sees_only_its_own_orders_and_fills(server_with_sample_user):
+    """The SDK's flow: subscribe to your own streams first, then place and cancel a resting order."""
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    server = server_with_sample_user
+    me = NEWCOMER.address
+    info = Info(server.base_url, skip_ws=False)
+    watcher = Info(server.base_url, skip_ws=False)  # the SDK routes orderUpdates by channel alone: one user a connection
+    mine: queue.Queue[dict[str, Any]] = queue.Queue()
+    sample: queue.Queue[dict[str, Any]] = queue.Queue()
+    try:
+        info.subscribe({"type": "orderUpdates", "user": me}, mine.put)
+        info.subscribe({"type": "userFills", "user": me}, mine.put)
+        watcher.subscribe({"type": "orderUpdates", "user": SAMPLE}, sample.put)
+        ex = Exchange(NEWCOMER, server.base_url)
+        assert ex.schedule_cancel(None)["status"] == "ok"  # starts serve's paper clock
+        time.sleep(0.5)
+        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+        [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.8, 1), GTC))
+        oid = resting["resting"]["oid"]
+        assert statuses(ex.cancel("ETH", oid)) == ["success"]
+        assert info.query_order_by_oid(me, oid)["order"]["status"] == "canceled"
+        frames: list[dict[str, Any]] = []
+        deadline = time.time() + 10
+        while sum(len(f["data"]) for f in frames if f["channel"] == "orderUpdates") < 2 and time.time() < deadline:
+            try:
+                frames.append(mine.get(timeout=1))
+            except queue.Empty:
+                pass
+        time.sleep(1.5)  # anything else that would come, comes now
+        while not mine.empty():
+            frames.append(mine.get())
+        sample_frames = []
+        while not sample.empty():
+            sample_frames.append(sample.get())
+    finally:
+        info.disconnect_websocket()
+        watcher.disconnect_websocket()
+    updates = [u for f in frames if f["channel"] == "orderUpdates" for u in f["data"]]
+    assert [(u["order"]["oid"], u["status"]) for u in updates] == [(oid, "open"), (oid, "canceled")]
+    fills = [f for f in frames if f["channel"] == "userFills"]
+    assert fills == [{"channel": "userFills", "data": {"isSnapshot": True, "user": me, "fills": []}}]
+    assert info.user_fills(me) == [] and info.open_orders(me) == []
+    assert sample_frames, "the market's own user keeps its (sample or recorded) traffic"
+    assert all(u["order"]["oid"] != oid for f in sample_frames for u in f["data"])

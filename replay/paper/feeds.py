@@ -7,8 +7,11 @@ import itertools
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+import orjson
+
 from schemas.layout import ArchiveError
 
+from ..archive import check_root
 from ..meta import MetaSnapshots
 from .assets import AssetSpec, assets_from_meta
 
@@ -87,8 +90,6 @@ def archive_assets(root: Any) -> dict[int, AssetSpec]:
     info = MetaSnapshots(root)
     snapshots = {kind: info.of_kind(kind) for kind in ("meta", "spotMeta", "perpDexs")}
     if snapshots["meta"]:
-        import orjson
-
         meta = orjson.loads(snapshots["meta"][0][1])
         spot = orjson.loads(snapshots["spotMeta"][0][1]) if snapshots["spotMeta"] else None
         dexes = []
@@ -119,6 +120,20 @@ def inferred_assets(root: Any) -> dict[int, AssetSpec]:
             decimals = 4
         assets[index] = AssetSpec(index, coin, decimals, 20, False)
     return assets
+
+
+def recorded_users(root: Any) -> set[str]:
+    """The addresses an archive recorded user streams of (from its sessions' subscriptions)."""
+    from ..gaps import event_rows
+
+    users = set()
+    for event in event_rows(check_root(root)):
+        if event["kind"] in ("session_start", "subscribed") and event["detail"]:
+            detail = orjson.loads(event["detail"])
+            for sub in detail.get("subscriptions") or [detail.get("subscription")]:
+                if isinstance(sub, dict) and isinstance(sub.get("user"), str):
+                    users.add(sub["user"].lower())
+    return users
 
 
 def synthetic_assets(market: Any) -> dict[int, AssetSpec]:

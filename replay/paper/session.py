@@ -18,7 +18,7 @@ from typing import Any
 from schemas.info import field
 
 from .engine import Event, PaperEngine
-from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, synthetic_assets
+from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, recorded_users, synthetic_assets
 from .signing import NonceBook, SignatureError, recover_signer
 
 PAPER_STREAMS = ("userFills", "orderUpdates", "userEvents", "userFundings", "webData2")
@@ -29,10 +29,15 @@ EVENT_LOG_KEPT = 200_000  # events kept for streams that subscribe late; older o
 class PaperSession:
     """One engine, its feeds, its nonces and its event log; thread-safe (``serve`` answers off its loop)."""
 
-    def __init__(self, engine: PaperEngine, feed: Feed, *, accounts: set[str] | None = None, mainnet: bool = False) -> None:
+    def __init__(
+        self, engine: PaperEngine, feed: Feed, *, accounts: set[str] | None = None, market_users: set[str] | None = None, mainnet: bool = False
+    ) -> None:
         self.engine = engine
         self.feed = feed
-        self.accounts = {a.lower() for a in accounts} if accounts else None  # None: every signer is an account
+        self.accounts = {a.lower() for a in accounts} if accounts else None  # who may trade (None: every signer)
+        # addresses whose streams come from the market (simulate's sample users, serve's recorded
+        # ones); every other address is a clean paper account from the moment it is first seen
+        self.market_users = {a.lower() for a in market_users or ()}
         self.mainnet = mainnet
         self.nonces = NonceBook()
         self.lock = threading.RLock()
@@ -102,6 +107,15 @@ class PaperSession:
     def is_account(self, user: str) -> bool:
         with self.lock:
             return self.engine.has_account(user)
+
+    def is_paper(self, user: str) -> bool:
+        """Whether ``user``'s streams and state are the paper account's (everyone but the market's users)."""
+        return user.lower() not in self.market_users
+
+    def open_account(self, user: str) -> None:
+        """The paper account of ``user``, funded, with no history: from its first subscription or query."""
+        with self.lock:
+            self.engine.account(user.lower())
 
     def exchange(self, request: dict[str, Any], now_ns: int, wall_ms: int) -> dict[str, Any]:
         """``POST /exchange``: verify, then apply at ``now_ns`` (the market's clock). ``wall_ms`` is the
@@ -243,16 +257,18 @@ def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
     return {"channel": channel, "data": data}
 
 
-def synthetic_session(market: Any, *, accounts: set[str] | None = None) -> PaperSession:
-    """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour."""
+def synthetic_session(market: Any, *, accounts: set[str] | None = None, sample_users: set[str] | None = None) -> PaperSession:
+    """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour.
+    ``sample_users`` get the market's synthetic user traffic; every other address is a paper account."""
     engine = PaperEngine(synthetic_assets(market), balance=market.balance, seed=market.seed)
-    return PaperSession(engine, SyntheticFeed(market), accounts=accounts)
+    return PaperSession(engine, SyntheticFeed(market), accounts=accounts, market_users=sample_users)
 
 
 def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[str] | None = None) -> PaperSession:
-    """``serve --paper``'s paper exchange over an archive source (``ArchiveSource``)."""
+    """``serve --paper``'s paper exchange over an archive source (``ArchiveSource``): the users the
+    archive recorded keep their recorded streams; every other address is a paper account."""
     engine = PaperEngine(archive_assets(source.root), balance=balance)
-    return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts)
+    return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts, market_users=recorded_users(source.root))
 
 
 __all__ = ["PAPER_INFO", "PAPER_STREAMS", "PaperSession", "archive_session", "event_frame", "synthetic_session"]

@@ -34,8 +34,9 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--prerender", default=0, type=int, help="Cycle through each stream's first N frames, encoded once (for load tests: frames repeat).")
 @click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
 @click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
-@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="A paper trading account (repeat). Given any, only these may trade (others are refused as the exchange refuses an unknown signer); their wallet streams are paper from the first subscription.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...]) -> None:
+@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="Restrict trading to these addresses (repeat); others are refused as the exchange refuses an unknown signer. Default: any address trades.")
+@click.option("--sample-user", "sample_users", multiple=True, metavar="ADDRESS", help="An address whose user streams carry the synthetic market's sample traffic (repeat), for recording. Every other address is a clean paper account: its streams show only what it does.")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], sample_users: tuple[str, ...]) -> None:
     """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
@@ -62,7 +63,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
 
     async def serve_until_stopped() -> None:
         market = SyntheticSource(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance, list_every_s=list_every)
-        paper = synthetic_session(market, accounts=_accounts(accounts))
+        paper = synthetic_session(market, accounts=_accounts(accounts), sample_users=_accounts(sample_users, "--sample-user"))
         server = HyperliquidServer(
             market,
             host=host,
@@ -89,12 +90,12 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
     asyncio.run(serve_until_stopped())
 
 
-def _accounts(addresses: tuple[str, ...]) -> set[str] | None:
+def _accounts(addresses: tuple[str, ...], option: str = "--account") -> set[str] | None:
     import re
 
     for address in addresses:
         if not re.fullmatch(r"0x[0-9a-fA-F]{40}", address):
-            raise click.BadParameter(f"{address!r} is not an address (0x and 40 hex digits)", param_hint="--account")
+            raise click.BadParameter(f"{address!r} is not an address (0x and 40 hex digits)", param_hint=option)
     return {a.lower() for a in addresses} or None
 
 
@@ -108,7 +109,7 @@ def _accounts(addresses: tuple[str, ...]) -> set[str] | None:
 @click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
 @click.option("--paper", is_flag=True, help="Take orders at POST /exchange: paper trading against the archived books and trades.")
 @click.option("--balance", default=100_000.0, type=float, help="With --paper: USDC every paper account starts with.")
-@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: a paper account (repeat); given any, only these may trade.")
+@click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: restrict trading to these addresses (repeat). The archive's recorded users keep their recorded streams; every other address is a clean paper account.")
 def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, accounts: tuple[str, ...]) -> None:
     """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
     import asyncio

@@ -46,6 +46,8 @@ from ..paper.session import PAPER_INFO, PAPER_STREAMS, PaperSession, event_frame
 from .faults import GARBLED_TEXT, MALFORMED_TEXT, Faults, Limits
 
 PAPER_POLL_S = 0.05  # how often a paper account's streams look for new events
+# user streams that start with an isSnapshot frame, and the key of its list
+EMPTY_SNAPSHOTS = {"userNonFundingLedgerUpdates": "nonFundingLedgerUpdates", "userTwapSliceFills": "twapSliceFills", "userTwapHistory": "history"}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -307,8 +309,12 @@ class HyperliquidServer:
         return fn(*args)
 
     def _paper_user(self, request: dict[str, Any]) -> bool:
+        """A user-state query of a paper account (any address that is not one of the market's users)."""
         user = request.get("user")
-        return self.paper is not None and request.get("type") in PAPER_INFO and isinstance(user, str) and self.paper.is_account(user)
+        if self.paper is None or request.get("type") not in PAPER_INFO or not isinstance(user, str) or not self.paper.is_paper(user):
+            return False
+        self.paper.open_account(user)
+        return True
 
     async def _answer_info(self, request: dict[str, Any], ip: str, client: _Client | None) -> Any:
         """Ask the source, as of the replay clock of ``client`` (or of the newest connection from ``ip``)."""
@@ -460,8 +466,11 @@ class HyperliquidServer:
             if client.clock_start_ns is None:
                 client.clock_start_ns = self.clock_ns()
             paper = self.paper
-            if paper is not None and sub.type in PAPER_STREAMS and sub.user and paper.is_account(sub.user):
-                client.tasks[key] = asyncio.create_task(self._paper_stream(client, sub, paper))
+            if paper is not None and sub.user and paper.is_paper(sub.user):
+                # a paper account's streams carry only what it does, from its first sight
+                paper.open_account(sub.user)
+                stream = self._paper_stream(client, sub, paper) if sub.type in PAPER_STREAMS else self._empty_stream(client, sub)
+                client.tasks[key] = asyncio.create_task(stream)
             else:
                 client.tasks[key] = asyncio.create_task(self._stream(client, sub))
         else:
@@ -533,6 +542,17 @@ class HyperliquidServer:
                     sent_since_yield = 0
                 await self._send_data(client, frame if type(frame) is bytes else orjson.dumps(frame))
                 sent_since_yield += 1
+        except _Closed:
+            return
+
+    async def _empty_stream(self, client: _Client, sub: Subscription) -> None:
+        """A user stream the paper exchange does not model, of a paper account: its empty snapshot
+        where the exchange sends one first, then nothing (never another address's traffic)."""
+        name = EMPTY_SNAPSHOTS.get(sub.type)
+        if name is None:
+            return
+        try:
+            await self._send_data(client, orjson.dumps({"channel": sub.channel, "data": {"isSnapshot": True, "user": sub.user, name: []}}))
         except _Closed:
             return
 
