@@ -647,3 +647,72 @@ def test_a_new_wallet_sees_only_its_own_orders_and_fills(server_with_sample_user
     assert info.user_fills(me) == [] and info.open_orders(me) == []
     assert sample_frames, "the market's own user keeps its (sample or recorded) traffic"
     assert all(u["order"]["oid"] != oid for f in sample_frames for u in f["data"])
+
+
+# --- trigger orders -------------------------------------------------------------------------------------------
+
+
+def _ctx(t: int, mark: str) -> dict[str, Any]:
+    return {"channel": "activeAssetCtx", "data": {"coin": "BTC", "ctx": {"funding": "0.0", "markPx": mark, "midPx": mark, "oraclePx": mark}}}
+
+
+def test_a_stop_loss_rests_off_the_book_and_closes_the_long_when_the_mark_crosses(hl_replay):
+    frames = [
+        _book(1, ("100", "5"), ("101", "5")), _ctx(1, "100.5"),
+        _book(2, ("99", "5"), ("100", "5")), _ctx(2, "99.5"),  # above the stop: nothing
+        _book(3, ("96", "5"), ("97", "5")), _ctx(3, "96.5"),  # the mark falls through 98: the stop fires
+        _book(4, ("95", "5"), ("96", "5")), _ctx(4, "95.5"),
+    ]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "4b" * 20, coins=["BTC"], assets=BTC)
+    updates: list[Any] = []
+    seen: dict[str, Any] = {}
+    replay.subscribe({"type": "orderUpdates", "user": paper.address}, lambda m: updates.extend(m["data"]))
+
+    def on_book(msg: dict[str, Any]) -> None:
+        t = msg["data"]["time"]
+        if t == 1:
+            assert statuses(paper.order("BTC", True, 1.0, 101.0, {"limit": {"tif": "Ioc"}}))[0]["filled"]["totalSz"] == "1.0"
+            [stop] = statuses(paper.order("BTC", False, 1.0, 90.0, {"trigger": {"triggerPx": 98.0, "isMarket": True, "tpsl": "sl"}}, reduce_only=True))
+            seen["oid"] = stop["resting"]["oid"]
+        if t == 2:
+            seen["before"] = paper.engine.open_orders(paper.address, frontend=True)
+            seen["book"] = [o.oid for side in paper.engine._resting("BTC") for o in side]
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    [before] = seen["before"]
+    assert (before["oid"], before["isTrigger"], before["triggerPx"], before["triggerCondition"], before["orderType"]) == (seen["oid"], True, "98.0", "Price below 98.0", "Stop Market")
+    assert seen["book"] == []  # off the book until it fires
+    mine = [(u["order"]["oid"], u["status"]) for u in updates if u["order"]["oid"] == seen["oid"]]
+    assert mine == [(seen["oid"], "open"), (seen["oid"], "triggered"), (seen["oid"], "filled")]
+    closing = [f for f in paper.fills if f["oid"] == seen["oid"]]
+    assert [(f["px"], f["sz"], f["side"]) for f in closing] == [("96", "1.0", "A")] and closing[0]["time"] == 3
+    assert paper.user_state()["assetPositions"] == [] and paper.open_orders() == []
+
+
+def test_normal_tpsl_waits_for_its_entry_and_a_filled_take_profit_cancels_the_stop(hl_replay):
+    frames = [
+        _book(1, ("100", "5"), ("101", "5")), _ctx(1, "100.5"),
+        _book(2, ("99", "5"), ("100", "5")), _ctx(2, "99.5"),  # the entry (a bid at 100) fills when the ask comes down to it
+        _book(3, ("104", "5"), ("105", "5")), _ctx(3, "104.5"),  # the take profit at 104 fires
+    ]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "4c" * 20, coins=["BTC"], assets=BTC)
+    got: dict[str, Any] = {}
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 1:
+            got["statuses"] = statuses(paper.bulk_orders([
+                {"coin": "BTC", "is_buy": True, "sz": 1.0, "limit_px": 100.0, "order_type": GTC, "reduce_only": False},
+                {"coin": "BTC", "is_buy": False, "sz": 1.0, "limit_px": 103.0, "order_type": {"trigger": {"triggerPx": 104.0, "isMarket": False, "tpsl": "tp"}}, "reduce_only": True},
+                {"coin": "BTC", "is_buy": False, "sz": 1.0, "limit_px": 90.0, "order_type": {"trigger": {"triggerPx": 95.0, "isMarket": True, "tpsl": "sl"}}, "reduce_only": True},
+            ], grouping="normalTpsl"))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert [list(s) if isinstance(s, dict) else s for s in got["statuses"]] == [["resting"], "waitingForFill", "waitingForFill"]
+    assert [(f["side"], f["px"]) for f in paper.fills] == [("B", "100"), ("A", "104")]
+    states = {o.oid: s for o, s, _ in paper.engine.account(paper.address).statuses.values()}
+    assert sorted(states.values()) == ["filled", "filled", "siblingFilledCanceled"]
+    assert paper.open_orders() == [] and paper.user_state()["assetPositions"] == []

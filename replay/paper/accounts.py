@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .assets import AssetSpec, wire_number
+from .triggers import Trigger
 
 DEFAULT_LEVERAGE = 20
 
@@ -25,6 +26,7 @@ class Order:
     cloid: str | None
     timestamp: int
     queue_ahead: float = 0.0
+    trigger: Trigger | None = None  # a trigger order not fired yet (it rests off the book)
 
     def wire(self) -> dict[str, Any]:
         """As ``openOrders`` and ``orderUpdates`` show it."""
@@ -44,16 +46,17 @@ class Order:
 
     def frontend(self) -> dict[str, Any]:
         """As ``frontendOpenOrders`` and ``orderStatus`` show it."""
+        trigger = self.trigger
         return {
             **self.wire(),
-            "triggerCondition": "N/A",
-            "isTrigger": False,
-            "triggerPx": "0.0",
+            "triggerCondition": trigger.condition(self.is_buy) if trigger else "N/A",
+            "isTrigger": trigger is not None,
+            "triggerPx": trigger.px_text if trigger else "0.0",
             "children": [],
-            "isPositionTpsl": False,
+            "isPositionTpsl": bool(trigger and trigger.grouping == "positionTpsl"),
             "reduceOnly": self.reduce_only,
-            "orderType": "Limit",
-            "tif": self.tif,
+            "orderType": trigger.order_type() if trigger else "Limit",
+            "tif": None if trigger else self.tif,
             "cloid": self.cloid,
         }
 
@@ -77,6 +80,7 @@ class Account:
     tokens: dict[str, float] = field(default_factory=dict)  # spot tokens other than USDC
     token_cost: dict[str, float] = field(default_factory=dict)  # average USDC cost of a token held
     orders: dict[int, Order] = field(default_factory=dict)  # resting
+    triggers: dict[int, Order] = field(default_factory=dict)  # trigger orders not fired yet: off the book
     fills: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     statuses: dict[int, tuple[Order, str, int]] = field(default_factory=dict)  # oid -> (order, status, at)
     by_cloid: dict[str, int] = field(default_factory=dict)

@@ -138,15 +138,20 @@ class PaperExchange:
         return asset
 
     def _wire(self, name: str, is_buy: bool, sz: float, limit_px: float, order_type: Mapping[str, Any], reduce_only: bool, cloid: Any) -> dict[str, Any]:
-        if "limit" not in order_type:
-            raise ArchiveError("the paper exchange takes limit orders ({'limit': {'tif': 'Gtc' | 'Alo' | 'Ioc'}})")
+        if "limit" in order_type:
+            kind: dict[str, Any] = {"limit": dict(order_type["limit"])}
+        elif "trigger" in order_type:  # as the SDK's order_type_to_wire writes it
+            trigger = order_type["trigger"]
+            kind = {"trigger": {"isMarket": trigger["isMarket"], "triggerPx": float_to_wire(trigger["triggerPx"]), "tpsl": trigger["tpsl"]}}
+        else:
+            raise ArchiveError("the paper exchange takes limit orders ({'limit': {'tif': 'Gtc' | 'Alo' | 'Ioc'}}) and trigger orders ({'trigger': {...}})")
         wire: dict[str, Any] = {
             "a": self._asset(name),
             "b": is_buy,
             "p": float_to_wire(limit_px),
             "s": float_to_wire(sz),
             "r": reduce_only,
-            "t": {"limit": dict(order_type["limit"])},
+            "t": kind,
         }
         if cloid is not None:
             wire["c"] = cloid.to_raw() if hasattr(cloid, "to_raw") else str(cloid)

@@ -23,6 +23,7 @@ from typing import Any
 from schemas.info import clearinghouse_state, money
 
 from .accounts import Account, Order
+from .triggers import GROUPINGS, Trigger
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
 from .book import Book
 
@@ -54,6 +55,7 @@ class PaperEngine:
         self.books: dict[str, Book] = {}
         self.last_trade_px: dict[str, float] = {}
         self.funding_rates: dict[str, float] = {}
+        self.mark_px: dict[str, float] = {}  # the recorded activeAssetCtx markPx: what triggers fire on
         self.accounts: dict[str, Account] = {}
         self.time_ms = 0  # the latest time seen (frames, actions, the clock)
         self.event_ms = 0  # the time of what is being processed: a fill's or a status's time
@@ -92,9 +94,13 @@ class PaperEngine:
         elif channel == "trades" and data:
             self.on_trades(data)
         elif channel == "activeAssetCtx":
-            funding = data.get("ctx", {}).get("funding")
+            ctx = data.get("ctx", {})
+            funding = ctx.get("funding")
             if funding is not None:
                 self.funding_rates[data["coin"]] = float(funding)
+            if ctx.get("markPx") is not None:
+                self.mark_px[data["coin"]] = float(ctx["markPx"])
+                self._check_triggers(data["coin"])
 
     def advance_time(self, time_ms: int) -> None:
         """Move the clock: funding is paid on the hour, scheduled cancels fire."""
@@ -110,7 +116,7 @@ class PaperEngine:
             if acc.scheduled_cancel_ms is not None and acc.scheduled_cancel_ms <= time_ms:
                 self.event_ms = acc.scheduled_cancel_ms
                 acc.scheduled_cancel_ms = None
-                for order in sorted(acc.orders.values(), key=lambda o: o.oid):
+                for order in sorted([*acc.orders.values(), *acc.triggers.values()], key=lambda o: o.oid):
                     self._cancel(acc, order, "scheduledCancel")
         self.event_ms = time_ms
 
@@ -129,6 +135,7 @@ class PaperEngine:
                 if order.px > best_bid:
                     break
                 self._cross(order, book)
+        self._check_triggers(coin)
 
     def on_trades(self, trades: list[dict[str, Any]]) -> None:
         for trade in trades:
@@ -140,6 +147,8 @@ class PaperEngine:
                 left = self._trade_through(buys, px, left, trade["side"] == "A", coin)
             if trade["side"] == "B" or (sells and px > sells[0].px):
                 self._trade_through(sells, px, left, trade["side"] == "B", coin)
+        if trades:
+            self._check_triggers(trades[-1]["coin"])
 
     def _trade_through(self, orders: list[Order], px: float, left: float, hits_level: bool, coin: str) -> float:
         """Fill ``orders`` (one side, best first) from a trade of ``left`` at ``px``: those it printed
@@ -249,18 +258,36 @@ class PaperEngine:
             return {"status": "err", "response": f"Failed to deserialize the action: {type(exc).__name__} {exc}"}
 
     def _order_action(self, acc: Account, action: dict[str, Any]) -> dict[str, Any]:
-        statuses = [self._place(acc, wire) for wire in action["orders"]]
+        grouping = action.get("grouping", "na")
+        if grouping not in GROUPINGS:
+            raise ActionError(f"Unknown grouping {grouping!r}: use na, normalTpsl or positionTpsl")
+        statuses: list[Any] = []
+        parent: Order | None = None
+        for i, wire in enumerate(action["orders"]):
+            if grouping == "normalTpsl" and i > 0:  # the entry order first, then its TP/SL
+                statuses.append(self._place(acc, wire, grouping, parent) if parent is not None else {"error": "The entry order of this normalTpsl group was refused."})
+                continue
+            status = self._place(acc, wire, grouping)
+            if grouping == "normalTpsl" and i == 0:
+                oid = (status.get("resting") or status.get("filled") or {}).get("oid") if isinstance(status, dict) else None
+                parent = acc.statuses[oid][0] if oid is not None else None
+            statuses.append(status)
         return {"status": "ok", "response": {"type": "order", "data": {"statuses": statuses}}}
 
-    def _place(self, acc: Account, wire: dict[str, Any]) -> dict[str, Any]:
+    def _place(self, acc: Account, wire: dict[str, Any], grouping: str = "na", parent: Order | None = None) -> Any:
         asset = wire["a"]
         spec = self.assets.get(asset) if isinstance(asset, int) else None
         if spec is None:
             return {"error": f"Unknown asset {asset!r}: not in meta or spotMeta"}
         tail = f" asset={asset}"
-        limit = wire["t"].get("limit") if isinstance(wire.get("t"), dict) else None
+        kind = wire["t"] if isinstance(wire.get("t"), dict) else {}
+        if isinstance(kind.get("trigger"), dict):
+            return self._place_trigger(acc, spec, wire, kind["trigger"], grouping, parent, tail)
+        if grouping != "na" and parent is not None:
+            return {"error": "TP/SL orders of a normalTpsl group must be trigger orders." + tail}
+        limit = kind.get("limit")
         if limit is None:
-            return {"error": "Trigger orders are not supported by the paper exchange: use limit orders (Gtc, Alo, Ioc)." + tail}
+            return {"error": "Order type must be limit or trigger." + tail}
         tif = limit.get("tif")
         if tif not in ("Gtc", "Alo", "Ioc", "FrontendMarket"):
             return {"error": f"Invalid TIF {tif!r}: use Gtc, Alo or Ioc." + tail}
@@ -311,6 +338,90 @@ class PaperEngine:
         self._rest(acc, order)
         self._status(acc, order, "open")
         return {"resting": ident}
+
+    # --- trigger orders -----------------------------------------------------------------------------
+
+    def _place_trigger(self, acc: Account, spec: AssetSpec, wire: dict[str, Any], trigger: dict[str, Any], grouping: str, parent: Order | None, tail: str) -> Any:
+        """A stop loss or take profit: off the book until the mark reaches its trigger."""
+        if spec.spot:
+            return {"error": "Trigger orders are for perps." + tail}
+        tpsl = trigger.get("tpsl")
+        if tpsl not in ("tp", "sl"):
+            return {"error": f"Invalid tpsl {tpsl!r}: use tp or sl." + tail}
+        trigger_d, px_d, sz_d = wire_decimal(trigger.get("triggerPx")), wire_decimal(wire["p"]), wire_decimal(wire["s"])
+        if trigger_d is None or not price_ok(spec, trigger_d) or trigger_d.value <= 0:
+            return {"error": "Invalid trigger price." + tail}
+        if px_d is None or not price_ok(spec, px_d):
+            return {"error": "Price must be divisible by tick size." + tail}
+        if sz_d is None or not (size_ok(spec, sz_d) or (grouping == "positionTpsl" and sz_d.value == 0)):
+            return {"error": "Order has invalid size." + tail}
+        is_buy = bool(wire["b"])
+        armed = grouping != "normalTpsl" or parent is None or acc.statuses.get(parent.oid, (None, ""))[1] == "filled"
+        shown = trigger_d.text if "." in trigger_d.text else trigger_d.text + ".0"  # the exchange prints "98.0" for the SDK's "98"
+        rule = Trigger(trigger_d.value, shown, bool(trigger.get("isMarket")), tpsl, grouping, parent.oid if parent is not None else None, armed)
+        cloid = wire.get("c")
+        order = Order(self._oid(), acc.user, spec, is_buy, px_d.value, px_d.text, sz_d.value, sz_d.value, "Gtc", bool(wire.get("r", False)) or grouping != "na", cloid, self.event_ms, trigger=rule)
+        if cloid is not None:
+            acc.by_cloid[cloid] = order.oid
+        acc.triggers[order.oid] = order
+        self._status(acc, order, "open")
+        if grouping == "na":
+            return {"resting": {"oid": order.oid, **({"cloid": cloid} if cloid is not None else {})}}
+        return "waitingForTrigger" if armed else "waitingForFill"
+
+    def trigger_mark(self, coin: str) -> float | None:
+        """What triggers fire on: the recorded mark price, else the mid of the book."""
+        return self.mark_px.get(coin, self.mark(coin))
+
+    def _check_triggers(self, coin: str) -> None:
+        mark = None
+        for user in sorted(self.accounts):
+            acc = self.accounts[user]
+            if not acc.triggers:
+                continue
+            for order in sorted(acc.triggers.values(), key=lambda o: o.oid):
+                if order.spec.coin != coin or order.trigger is None or not order.trigger.armed:
+                    continue
+                mark = self.trigger_mark(coin) if mark is None else mark
+                if mark is not None and order.trigger.fires(order.is_buy, mark) and order.oid in acc.triggers:
+                    self._fire(acc, order)
+
+    def _fire(self, acc: Account, order: Order) -> None:
+        """A trigger reached: ``triggered``, then a market order (to its limit price) or a limit order."""
+        rule = order.trigger
+        assert rule is not None
+        del acc.triggers[order.oid]
+        spec = order.spec
+        order.trigger = None
+        self._status(acc, order, "triggered")
+        pos = acc.position(spec).szi
+        if order.reduce_only:
+            if pos == 0 or (pos > 0) == order.is_buy:
+                self._status(acc, order, "reduceOnlyCanceled")
+                return
+            order.sz = abs(pos) if rule.grouping == "positionTpsl" or order.orig_sz == 0 else min(order.sz, abs(pos))
+        book = self.books.get(spec.coin)
+        filled = self._take(acc, order, book)[0] if book is not None else 0.0
+        if order.sz <= EPS:
+            self._status(acc, order, "filled")
+        elif rule.is_market:
+            self._status(acc, order, "canceled")  # what the book could not give, to its limit price
+        else:
+            order.queue_ahead = (book.size_at(not order.is_buy, order.px) or 0.0) if book is not None else 0.0
+            self._rest(acc, order)
+        if filled:
+            self._cancel_siblings(acc, order, rule)
+
+    def _cancel_siblings(self, acc: Account, order: Order, rule: Trigger) -> None:
+        """One TP/SL of a group filled: the others go; a closed position takes its position TP/SL with it."""
+        closed = acc.position(order.spec).szi == 0
+        for other in sorted(acc.triggers.values(), key=lambda o: o.oid):
+            if other.trigger is None or other.spec.coin != order.spec.coin:
+                continue
+            same_group = rule.parent is not None and other.trigger.parent == rule.parent
+            if same_group or (closed and other.trigger.grouping == "positionTpsl"):
+                del acc.triggers[other.oid]
+                self._status(acc, other, "siblingFilledCanceled")
 
     def _affordability(self, acc: Account, spec: AssetSpec, is_buy: bool, px: float, sz: float, reduce_only: bool) -> str | None:
         if spec.spot:
@@ -452,15 +563,24 @@ class PaperEngine:
         if emit:
             update = {"order": order.wire(), "status": status, "statusTimestamp": self.event_ms}
             self.events.append((acc.user, "orderUpdates", update))
+        if acc.triggers and status not in ("open", "triggered"):  # an entry order's TP/SL wait for it to fill
+            for child in sorted(acc.triggers.values(), key=lambda o: o.oid):
+                if child.trigger is not None and child.trigger.parent == order.oid and not child.trigger.armed:
+                    if status == "filled":
+                        child.trigger.armed = True
+                    else:
+                        del acc.triggers[child.oid]
+                        self._status(acc, child, "canceled")
 
     def _cancel(self, acc: Account, order: Order, status: str = "canceled") -> None:
-        self._unrest(acc, order)
+        if acc.triggers.pop(order.oid, None) is None:
+            self._unrest(acc, order)
         self._status(acc, order, status)
 
     def _find(self, acc: Account, asset: Any, oid: Any) -> Order | None:
         if isinstance(oid, str):
             oid = acc.by_cloid.get(oid)
-        order = acc.orders.get(oid) if isinstance(oid, int) else None
+        order = (acc.orders.get(oid) or acc.triggers.get(oid)) if isinstance(oid, int) else None
         if order is None or order.spec.asset != asset:
             return None
         return order
@@ -593,7 +713,8 @@ class PaperEngine:
         return {"balances": balances}
 
     def open_orders(self, user: str, *, frontend: bool = False) -> list[dict[str, Any]]:
-        orders = sorted(self.account(user).orders.values(), key=lambda o: -o.oid)  # newest first, as the exchange lists
+        acc = self.account(user)
+        orders = sorted([*acc.orders.values(), *acc.triggers.values()], key=lambda o: -o.oid)  # newest first, as the exchange lists
         return [o.frontend() if frontend else o.wire() for o in orders]
 
     def order_status(self, user: str, oid: int | str) -> dict[str, Any]:
