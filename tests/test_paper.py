@@ -32,10 +32,10 @@ OTHER = eth_account.Account.from_key("0x" + "33" * 32)
 GTC = {"limit": {"tif": "Gtc"}}
 
 
-def simulate(accounts: set[str] | None = None, **market: Any) -> ServerThread:
+def simulate(accounts: set[str] | None = None, latency_ms: int = 0, **market: Any) -> ServerThread:
     def make() -> HyperliquidServer:
         m = SyntheticSource(seed=3, start_ms=int(time.time() * 1000) - 60_000, **market)
-        return HyperliquidServer(m, rate=10, paper=synthetic_session(m, accounts=accounts))
+        return HyperliquidServer(m, rate=10, paper=synthetic_session(m, accounts=accounts, latency_ms=latency_ms))
 
     return ServerThread(make)
 
@@ -716,3 +716,52 @@ def test_normal_tpsl_waits_for_its_entry_and_a_filled_take_profit_cancels_the_st
     states = {o.oid: s for o, s, _ in paper.engine.account(paper.address).statuses.values()}
     assert sorted(states.values()) == ["filled", "filled", "siblingFilledCanceled"]
     assert paper.open_orders() == [] and paper.user_state()["assetPositions"] == []
+
+
+# --- latency --------------------------------------------------------------------------------------------------
+
+
+def _latency_run(tmp_path: Path, latency_ms: int) -> list[tuple[str, str, int]]:
+    from replay.pytest_plugin import build_archive
+
+    ms = 1_000_000
+    frames = [(FIRST_NS, _book(1000, ("100", "5"), ("101", "5"))), (FIRST_NS + 150 * ms, _book(1150, ("104", "5"), ("105", "5"))), (FIRST_NS + 300 * ms, _book(1300, ("105", "5"), ("106", "5")))]
+    root = build_archive(tmp_path / f"latency-{latency_ms}-{time.monotonic_ns()}", frames)
+    replay = Replay(root)
+    responses: list[Any] = []
+    paper = replay.paper("0x" + "4d" * 20, coins=["BTC"], assets=BTC, latency_ms=latency_ms, on_response=responses.append)
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 1000:
+            sent = paper.order("BTC", True, 1.0, 110.0, {"limit": {"tif": "Ioc"}})
+            if latency_ms:
+                assert sent["response"]["type"] == "pending" and not responses  # it has not arrived yet
+            else:
+                responses.append(sent)
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert [statuses(r)[0]["filled"]["totalSz"] for r in responses] == ["1.0"]
+    return [(f["px"], f["sz"], f["time"]) for f in paper.fills]
+
+
+def test_latency_makes_an_order_meet_the_book_of_its_arrival_deterministically(tmp_path):
+    instant, late = _latency_run(tmp_path, 0), _latency_run(tmp_path, 200)
+    t0 = FIRST_NS // 1_000_000
+    assert instant == [("101", "1.0", t0)]
+    assert late == [("105", "1.0", t0 + 200)]  # 200 ms later the book had moved up
+    assert _latency_run(tmp_path, 200) == late  # the same inputs, the same fills
+
+
+def test_over_the_wire_the_answer_comes_after_the_latency():
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    with simulate(latency_ms=300) as server:
+        info = Info(server.base_url, skip_ws=True)
+        ex = Exchange(WALLET, server.base_url)
+        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+        started = time.monotonic()
+        [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
+        assert time.monotonic() - started >= 0.3
+        assert info.query_order_by_oid(WALLET.address, resting["resting"]["oid"])["order"]["status"] == "open"

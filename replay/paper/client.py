@@ -9,6 +9,8 @@ the receive time of the frame being delivered, after the engine has seen that fr
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +50,22 @@ class PaperExchange:
         coins: list[str] | None = None,
         balance: float = 100_000.0,
         assets: dict[int, AssetSpec] | None = None,
+        latency_ms: int = 0,
+        on_response: Callback | None = None,
     ) -> None:
         self.replay = replay
         self.address = (address or DEFAULT_ADDRESS).lower()
         self.assets = assets if assets is not None else archive_assets(replay.root)
         self.session = PaperSession(PaperEngine(self.assets, balance=balance), _PushedFeed())
+        if latency_ms < 0:
+            raise ArchiveError("latency_ms must be 0 or more")
+        # with a latency, an action waits here until the replay reaches its arrival; its response
+        # then goes to on_response (and to self.responses), and its events to the wallet streams
+        self.latency_ns = latency_ms * 1_000_000
+        self.on_response = on_response
+        self.responses: list[Any] = []
+        self._in_flight: list[tuple[int, int, dict[str, Any]]] = []
+        self._sent = itertools.count()  # ties of arrival keep the order of sending
         self.engine = self.session.engine
         self.engine.account(self.address)
         self.coin_asset = {spec.coin: asset for asset, spec in self.assets.items()}
@@ -97,6 +110,9 @@ class PaperExchange:
                 if frame is not None:
                     callback(frame)
             self._pending_snapshots.clear()
+        while self._in_flight and self._in_flight[0][0] < item.recv_ns:  # arrived before this frame
+            due, _, action = heapq.heappop(self._in_flight)
+            self._deliver(self.session.act(self.address, action, due))
         self.now_ns = item.recv_ns
         message = item.message
         if item.stream is not None and message.get("channel") in FEED_CHANNELS and _coin(message) in self.coins:
@@ -128,8 +144,18 @@ class PaperExchange:
     # --- the SDK's Exchange methods -------------------------------------------------------------------
 
     def _post(self, action: dict[str, Any]) -> Any:
-        response = self.session.act(self.address, action, self.now_ns)
-        return response
+        if not self.latency_ns:
+            return self.session.act(self.address, action, self.now_ns)
+        due = self.now_ns + self.latency_ns
+        heapq.heappush(self._in_flight, (due, next(self._sent), action))
+        return {"status": "ok", "response": {"type": "pending", "data": {"arrivesAt": due // 1_000_000}}}
+
+    def _deliver(self, response: Any) -> None:
+        self.responses.append(response)
+        if self.session.engine.events:
+            self.session._collect()
+        if self.on_response is not None:
+            self.on_response(response)
 
     def _asset(self, name: str) -> int:
         asset = self.coin_asset.get(name)

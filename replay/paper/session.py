@@ -30,9 +30,20 @@ class PaperSession:
     """One engine, its feeds, its nonces and its event log; thread-safe (``serve`` answers off its loop)."""
 
     def __init__(
-        self, engine: PaperEngine, feed: Feed, *, accounts: set[str] | None = None, market_users: set[str] | None = None, mainnet: bool = False
+        self,
+        engine: PaperEngine,
+        feed: Feed,
+        *,
+        accounts: set[str] | None = None,
+        market_users: set[str] | None = None,
+        mainnet: bool = False,
+        latency_ms: int = 0,
     ) -> None:
+        if latency_ms < 0:
+            raise ValueError("latency_ms must be 0 or more")
         self.engine = engine
+        # an action reaches the matching engine this long (market time) after it was sent
+        self.latency_ns = latency_ms * 1_000_000
         self.feed = feed
         self.accounts = {a.lower() for a in accounts} if accounts else None  # who may trade (None: every signer)
         # addresses whose streams come from the market (simulate's sample users, serve's recorded
@@ -136,8 +147,10 @@ class PaperSession:
         return self.act(signer, request["action"], now_ns)
 
     def act(self, user: str, action: dict[str, Any], now_ns: int) -> dict[str, Any]:
-        """Apply an already verified action of ``user`` (in-process clients skip signing)."""
+        """Apply an already verified action of ``user``, sent at ``now_ns``: it reaches the engine
+        ``latency_ms`` later, after every market frame up to then (in-process clients skip signing)."""
         with self.lock:
+            now_ns += self.latency_ns
             for coin in self._coins_of(action):
                 self.open_coin(coin, now_ns)
             self.advance(max(now_ns, self.now_ns))
@@ -257,18 +270,19 @@ def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
     return {"channel": channel, "data": data}
 
 
-def synthetic_session(market: Any, *, accounts: set[str] | None = None, sample_users: set[str] | None = None) -> PaperSession:
+def synthetic_session(market: Any, *, accounts: set[str] | None = None, sample_users: set[str] | None = None, latency_ms: int = 0) -> PaperSession:
     """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour.
     ``sample_users`` get the market's synthetic user traffic; every other address is a paper account."""
     engine = PaperEngine(synthetic_assets(market), balance=market.balance, seed=market.seed)
-    return PaperSession(engine, SyntheticFeed(market), accounts=accounts, market_users=sample_users)
+    return PaperSession(engine, SyntheticFeed(market), accounts=accounts, market_users=sample_users, latency_ms=latency_ms)
 
 
-def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[str] | None = None) -> PaperSession:
+def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[str] | None = None, latency_ms: int = 0) -> PaperSession:
     """``serve --paper``'s paper exchange over an archive source (``ArchiveSource``): the users the
     archive recorded keep their recorded streams; every other address is a paper account."""
     engine = PaperEngine(archive_assets(source.root), balance=balance)
-    return PaperSession(engine, ArchiveFeed(source.root, source.start_ns, source.end_ns), accounts=accounts, market_users=recorded_users(source.root))
+    feed = ArchiveFeed(source.root, source.start_ns, source.end_ns)
+    return PaperSession(engine, feed, accounts=accounts, market_users=recorded_users(source.root), latency_ms=latency_ms)
 
 
 __all__ = ["PAPER_INFO", "PAPER_STREAMS", "PaperSession", "archive_session", "event_frame", "synthetic_session"]

@@ -35,8 +35,9 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--balance", default=100_000.0, type=float, help="USDC every address holds (POST /info clearinghouseState).")
 @click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
 @click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="Restrict trading to these addresses (repeat); others are refused as the exchange refuses an unknown signer. Default: any address trades.")
+@click.option("--latency-ms", default=50, type=click.IntRange(min=0), help="Market time between a paper action's sending and its arrival at the matching engine (the response comes after).")
 @click.option("--sample-user", "sample_users", multiple=True, metavar="ADDRESS", help="An address whose user streams carry the synthetic market's sample traffic (repeat), for recording. Every other address is a clean paper account: its streams show only what it does.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], sample_users: tuple[str, ...]) -> None:
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], latency_ms: int, sample_users: tuple[str, ...]) -> None:
     """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
@@ -63,7 +64,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
 
     async def serve_until_stopped() -> None:
         market = SyntheticSource(seed=seed, coins=coin_list, tick_ms=tick_ms, start_ms=start_ms, balance=balance, list_every_s=list_every)
-        paper = synthetic_session(market, accounts=_accounts(accounts), sample_users=_accounts(sample_users, "--sample-user"))
+        paper = synthetic_session(market, accounts=_accounts(accounts), sample_users=_accounts(sample_users, "--sample-user"), latency_ms=latency_ms)
         server = HyperliquidServer(
             market,
             host=host,
@@ -109,8 +110,9 @@ def _accounts(addresses: tuple[str, ...], option: str = "--account") -> set[str]
 @click.option("--join-window", default=1.0, type=float, help="Subscriptions within this many seconds of a connection's first all start at --from.")
 @click.option("--paper", is_flag=True, help="Take orders at POST /exchange: paper trading against the archived books and trades.")
 @click.option("--balance", default=100_000.0, type=float, help="With --paper: USDC every paper account starts with.")
+@click.option("--latency-ms", default=50, type=click.IntRange(min=0), help="With --paper: market time between an action's sending and its arrival at the matching engine.")
 @click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: restrict trading to these addresses (repeat). The archive's recorded users keep their recorded streams; every other address is a clean paper account.")
-def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, accounts: tuple[str, ...]) -> None:
+def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, latency_ms: int, accounts: tuple[str, ...]) -> None:
     """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
     import asyncio
     import signal
@@ -126,7 +128,7 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
     if paper:
         from ..paper.session import archive_session
 
-        session = archive_session(source, balance=balance, accounts=_accounts(accounts))
+        session = archive_session(source, balance=balance, accounts=_accounts(accounts), latency_ms=latency_ms)
     elif accounts:
         raise click.UsageError("--account needs --paper")
 

@@ -300,7 +300,11 @@ class HyperliquidServer:
         paper = self.paper
         if paper is None:
             raise InfoError(404, "this server does not take exchange actions: run `hlarchive serve --paper` (simulate always does)")
-        return await self._off_loop(paper.exchange, request, self._paper_now_ns(), self.clock_ns() // 1_000_000)
+        answer = await self._off_loop(paper.exchange, request, self._paper_now_ns(), self.clock_ns() // 1_000_000)
+        if paper.latency_ns:  # the answer leaves once the market clock has reached the action's arrival
+            speed = getattr(self.source, "speed", None) or 1.0  # serve's paper clock counts "as fast as possible" as real time
+            await asyncio.sleep(paper.latency_ns / 1e9 / speed)
+        return answer
 
     async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, in a thread when the source reads files (an archive), so streams keep flowing."""
