@@ -765,3 +765,35 @@ def test_over_the_wire_the_answer_comes_after_the_latency():
         [resting] = statuses(ex.order("ETH", True, 0.05, round(bid * 0.9, 1), GTC))
         assert time.monotonic() - started >= 0.3
         assert info.query_order_by_oid(WALLET.address, resting["resting"]["oid"])["order"]["status"] == "open"
+
+
+# --- liquidation -----------------------------------------------------------------------------------------------
+
+
+def test_a_20x_long_is_liquidated_at_the_mark_through_a_recorded_drop(hl_replay):
+    frames = [
+        _book(1, ("100", "500"), ("101", "500")), _ctx(1, "100.5"),
+        _book(2, ("99", "500"), ("100", "500")), _ctx(2, "99.5"),  # down, not enough
+        _book(3, ("97", "500"), ("98", "500")), _ctx(3, "97.5"),  # the margin runs out
+        _book(4, ("90", "500"), ("91", "500")), _ctx(4, "90.5"),  # further down: nothing left to lose
+    ]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "4e" * 20, coins=["BTC"], assets=BTC, balance=1_000.0)
+    equity: list[float] = []
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == 1:
+            assert statuses(paper.order("BTC", True, 190.0, 101.0, {"limit": {"tif": "Ioc"}}))[0]["filled"]["totalSz"] == "190.0"  # 19,190 USDC at 20x
+            statuses(paper.order("BTC", True, 1.0, 95.0, GTC))  # a resting bid: liquidation takes it away
+        equity.append(float(paper.user_state()["marginSummary"]["accountValue"]))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    liquidated = [f for f in paper.fills if "liquidation" in f]
+    [fill] = liquidated
+    assert fill["liquidation"] == {"liquidatedUser": paper.address, "markPx": "97.5", "method": "market"}
+    assert (fill["px"], fill["sz"], fill["side"]) == ("97.5", "190.0", "A")
+    assert list(fill)[list(fill).index("tid") + 1 :] == ["liquidation", "feeToken"]  # where the exchange puts it
+    assert paper.user_state()["assetPositions"] == [] and paper.open_orders() == []
+    final = float(paper.user_state()["marginSummary"]["accountValue"])
+    assert min(equity) > 0 and final == equity[-1] > 0  # never below zero; the drop to 90 after it moved nothing

@@ -22,7 +22,7 @@ from typing import Any
 
 from schemas.info import clearinghouse_state, money
 
-from .accounts import Account, Order
+from .accounts import Account, Order, Position
 from .triggers import GROUPINGS, Trigger
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
 from .book import Book
@@ -56,6 +56,7 @@ class PaperEngine:
         self.last_trade_px: dict[str, float] = {}
         self.funding_rates: dict[str, float] = {}
         self.mark_px: dict[str, float] = {}  # the recorded activeAssetCtx markPx: what triggers fire on
+        self.mark_text: dict[str, str] = {}  # and its text, the price a liquidation fills at
         self.accounts: dict[str, Account] = {}
         self.time_ms = 0  # the latest time seen (frames, actions, the clock)
         self.event_ms = 0  # the time of what is being processed: a fill's or a status's time
@@ -100,7 +101,9 @@ class PaperEngine:
                 self.funding_rates[data["coin"]] = float(funding)
             if ctx.get("markPx") is not None:
                 self.mark_px[data["coin"]] = float(ctx["markPx"])
+                self.mark_text[data["coin"]] = str(ctx["markPx"])
                 self._check_triggers(data["coin"])
+                self._check_liquidations(data["coin"])
 
     def advance_time(self, time_ms: int) -> None:
         """Move the clock: funding is paid on the hour, scheduled cancels fire."""
@@ -136,6 +139,7 @@ class PaperEngine:
                     break
                 self._cross(order, book)
         self._check_triggers(coin)
+        self._check_liquidations(coin)
 
     def on_trades(self, trades: list[dict[str, Any]]) -> None:
         for trade in trades:
@@ -149,6 +153,7 @@ class PaperEngine:
                 self._trade_through(sells, px, left, trade["side"] == "B", coin)
         if trades:
             self._check_triggers(trades[-1]["coin"])
+            self._check_liquidations(trades[-1]["coin"])
 
     def _trade_through(self, orders: list[Order], px: float, left: float, hits_level: bool, coin: str) -> float:
         """Fill ``orders`` (one side, best first) from a trade of ``left`` at ``px``: those it printed
@@ -423,6 +428,48 @@ class PaperEngine:
                 del acc.triggers[other.oid]
                 self._status(acc, other, "siblingFilledCanceled")
 
+    # --- liquidation ------------------------------------------------------------------------------
+
+    def _check_liquidations(self, coin: str) -> None:
+        """Accounts holding ``coin`` whose margin ran out are liquidated at the mark: a cross account
+        when its value falls below the maintenance margin of all its cross positions (half the initial
+        margin at the asset's largest leverage), an isolated position when its own margin does."""
+        for user in sorted(self.accounts):
+            acc = self.accounts[user]
+            held = acc.positions.get(coin)
+            if held is None or not held.szi:
+                continue
+            cross = [(c, p) for c, p in sorted(acc.positions.items()) if p.szi and p.is_cross]
+            if held.is_cross:
+                value = acc.usdc + sum(p.szi * (self._liq_mark(c, p) - p.entry_px) for c, p in acc.positions.items() if p.szi and p.is_cross)
+                needed = sum(abs(p.szi) * self._liq_mark(c, p) * self._maintenance(c) for c, p in cross)
+                if value < needed:
+                    for c, p in cross:
+                        self._liquidate(acc, self.by_coin[c], p)
+            else:
+                mark = self._liq_mark(coin, held)
+                if held.isolated_margin + held.szi * (mark - held.entry_px) < abs(held.szi) * mark * self._maintenance(coin):
+                    self._liquidate(acc, self.by_coin[coin], held)
+
+    def _maintenance(self, coin: str) -> float:
+        return 0.5 / max(1, self.by_coin[coin].max_leverage)
+
+    def _liq_mark(self, coin: str, pos: Position) -> float:
+        return self.trigger_mark(coin) or pos.entry_px
+
+    def _liquidate(self, acc: Account, spec: AssetSpec, pos: Position) -> None:
+        """Close the position at the mark as a market order; the account's orders on the coin go."""
+        for order in sorted([*acc.orders.values(), *acc.triggers.values()], key=lambda o: o.oid):
+            if order.spec.coin == spec.coin:
+                self._cancel(acc, order, "liquidatedCanceled")
+        mark = self._liq_mark(spec.coin, pos)
+        text = self.mark_text.get(spec.coin) or wire_number(mark, max(0, 6 - spec.sz_decimals))
+        size = abs(pos.szi)
+        order = Order(self._oid(), acc.user, spec, pos.szi < 0, mark, text, size, size, "Ioc", True, None, self.event_ms)
+        liquidation = {"liquidatedUser": acc.user, "markPx": text, "method": "market"}
+        self._fill(acc, order, mark, text, size, crossed=True, liquidation=liquidation)
+        self._status(acc, order, "filled")
+
     def _affordability(self, acc: Account, spec: AssetSpec, is_buy: bool, px: float, sz: float, reduce_only: bool) -> str | None:
         if spec.spot:
             if is_buy:
@@ -476,7 +523,7 @@ class PaperEngine:
             notional += take * level.px
         return filled, notional
 
-    def _fill(self, acc: Account, order: Order, px: float, px_text: str, sz: float, *, crossed: bool) -> None:
+    def _fill(self, acc: Account, order: Order, px: float, px_text: str, sz: float, *, crossed: bool, liquidation: dict[str, Any] | None = None) -> None:
         spec = order.spec
         d = spec.sz_decimals
         tid = self._next_tid
@@ -548,6 +595,10 @@ class PaperEngine:
         }
         if order.cloid is not None:
             fill["cloid"] = order.cloid
+        if liquidation is not None:  # where the exchange puts it: after tid (and cloid), before feeToken
+            fee_token = fill.pop("feeToken")
+            fill["liquidation"] = liquidation
+            fill["feeToken"] = fee_token
         acc.fills.append(fill)
         self.events.append((acc.user, "userFills", fill))
         self.events.append((acc.user, "userEvents", {"fills": [fill]}))
