@@ -25,6 +25,7 @@ from replay.serving.archive_source import ArchiveSource
 from replay.serving.server import HyperliquidServer, ServerThread
 from replay.serving.synthetic_source import SyntheticSource
 
+from .browser import PAGE_FACTS, Browser
 from .recording import record
 
 WALLET = eth_account.Account.from_key("0x" + "22" * 32)
@@ -797,3 +798,84 @@ def test_a_20x_long_is_liquidated_at_the_mark_through_a_recorded_drop(hl_replay)
     assert paper.user_state()["assetPositions"] == [] and paper.open_orders() == []
     final = float(paper.user_state()["marginSummary"]["accountValue"])
     assert min(equity) > 0 and final == equity[-1] > 0  # never below zero; the drop to 90 after it moved nothing
+
+
+# --- the report ---------------------------------------------------------------------------------------------------
+
+
+def _round_trip(hl_replay) -> Any:
+    t0 = FIRST_NS // 1_000_000
+    frames = []
+    for i in range(40):
+        mid = 100 + (i if i < 20 else 40 - i)  # up, then down
+        frames += [_book(t0 + i * 1000, (str(mid), "50"), (str(mid + 1), "50")), _ctx(t0 + i * 1000, f"{mid}.5")]
+    replay = hl_replay(frames)
+    paper = replay.paper("0x" + "4f" * 20, coins=["BTC"], assets=BTC, balance=10_000.0)
+
+    def on_book(msg: dict[str, Any]) -> None:
+        i = (msg["data"]["time"] - t0) // 1000
+        if i == 2:
+            statuses(paper.order("BTC", True, 10.0, 110.0, {"limit": {"tif": "Ioc"}}))
+        if i == 25:
+            statuses(paper.order("BTC", False, 4.0, 90.0, {"limit": {"tif": "Ioc"}}))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    return paper
+
+
+def test_the_report_says_what_the_run_did(hl_replay):
+    paper = _round_trip(hl_replay)
+    report = paper.report()
+    [btc] = report["coins"]
+    assert report["fills"] == btc["fills"] == 2 and btc["position"] == 6.0
+    assert btc["realized_pnl"] == pytest.approx(4 * (115 - 103))  # bought at 103, sold 4 at 115
+    assert btc["unrealized_pnl"] == pytest.approx(6 * (101.5 - 103))  # the last mark
+    assert report["fees"] == pytest.approx(sum(float(f["fee"]) for f in paper.fills))
+    assert report["volume"] == pytest.approx(10 * 103 + 4 * 115)
+    assert report["max_drawdown"] > 0 and 0 < report["time_in_market_pct"] <= 1
+    assert report["equity_end"] == pytest.approx(10_000 + report["pnl"], abs=0.01)
+
+
+def test_the_report_page_in_a_real_browser(hl_replay, tmp_path):
+    paper = _round_trip(hl_replay)
+    page = paper.report_html(tmp_path / "report.html")
+    report = paper.report()
+    browser = Browser()
+    try:
+        facts = browser.evaluate(page, PAGE_FACTS)
+        shown = browser.evaluate(page, "Object.fromEntries([...document.querySelectorAll('tr[data-figure]')].map(r => [r.dataset.figure, r.querySelector('td').innerText]))")
+    finally:
+        browser.close()
+    assert shown["pnl"] == f"{report['pnl']:,.2f}" and shown["fees"] == f"{report['fees']:,.2f}"
+    assert shown["realized_pnl"] == f"{report['realized_pnl']:,.2f}" and shown["fills"] == "2"
+    assert shown["time_in_market_pct"] == f"{report['time_in_market_pct']:.2%}"
+    assert facts["chart"]["width"] > 300 and facts["chart"]["height"] > 100
+    assert facts["requests"] == [] and paper.address in facts["text"]
+
+
+def test_simulate_writes_the_report_of_the_accounts_that_traded_when_stopped(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hyperliquid.exchange import Exchange
+
+    report = tmp_path / "paper.html"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "replay.cli", "simulate", "--port", "0", "--rate", "20", "--latency-ms", "0", "--report", str(report)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        proc.stdout.readline()  # ws URL
+        base = proc.stdout.readline().split()[2]  # base URL: http://...
+        ex = Exchange(WALLET, base)
+        statuses(ex.market_open("ETH", True, 0.05))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "wrote the paper report of 1 account(s)" in err
+    page = report.read_text()
+    assert WALLET.address.lower() in page and 'id="chart"' in page

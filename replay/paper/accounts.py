@@ -88,6 +88,8 @@ class Account:
     scheduled_cancel_ms: int | None = None
     fees_paid: float = 0.0
     order_margin: float = 0.0  # initial margin held by resting perp orders
+    equity: list[tuple[int, float]] = field(default_factory=list)  # (time ms, account value): the report's curve
+    held: list[tuple[int, str, float]] = field(default_factory=list)  # (time ms, coin, position after a fill)
 
     def position(self, spec: AssetSpec) -> Position:
         pos = self.positions.get(spec.coin)

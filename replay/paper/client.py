@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.layout import ArchiveError
@@ -140,6 +141,20 @@ class PaperExchange:
                     callback(frame)
         self.session.forget()  # in-process, this is the only reader
         self._cursor = self.session.cursor()
+
+    # --- the result ------------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        """The run's figures: PnL realised and unrealised by coin, fees, funding, volume, fills, the
+        largest drawdown, the time in the market, equity at the start and now."""
+        return self.session.report(self.address)
+
+    def report_html(self, path: str | Path) -> Path:
+        """Write the run's page (figures, equity curve, positions, fills on the price): one
+        self-contained HTML file, nothing fetched when it is opened."""
+        target = Path(path)
+        target.write_text(self.session.report_html([self.address], title=f"hlarchive paper report: {self.address}"), encoding="utf-8")
+        return target
 
     # --- the SDK's Exchange methods -------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ from typing import Any
 from schemas.info import clearinghouse_state, money
 
 from .accounts import Account, Order, Position
-from .triggers import GROUPINGS, Trigger
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
 from .book import Book
+from .triggers import GROUPINGS, Trigger
 
 # Hyperliquid's base tier (14-day volume under $5M)
 PERP_TAKER_FEE = 0.00045
@@ -33,6 +33,7 @@ PERP_MAKER_FEE = 0.00015
 SPOT_TAKER_FEE = 0.0007
 SPOT_MAKER_FEE = 0.0004
 MIN_ORDER_VALUE = 10.0
+SAMPLE_MS = 1_000  # the report's curves: a point a second of market time at most
 HOUR_MS = 3_600_000
 SCHEDULE_CANCEL_MIN_DELAY_MS = 5_000
 EPS = 1e-12
@@ -57,6 +58,8 @@ class PaperEngine:
         self.funding_rates: dict[str, float] = {}
         self.mark_px: dict[str, float] = {}  # the recorded activeAssetCtx markPx: what triggers fire on
         self.mark_text: dict[str, str] = {}  # and its text, the price a liquidation fills at
+        self.prices: dict[str, list[tuple[int, float]]] = {}  # (time ms, mark) of traded coins, for the report
+        self._next_sample_ms = 0
         self.accounts: dict[str, Account] = {}
         self.time_ms = 0  # the latest time seen (frames, actions, the clock)
         self.event_ms = 0  # the time of what is being processed: a fill's or a status's time
@@ -115,6 +118,8 @@ class PaperEngine:
         if self._hour is not None and hour > self._hour:
             self._pay_funding(hour * HOUR_MS)
         self._hour = hour
+        if time_ms >= self._next_sample_ms:
+            self._sample(time_ms)
         for acc in self.accounts.values():
             if acc.scheduled_cancel_ms is not None and acc.scheduled_cancel_ms <= time_ms:
                 self.event_ms = acc.scheduled_cancel_ms
@@ -122,6 +127,30 @@ class PaperEngine:
                 for order in sorted([*acc.orders.values(), *acc.triggers.values()], key=lambda o: o.oid):
                     self._cancel(acc, order, "scheduledCancel")
         self.event_ms = time_ms
+
+    def _sample(self, time_ms: int) -> None:
+        """The report's curves, once a second of market time: each trading account's value, and the
+        marks of the coins they trade."""
+        self._next_sample_ms = time_ms - time_ms % SAMPLE_MS + SAMPLE_MS
+        coins: set[str] = set()
+        for acc in self.accounts.values():
+            if acc.fills or acc.equity:
+                acc.equity.append((time_ms, self.account_value(acc)))
+                coins.update(f["coin"] for f in acc.fills[-50:])
+                coins.update(c for c, p in acc.positions.items() if p.szi)
+        for coin in coins:
+            mark = self.trigger_mark(coin)
+            if mark is not None:
+                self.prices.setdefault(coin, []).append((time_ms, mark))
+
+    def account_value(self, acc: Account) -> float:
+        """USDC, the perp positions' unrealised PnL and the spot tokens at their marks."""
+        value = self._account_value(acc)[0]
+        for token, amount in acc.tokens.items():
+            spec = next((s for s in self.assets.values() if s.spot and s.base == token), None)
+            mark = self.mark(spec.coin) if spec is not None else None
+            value += amount * (mark or 0.0)
+        return value
 
     def on_book(self, coin: str, time_ms: int, levels: list[list[dict[str, Any]]]) -> None:
         self.advance_time(time_ms)
@@ -600,6 +629,9 @@ class PaperEngine:
             fill["liquidation"] = liquidation
             fill["feeToken"] = fee_token
         acc.fills.append(fill)
+        acc.held.append((self.event_ms, spec.coin, acc.tokens.get(spec.base, 0.0) if spec.spot else acc.position(spec).szi))
+        if not acc.equity:  # the curve starts at the first fill, from the balance before it
+            acc.equity.append((self.event_ms, self.balance))
         self.events.append((acc.user, "userFills", fill))
         self.events.append((acc.user, "userEvents", {"fills": [fill]}))
         if order.oid in acc.orders:

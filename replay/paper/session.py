@@ -19,6 +19,8 @@ from schemas.info import field
 
 from .engine import Event, PaperEngine
 from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, recorded_users, synthetic_assets
+from .report import account_report
+from .report_page import report_html
 from .signing import NonceBook, SignatureError, recover_signer
 
 PAPER_STREAMS = ("userFills", "orderUpdates", "userEvents", "userFundings", "webData2")
@@ -225,6 +227,33 @@ class PaperSession:
                     mid = (Decimal(book.raw[0][0]["px"]) + Decimal(book.raw[1][0]["px"])) / 2
                     mids[spec.coin] = format(mid.normalize(), "f")
             return mids
+
+    # --- the result of a run ------------------------------------------------------------------------
+
+    def report(self, user: str) -> dict[str, Any]:
+        """The run's figures for ``user`` (see ``report.account_report``)."""
+        with self.lock:
+            engine = self.engine
+            acc = engine.account(user)
+            marks = {coin: engine.trigger_mark(coin) for coin in acc.positions}
+            return account_report(acc, marks, end_ms=engine.time_ms or None, value_now=engine.account_value(acc) if acc.equity else None)
+
+    def traders(self) -> list[str]:
+        """The accounts that traded, in address order."""
+        with self.lock:
+            return sorted(user for user, acc in self.engine.accounts.items() if acc.fills)
+
+    def report_html(self, users: list[str] | None = None, title: str = "hlarchive paper report") -> str:
+        """One self-contained page for ``users`` (default: every account that traded)."""
+        with self.lock:
+            users = [u.lower() for u in users] if users is not None else self.traders()
+            reports = [self.report(u) for u in users]
+            curves = {}
+            for user in users:
+                acc = self.engine.account(user)
+                coins = {f["coin"] for f in acc.fills}
+                curves[user] = {"equity": list(acc.equity), "held": list(acc.held), "fills": list(acc.fills), "prices": {c: list(self.engine.prices.get(c, [])) for c in coins}}
+        return report_html(reports, curves, title)
 
     def snapshot_frame(self, channel: str, user: str) -> dict[str, Any] | None:
         """The first frame of a wallet stream: ``userFills`` sends its snapshot; ``webData2`` the state."""

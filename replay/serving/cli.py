@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -36,8 +36,9 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--list-every", "list_every", default=None, type=click.FloatRange(min=0.1), help="List a new market this often, in seconds (perp NEW1, spot @302, ...), to test recorders that follow listings.")
 @click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="Restrict trading to these addresses (repeat); others are refused as the exchange refuses an unknown signer. Default: any address trades.")
 @click.option("--latency-ms", default=50, type=click.IntRange(min=0), help="Market time between a paper action's sending and its arrival at the matching engine (the response comes after).")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None, help="When stopped, write the paper report of the accounts that traded to this HTML file.")
 @click.option("--sample-user", "sample_users", multiple=True, metavar="ADDRESS", help="An address whose user streams carry the synthetic market's sample traffic (repeat), for recording. Every other address is a clean paper account: its streams show only what it does.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], latency_ms: int, sample_users: tuple[str, ...]) -> None:
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], latency_ms: int, report_file: str | None, sample_users: tuple[str, ...]) -> None:
     """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
@@ -87,6 +88,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         await stop.wait()
         await server.stop()
         click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
+        _write_report(paper, report_file)
 
     asyncio.run(serve_until_stopped())
 
@@ -111,8 +113,9 @@ def _accounts(addresses: tuple[str, ...], option: str = "--account") -> set[str]
 @click.option("--paper", is_flag=True, help="Take orders at POST /exchange: paper trading against the archived books and trades.")
 @click.option("--balance", default=100_000.0, type=float, help="With --paper: USDC every paper account starts with.")
 @click.option("--latency-ms", default=50, type=click.IntRange(min=0), help="With --paper: market time between an action's sending and its arrival at the matching engine.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None, help="With --paper: when stopped, write the paper report of the accounts that traded to this HTML file.")
 @click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: restrict trading to these addresses (repeat). The archive's recorded users keep their recorded streams; every other address is a clean paper account.")
-def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, latency_ms: int, accounts: tuple[str, ...]) -> None:
+def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, latency_ms: int, report_file: str | None, accounts: tuple[str, ...]) -> None:
     """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
     import asyncio
     import signal
@@ -129,8 +132,8 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
         from ..paper.session import archive_session
 
         session = archive_session(source, balance=balance, accounts=_accounts(accounts), latency_ms=latency_ms)
-    elif accounts:
-        raise click.UsageError("--account needs --paper")
+    elif accounts or report_file:
+        raise click.UsageError("--account and --report need --paper")
 
     async def serve_until_stopped() -> None:
         server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
@@ -147,5 +150,17 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await server.stop()
+        if session is not None:
+            _write_report(session, report_file)
 
     asyncio.run(serve_until_stopped())
+
+
+def _write_report(session: Any, path: str | None) -> None:
+    """The paper report of the accounts that traded, written when the server stops."""
+    if path is None:
+        return
+    traders = session.traders()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(session.report_html(traders))
+    click.echo(f"wrote the paper report of {len(traders)} account(s) to {path}", err=True)
