@@ -133,7 +133,7 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
 
         session = archive_session(source, balance=balance, accounts=_accounts(accounts), latency_ms=latency_ms)
     elif accounts or report_file:
-        raise click.UsageError("--account and --report need --paper")
+        raise click.UsageError(f"{'--account' if accounts else '--report'} needs --paper")
 
     async def serve_until_stopped() -> None:
         server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
