@@ -1,0 +1,206 @@
+"""The order-level (L4) book of one coin as a pure state machine, as a node's data describes it.
+
+Start from a snapshot (or empty), then apply each block: its order statuses give the details of the
+orders its diffs place (``new`` needs its order's status line), and its diffs move the book
+(``new``, ``update`` from ``origSz`` to ``newSz``, ``modified`` to a size in place, ``remove``).
+Orders keep price-time priority within a level. An inconsistency (a diff for an unknown oid, an
+``origSz`` that is not the size held, a ``new`` without its order, a crossed book after a block) is a
+``Desync``: returned, never raised, and the book is marked unsafe until the next snapshot. Sizes and
+prices stay exact decimal text; ``l2`` sums them as decimals, the way the exchange aggregates.
+No I/O, no clock: heights and times are arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+# the order fields a snapshot level carries, in the book server's order (the status line's order,
+# with the user first)
+ORDER_KEYS = (
+    "user", "coin", "side", "limitPx", "sz", "oid", "timestamp", "triggerCondition", "isTrigger", "triggerPx",
+    "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid",
+)
+
+
+@dataclass(frozen=True)
+class Desync:
+    """The book stopped matching the data at ``height``: what was expected, and what was found."""
+
+    coin: str
+    height: int
+    oid: int | None
+    expected: str
+    found: str
+
+    def as_event(self) -> dict[str, Any]:
+        return {"coin": self.coin, "height": self.height, "oid": self.oid, "expected": self.expected, "found": self.found}
+
+
+@dataclass
+class _Resting:
+    order: dict[str, Any]  # the order as a snapshot shows it (ORDER_KEYS), ``sz`` kept current
+    px: Decimal
+    sz: Decimal
+
+
+@dataclass
+class L4Book:
+    coin: str
+    height: int = 0
+    time_ms: int = 0
+    safe: bool = True  # False from a desync (or a start without a snapshot) until the next snapshot
+    _orders: dict[int, _Resting] = field(default_factory=dict)  # oid -> order; dicts keep arrival order
+    _levels: tuple[dict[Decimal, dict[int, None]], dict[Decimal, dict[int, None]]] = field(default_factory=lambda: ({}, {}))
+
+    # --- building ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_snapshot(cls, coin: str, height: int, time_ms: int, bids: list[dict[str, Any]], asks: list[dict[str, Any]]) -> L4Book:
+        """A book from a snapshot's two sides (orders in priority order, each an order dict with its user)."""
+        book = cls(coin, height, time_ms)
+        for side in (bids, asks):
+            for order in side:
+                book._add(dict(order))
+        return book
+
+    def reset(self, snapshot: L4Book) -> None:
+        """Take a snapshot's state: a desynced book is rebuilt and safe again."""
+        self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
+        self._orders = {oid: _Resting(dict(r.order), r.px, r.sz) for oid, r in snapshot._orders.items()}
+        self._levels = ({px: dict(q) for px, q in snapshot._levels[0].items()}, {px: dict(q) for px, q in snapshot._levels[1].items()})
+
+    def _add(self, order: dict[str, Any]) -> None:
+        oid = int(order["oid"])
+        px, sz = Decimal(order["limitPx"]), Decimal(order["sz"])
+        self._orders[oid] = _Resting(order, px, sz)
+        self._levels[0 if order["side"] == "B" else 1].setdefault(px, {})[oid] = None
+
+    def _remove(self, oid: int) -> _Resting:
+        resting = self._orders.pop(oid)
+        side = self._levels[0 if resting.order["side"] == "B" else 1]
+        queue = side[resting.px]
+        del queue[oid]
+        if not queue:
+            del side[resting.px]
+        return resting
+
+    # --- one block ------------------------------------------------------------------------------
+
+    def apply_block(self, height: int, time_ms: int, statuses: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> list[Desync]:
+        """Apply one block's status lines and book diffs of this coin; the desyncs found."""
+        self.height, self.time_ms = height, time_ms
+        details = {}
+        for line in statuses:
+            order = line.get("order") or {}
+            if order.get("coin", self.coin) == self.coin and "oid" in order:
+                details[int(order["oid"])] = (line.get("user"), order)
+        found: list[Desync] = []
+        for diff in diffs:
+            if diff.get("coin", self.coin) != self.coin:
+                continue
+            problem = self._apply_diff(diff, details)
+            if problem is not None:
+                found.append(Desync(self.coin, height, diff.get("oid"), *problem))
+        crossed = self._crossed()
+        if crossed is not None:
+            found.append(Desync(self.coin, height, None, "best bid below best ask", crossed))
+        if found:
+            self.safe = False
+        return found
+
+    def _apply_diff(self, diff: dict[str, Any], details: dict[int, tuple[Any, dict[str, Any]]]) -> tuple[str, str] | None:
+        oid = int(diff["oid"])
+        change = diff.get("raw_book_diff")
+        if change == "remove":
+            if oid not in self._orders:
+                return "a resting order to remove", "no such oid"
+            self._remove(oid)
+            return None
+        if not isinstance(change, dict) or len(change) != 1:
+            return "new, update, modified or remove", repr(change)[:200]
+        (kind, body), = change.items()
+        if kind == "new":
+            if oid in self._orders:
+                return "a new oid", "it rests already"
+            user, order = details.get(oid, (None, None))
+            if order is None:
+                return "the order's status line in the same block", "none"
+            whole = {"user": diff.get("user") or user, **{k: order.get(k) for k in ORDER_KEYS if k != "user"}}
+            whole["coin"], whole["oid"] = self.coin, oid
+            whole["side"] = diff.get("side") or order.get("side")
+            whole["limitPx"] = diff.get("px") or order.get("limitPx")
+            whole["sz"] = body["sz"]
+            self._add(whole)
+            return None
+        resting = self._orders.get(oid)
+        if resting is None:
+            return f"a resting order to {kind}", "no such oid"
+        if kind == "update":
+            if Decimal(body["origSz"]) != resting.sz:
+                return f"origSz {resting.order['sz']}", f"origSz {body['origSz']}"
+            new = body["newSz"]
+        elif kind == "modified":
+            new = body["sz"]
+        else:
+            return "new, update, modified or remove", kind
+        if Decimal(new) == 0:
+            self._remove(oid)
+        else:
+            resting.sz, resting.order["sz"] = Decimal(new), new
+        return None
+
+    def _crossed(self) -> str | None:
+        bids, asks = self._levels
+        if bids and asks and max(bids) >= min(asks):
+            return f"bid {max(bids)} >= ask {min(asks)}"
+        return None
+
+    # --- what it shows --------------------------------------------------------------------------
+
+    def orders(self, side: str) -> list[dict[str, Any]]:
+        """One side's orders in priority order: best price first, then arrival."""
+        levels = self._levels[0 if side == "B" else 1]
+        out = []
+        for px in sorted(levels, reverse=side == "B"):
+            out.extend(dict(self._orders[oid].order) for oid in levels[px])
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The book server's ``Snapshot`` shape."""
+        return {"coin": self.coin, "time": self.time_ms, "height": self.height, "levels": [self.orders("B"), self.orders("A")]}
+
+    def l2(self, n_levels: int = 20, n_sig_figs: int | None = None, mantissa: int | None = None) -> dict[str, Any]:
+        """The ``l2Book`` shape: levels summed as exact decimals, ``n`` the order count; with
+        ``nSigFigs`` (and ``mantissa``) prices are bucketed, bids rounded down and asks up."""
+        sides = []
+        for index, bid in ((0, True), (1, False)):
+            buckets: dict[Decimal, list[Any]] = {}
+            for px in sorted(self._levels[index], reverse=bid):
+                key = _bucket(px, n_sig_figs, mantissa, down=bid) if n_sig_figs else px
+                if key not in buckets and len(buckets) == n_levels:
+                    break
+                entry = buckets.setdefault(key, [Decimal(0), 0])
+                for oid in self._levels[index][px]:
+                    entry[0] += self._orders[oid].sz
+                    entry[1] += 1
+            sides.append([{"px": _text(px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])
+        return {"coin": self.coin, "time": self.time_ms, "levels": sides}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+
+def _bucket(px: Decimal, n_sig_figs: int, mantissa: int | None, *, down: bool) -> Decimal:
+    exponent = px.adjusted() - n_sig_figs + 1
+    step = Decimal(mantissa or 1).scaleb(exponent)
+    units = (px / step).to_integral_value(rounding=ROUND_FLOOR if down else ROUND_CEILING)
+    return units * step
+
+
+def _text(value: Decimal) -> str:
+    """Decimal text as the exchange prints it in books: no exponent, no trailing zeros, and a ``.0``
+    on whole numbers (``"106217.0"``, ``"0.015"``)."""
+    text = format(value.normalize(), "f")
+    return text if "." in text else text + ".0"
