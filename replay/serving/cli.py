@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,6 +11,18 @@ from schemas.layout import ArchiveError
 
 if TYPE_CHECKING:
     from .server import HyperliquidServer
+
+
+async def _until_signalled(server: HyperliquidServer) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop the server."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
 
 
 async def _listen(server: HyperliquidServer) -> None:
@@ -43,8 +56,6 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
     after start, and never before its exchange time, so exchange time never runs ahead of the clock."""
-    import asyncio
-    import signal
 
     from ..paper.session import synthetic_session
     from .server import Faults, HyperliquidServer, Limits
@@ -81,12 +92,7 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}   (Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange on one port)")
         click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop()
+        await _until_signalled(server)
         click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
         _write_report(paper, report_file)
 
@@ -117,8 +123,6 @@ def _accounts(addresses: tuple[str, ...], option: str = "--account") -> set[str]
 @click.option("--account", "accounts", multiple=True, metavar="ADDRESS", help="With --paper: restrict trading to these addresses (repeat). The archive's recorded users keep their recorded streams; every other address is a clean paper account.")
 def serve(root: str, host: str, port: int, speed: float, start: str | None, end: str | None, join_window: float, paper: bool, balance: float, latency_ms: int, report_file: str | None, accounts: tuple[str, ...]) -> None:
     """Serve an archive as Hyperliquid does: the websocket at ws://HOST:PORT/ws and POST /info (Ctrl-C stops)."""
-    import asyncio
-    import signal
 
     from .archive_source import ArchiveSource
     from .server import HyperliquidServer
@@ -144,12 +148,7 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
         click.echo("POST /info answers come from the archive as of each connection's replay clock.", err=True)
         if session is not None:
             click.echo(f"POST /exchange takes paper orders against the archived books and trades; every account starts with {balance:,.0f} USDC.", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await server.stop()
+        await _until_signalled(server)
         if session is not None:
             _write_report(session, report_file)
 
