@@ -11,6 +11,7 @@ files at the end, as the local import does.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 import threading
 import time
@@ -82,10 +83,14 @@ def _run_tasks(context: Any, sources: list[Source], root: str, on_tasks: TaskPro
     tasks = context.parallelize(list(enumerate(sources)), max(1, len(sources)))
     outcome: dict[str, Any] = {}
 
+    # the store's endpoint and keys, for executors whose environment lacks them (a Python worker
+    # forked by a JVM started before they were set, in local mode): what an executor has wins
+    store_env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
     def collect() -> None:
         try:
             context.setJobGroup(group, f"hlarchive import of {len(sources)} file(s)")  # per thread: set where the job runs
-            outcome["results"] = tasks.map(lambda item: _task(item, root, fail_first_attempt_of)).collect()
+            outcome["results"] = tasks.map(lambda item: _task(item, root, fail_first_attempt_of, store_env)).collect()
         except BaseException as exc:  # noqa: BLE001 - raised on the driver's thread below
             outcome["error"] = exc
 
@@ -100,8 +105,10 @@ def _run_tasks(context: Any, sources: list[Source], root: str, on_tasks: TaskPro
     return outcome["results"]
 
 
-def _task(item: tuple[int, Source], root: str, fail_first_attempt_of: str | None) -> tuple[int, dict[str, Any] | None]:
+def _task(item: tuple[int, Source], root: str, fail_first_attempt_of: str | None, store_env: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
     """One file on an executor: ``(index, FileResult as a dict)``, or ``None`` when it was in already."""
+    for key, value in store_env.items():
+        os.environ.setdefault(key, value)
     index, source = item
     fail = None
     if fail_first_attempt_of and fail_first_attempt_of in source.key:
