@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from schemas.history import DATASETS
+from schemas.imports.history import DATASETS
 from schemas.layout import ArchiveError
 
 from .connection import MAINNET_URL, TESTNET_URL, ConnectionConfig
@@ -238,7 +238,7 @@ def _is_history(source: str) -> bool:
 
 
 def _import_json_lines(files: tuple[str, ...], root: str, start: str | None, silent: bool) -> None:
-    from schemas.jsonlines import LineError, parse_timestamp_ns
+    from schemas.imports.jsonlines import LineError, parse_timestamp_ns
 
     from .imports.jsonlines import import_files
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import pytest
 
-from schemas.jsonlines import parse_line
+from schemas.imports.jsonlines import parse_line
 
 from .replay import Replay
 

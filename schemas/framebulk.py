@@ -6,7 +6,7 @@ and key order:
 - trades and bbo: every frame's JSON text is rebuilt from the typed column (``jsontext.render``,
   which writes what ``orjson.dumps`` writes) and compared with the bytes received.
 - l2Book: rebuilding 40 levels costs as much as parsing them, so the order is proven by counts, as
-  ``schemas.historybulk`` does for imported books. Arrow's reader refuses unknown and repeated keys
+  ``schemas.imports.historybulk`` does for imported books. Arrow's reader refuses unknown and repeated keys
   and numbers out of the shape; a missing key is a null, which is checked. With no backslash in the
   block every quote is structure, so ``{"px":"`` once a level puts px first, ``","sz":"`` once a level
   puts sz right after it (the only other string), and the per-frame patterns do the same for channel,

@@ -7,8 +7,6 @@ refuses goes frame by frame. Either way, journal records -> archive -> replay gi
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 from typing import Any
 
 import orjson

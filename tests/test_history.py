@@ -16,7 +16,7 @@ from recorder.imports.history import import_history, list_sources
 from replay import Replay
 from replay.analysis.views import open_archive
 from replay.cli import main
-from schemas.history import iso_ns, node_trade
+from schemas.imports.history import iso_ns, node_trade
 
 from .history_files import HOUR9_NS, make_history, write_lz4
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import recorder.imports.history as history_import
 from recorder.imports.history import import_history
 from replay import Replay
-from schemas.history import iso_ns
-from schemas.historybulk import l2book_chunk
+from schemas.imports.history import iso_ns
+from schemas.imports.historybulk import l2book_chunk
 
 from .history_files import HOUR9_NS, iso, l2book_lines, write_lz4
 
@@ -130,8 +130,8 @@ def test_an_import_gives_the_same_frames_in_bulk_line_by_line_or_mixed(tmp_path,
 # --- fills ---------------------------------------------------------------------------------------------
 
 from schemas.channels import channel_spec  # noqa: E402
-from schemas.history import FillPairer, fills_of_line  # noqa: E402
-from schemas.historybulk import fills_chunk, pair_fills  # noqa: E402
+from schemas.imports.history import FillPairer, fills_of_line  # noqa: E402
+from schemas.imports.historybulk import fills_chunk, pair_fills  # noqa: E402
 
 from .history_files import USERS, block_line, fill  # noqa: E402
 

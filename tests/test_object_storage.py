@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from replay import Replay
-from replay.analysis.sync import sync
 from replay.analysis.inventory import summarize, verify
+from replay.analysis.sync import sync
 from replay.analysis.views import open_archive
 from replay.cli import main
 from replay.serving.archive_info import ArchiveInfo

@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.history import (
+from schemas.imports.history import (
     ASSET_CTXS,
     DATASETS,
     NODE_FILLS,
@@ -40,7 +40,7 @@ from schemas.history import (
     l2book_record,
     node_trade,
 )
-from schemas.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, order_counts, pair_fills
+from schemas.imports.historybulk import FillsChunk, L2BookChunk, fills_chunk, l2book_chunk, order_counts, pair_fills
 from schemas.layout import IMPORTS_DIR, ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription

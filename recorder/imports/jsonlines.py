@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from schemas.channels import channel_spec
-from schemas.jsonlines import LineError, parse_line
+from schemas.imports.jsonlines import LineError, parse_line
 from schemas.layout import ArchiveError
 from schemas.rows import FrameError
 

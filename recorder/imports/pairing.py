@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from schemas.history import FillPairer
+from schemas.imports.history import FillPairer
 from schemas.layout import IMPORTS_DIR, parse_part_name
 from schemas.subscriptions import parse_subscription
 

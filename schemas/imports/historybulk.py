@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .channels import channel_spec
+from ..channels import channel_spec
 
 L2BOOK_DATA = channel_spec("l2Book").shape.arrow_type  # type: ignore[union-attr]
 L2BOOK_RECORD = pa.schema(
