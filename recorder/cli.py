@@ -61,14 +61,25 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--metrics", "metrics_at", default=None, metavar="HOST:PORT", help="Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz).")
 @click.option("--health", "health_at", default=None, metavar="HOST:PORT", help="Serve /healthz alone: 200 while every connection receives, 503 with the reason.")
 @click.option("--keep-local-days", default=None, type=click.FloatRange(min=0), help="With --upload: remove a local part once uploaded and its day is this many days old (0: at once).")
+@click.option("--node-data", "node_data", default=None, type=click.Path(file_okay=False), help="Follow a node's L4 files instead of a websocket: its data root (holding node_order_statuses_by_block/, node_raw_book_diffs_by_block/, node_fills_by_block/).")
+@click.option("--node-info", default="http://127.0.0.1:3001", show_default=True, help="With --node-data: the node's local info server, asked for full L4 snapshots (fileSnapshot).")
+@click.option("--snapshot-every", default=3600.0, show_default=True, type=click.FloatRange(min=1), help="With --node-data: seconds between two L4 snapshots asked of the node.")
+@click.option("--node-max-wait", default=5.0, show_default=True, type=click.FloatRange(min=0.01), help="With --node-data: seconds a lagging stream is waited for before a node_stream_lag event (the wait goes on).")
 def record(
+    node_data: str | None, node_info: str, snapshot_every: float, node_max_wait: float,
     out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
     excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
     no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
     upload_url: str | None, keep_local_days: float | None, metrics_at: str | None, health_at: str | None,
 ) -> None:
-    """Record Hyperliquid websocket subscriptions into a Parquet archive, through disconnects and crashes."""
+    """Record Hyperliquid websocket subscriptions into a Parquet archive, through disconnects and crashes;
+    or, with --node-data, a node's order-level (L4) files as they grow."""
+    if node_data:
+        if subs or channels or users or url or testnet:
+            raise click.UsageError("--node-data follows a node's files: --coin filters them; --sub, --channel, --user and --url are for websockets")
+        _follow_node(node_data, out or "./archive", coins, node_info, snapshot_every, node_max_wait, flush_seconds, duration, None if quiet else status_seconds, metrics_at)
+        return
     from .live import Recorder
 
     config = load_config(config_path) if config_path else {}
@@ -170,6 +181,29 @@ def recover_command(root: str) -> None:
         click.echo(f"session {entry['session']}: {entry['frames']} frames recovered, {entry['skipped']} already committed")
 
 
+def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: str, snapshot_every: float, max_wait: float, flush_seconds: float, duration: float | None, status_seconds: float | None, metrics_at: str | None) -> None:
+    import signal
+    import threading
+
+    from .node.follow import NodeFollower, status_line
+
+    follower = NodeFollower(node_data, out, coins=coins or None, node_info=node_info or None, snapshot_every_s=snapshot_every, max_wait_s=max_wait, flush_seconds=min(flush_seconds, 60.0))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server = None
+    if metrics_at:
+        from .node.metrics import serve_node_metrics
+
+        server = serve_node_metrics(follower.status, parse_address(metrics_at, "--metrics"))
+    start = follower.out.cursor
+    click.echo(f"following {node_data} into {out}" + (f", after block {start}" if start is not None else ", from its oldest file") + (f"; coins {', '.join(coins)}" if coins else "; every coin") + ". Ctrl-C stops.", err=True)
+    status = follower.run(stop, duration, on_status=(lambda s: click.echo(status_line(s), err=True)) if status_seconds else None, status_s=status_seconds or 5.0)
+    if server is not None:
+        server.shutdown()
+    click.echo(status_line(status), err=True)
+
+
 @click.command("import")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The archive to import into.")
@@ -181,7 +215,15 @@ def recover_command(root: str) -> None:
 def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, jobs: int | None, spark_master: str | None, silent: bool) -> None:
     """Import Hyperliquid's published history (L2 snapshots, asset contexts, node fills, node trades:
     a directory in the buckets' layout, .lz4 files, or s3:// prefixes, requester-pays), or JSON lines
-    of websocket frames from other collectors (gzip or not). Importing the same file twice adds nothing."""
+    of websocket frames from other collectors (gzip or not); or a node's L4 data root (its
+    node_order_statuses_by_block/, node_raw_book_diffs_by_block/, node_fills_by_block/, plain or .lz4).
+    Importing the same file twice adds nothing."""
+    node_roots = [s for s in sources if (Path(s) / "node_order_statuses_by_block").is_dir() or (Path(s) / "node_raw_book_diffs_by_block").is_dir()]
+    if node_roots:
+        if len(node_roots) != len(sources) or spark_master or dataset:
+            raise click.UsageError("import node L4 data roots on their own (no --dataset, --spark or other sources in the same command)")
+        _import_node(node_roots, root, silent)
+        return
     if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
         if spark_master:
             raise click.UsageError("--spark imports Hyperliquid's history files (.lz4), not JSON lines")
@@ -231,6 +273,16 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
         + (f"; {report.skipped} file(s) imported before, skipped" if report.skipped else "")
         + (f"; {report.unpaired_fills} fill(s) without their other side (import the neighbouring hours in the same command)" if report.unpaired_fills else "")
     )
+
+
+def _import_node(node_roots: list[str], root: str, silent: bool) -> None:
+    from .node.follow import import_node_data, status_line
+
+    for node_root in node_roots:
+        status = import_node_data(node_root, root, progress=None if silent else (lambda s: click.echo("\rimporting: " + status_line(s) + "   ", err=True, nl=False)))
+        if not silent:
+            click.echo("", err=True)
+        click.echo(f"imported {node_root}: {status.blocks:,} blocks, {status.events:,} events" + (f"; {status.skipped:,} already in the archive, skipped" if status.skipped else "") + (f"; {status.bad_lines} bad line(s) kept as node_bad_line events" if status.bad_lines else ""))
 
 
 def _is_history(source: str) -> bool:

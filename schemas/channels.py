@@ -116,6 +116,28 @@ TWAP_STATE = Struct(
 )
 
 
+L4_ORDER_FIELDS = (
+    field("coin", _s),
+    field("side", _s),
+    field("limitPx", _s),
+    field("sz", _s),
+    field("oid", _i),
+    field("timestamp", _i),
+    field("triggerCondition", _s),
+    field("isTrigger", _b),
+    field("triggerPx", _s),
+    field("children", Json()),
+    field("isPositionTpsl", _b),
+    field("reduceOnly", _b),
+    field("orderType", _s),
+    field("origSz", _s),
+    field("tif", _s, nullable=True),
+    field("cloid", _s, nullable=True),
+)
+# a snapshot's order: the user, then the status line's order (the node's own snapshot keeps every field)
+L4_SNAPSHOT_ORDER = Struct(field("user", _s), *L4_ORDER_FIELDS)
+
+
 def _user_stream(list_name: str, item: Shape) -> Struct:
     """The common form of per-user streams: a snapshot flag on the first frame, the user, a list."""
     return Struct(field("isSnapshot", _b, optional=True), field("user", _s), field(list_name, List(item)))
@@ -147,6 +169,17 @@ def _user_events_time(data: Any) -> int | None:
 def _twap_slice_time(data: Any) -> int | None:
     fill = _first("twapSliceFills", "fill")(data)
     return fill.get("time") if type(fill) is dict else None
+
+
+def _l4_book_time(data: Any) -> int | None:
+    if type(data) is dict and len(data) == 1:
+        body = next(iter(data.values()))
+        return body.get("time") if type(body) is dict else None
+    return None
+
+
+def _block_ms(data: Any) -> int | None:
+    return data.get("block_ms") if type(data) is dict else None
 
 
 def _order_updates_time(data: Any) -> int | None:
@@ -239,6 +272,32 @@ CHANNELS: dict[str, ChannelSpec] = {
             ),
         ),
         _spec("allDexsAssetCtxs", Json()),
+        # the order-level book (a node's files, and the book server's websocket)
+        _spec(
+            "l4Statuses",
+            Struct(field("block", _i), field("block_ms", _i), field("time", _s), field("user", _s), field("status", _s), field("order", Struct(*L4_ORDER_FIELDS))),
+            _block_ms,
+        ),
+        _spec(
+            "l4Diffs",
+            Struct(
+                field("block", _i),
+                field("block_ms", _i),
+                field("user", _s),
+                field("oid", _i),
+                field("coin", _s),
+                field("side", _s, optional=True),
+                field("px", _s),
+                field("raw_book_diff", Json()),
+            ),
+            _block_ms,
+        ),
+        _spec(
+            "l4Snapshots",
+            Struct(field("block", _i), field("block_ms", _i, nullable=True), field("coin", _s), field("height", _i), field("levels", List(List(L4_SNAPSHOT_ORDER)))),
+            _block_ms,
+        ),
+        _spec("l4Book", Json(), _l4_book_time),
     )
 }
 

@@ -16,6 +16,8 @@ import orjson
 
 BODY_LIMIT_BYTES = 256 * 1024  # the largest /info or /exchange body read; past it, a 413
 
+NODE_FILE_SNAPSHOT = "fileSnapshot"  # a node's own info server (port 3001), not the exchange: ``simulate --node-data``
+
 # every type the servers answer (what the issue and DESIGN.md list); others are the exchange's 422
 INFO_TYPES = (
     "meta",
@@ -91,7 +93,7 @@ def check_info_request(request: Any) -> dict[str, Any]:
     kind = request.get("type")
     if kind is None:
         raise InfoError(422, f"{DESERIALIZE}: missing field `type`")
-    if kind not in INFO_TYPES:
+    if kind not in INFO_TYPES and kind != NODE_FILE_SNAPSHOT:
         raise InfoError(422, f"{DESERIALIZE}: unknown variant `{kind}`, expected one of {', '.join(f'`{t}`' for t in INFO_TYPES)}")
     return request
 

@@ -26,7 +26,7 @@ MANTISSAS = (2, 5)
 # type -> (required fields, optional fields). The order is the wire order of the fields.
 _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "allMids": ((), ("dex",)),
-    "l2Book": (("coin",), ("nSigFigs", "mantissa")),
+    "l2Book": (("coin",), ("nSigFigs", "mantissa", "nLevels")),
     "trades": (("coin",), ()),
     "bbo": (("coin",), ()),
     "candle": (("coin", "interval"), ()),
@@ -45,7 +45,9 @@ _FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "spotState": (("user",), ()),
     "allDexsClearinghouseState": (("user",), ()),
     "allDexsAssetCtxs": ((), ()),
+    "l4Book": (("coin",), ()),  # Hyperliquid's open-source book server (order_book_server), fed by a node
 }
+N_LEVELS_MAX = 100  # the book server's deepest l2Book
 SUBSCRIPTION_TYPES: tuple[str, ...] = tuple(_FIELDS)
 
 # Subscription type -> the channel its data frames arrive on, where the two differ.
@@ -81,6 +83,7 @@ class Subscription:
     interval: str | None = None
     n_sig_figs: int | None = None
     mantissa: int | None = None
+    n_levels: int | None = None  # the book server's l2Book depth (the exchange's is always 20)
     dex: str | None = None
     aggregate_by_time: bool | None = None
     extra: str | None = None
@@ -99,6 +102,7 @@ class Subscription:
             "interval": self.interval,
             "nSigFigs": self.n_sig_figs,
             "mantissa": self.mantissa,
+            "nLevels": self.n_levels,
             "dex": self.dex,
             "aggregateByTime": self.aggregate_by_time,
         }
@@ -135,8 +139,9 @@ class Subscription:
     @property
     def stream(self) -> str:
         """The identifier, plus l2Book's aggregation: different aggregations are different streams."""
-        if self.type == "l2Book" and (self.n_sig_figs is not None or self.mantissa is not None):
-            return f"{self.identifier},nSigFigs={self.n_sig_figs},mantissa={self.mantissa}"
+        if self.type == "l2Book" and (self.n_sig_figs is not None or self.mantissa is not None or self.n_levels is not None):
+            depth = "" if self.n_levels is None else f",nLevels={self.n_levels}"
+            return f"{self.identifier},nSigFigs={self.n_sig_figs},mantissa={self.mantissa}{depth}"
         if not self.known and self.extra:
             return f"{self.type}:{self.extra}"
         return self.identifier
@@ -226,6 +231,11 @@ def parse_subscription(raw: Mapping[str, Any], *, allow_unknown: bool = False) -
             if n_sig_figs != 5:
                 raise SubscriptionError("l2Book mantissa is only allowed with nSigFigs 5: set nSigFigs to 5 or drop mantissa")
         fields["n_sig_figs"], fields["mantissa"] = n_sig_figs, mantissa
+        n_levels = raw.get("nLevels")
+        if n_levels is not None:
+            if type(n_levels) is not int or not 1 <= n_levels <= N_LEVELS_MAX or n_levels == 20:
+                raise SubscriptionError(f"bad l2Book nLevels {n_levels!r}: use 1 to {N_LEVELS_MAX} (leave it out for the usual 20)")
+            fields["n_levels"] = n_levels
     if "dex" in raw and raw["dex"] is not None:
         if not isinstance(raw["dex"], str):
             raise SubscriptionError(f"bad allMids dex {raw['dex']!r}: give the dex name as a string")
@@ -268,6 +278,8 @@ def frame_subscription(msg: Mapping[str, Any]) -> Subscription | None:
     coin = user = interval = None
     if isinstance(data, list) and data and isinstance(data[0], Mapping):
         coin = data[0].get("coin")
+    elif channel == "l4Book" and isinstance(data, Mapping):
+        coin = _l4_book_coin(data)
     elif isinstance(data, Mapping):
         coin = data.get("s") if channel == "candle" else data.get("coin")
         user = data.get("user")
@@ -285,3 +297,19 @@ def frame_subscription(msg: Mapping[str, Any]) -> Subscription | None:
         user=user if "user" in required and isinstance(user, str) else None,
         interval=interval if isinstance(interval, str) else None,
     )
+
+
+def _l4_book_coin(data: Mapping[str, Any]) -> str | None:
+    """An ``l4Book`` frame's coin: its ``Snapshot``'s, or an ``Updates``' first status or diff's."""
+    body = data.get("Snapshot") or data.get("Updates")
+    if not isinstance(body, Mapping):
+        return None
+    if isinstance(body.get("coin"), str):
+        return body["coin"]
+    for key, inner in (("order_statuses", "order"), ("book_diffs", None)):
+        items = body.get(key)
+        if isinstance(items, list) and items and isinstance(items[0], Mapping):
+            holder = items[0].get(inner) if inner else items[0]
+            if isinstance(holder, Mapping) and isinstance(holder.get("coin"), str):
+                return holder["coin"]
+    return None

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.l4book import L4Book
+from schemas.l4.book import L4Book
 
 USER = "0x" + "ab" * 20
 

@@ -39,7 +39,9 @@ class ArchiveInfo:
         self.meta = MetaSnapshots(self.root)
 
     def answer(self, request: dict[str, Any], at_ns: int) -> Any:
-        handler = _HANDLERS[request["type"]]
+        handler = _HANDLERS.get(request["type"])
+        if handler is None:
+            raise InfoError(422, f"{request['type']} is a node's request; this server replays an archive")
         return handler(self, request, at_ns)
 
     # --- reading ----------------------------------------------------------------------------------

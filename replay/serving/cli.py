@@ -51,7 +51,9 @@ async def _listen(server: HyperliquidServer) -> None:
 @click.option("--latency-ms", default=50, type=click.IntRange(min=0), help="Market time between a paper action's sending and its arrival at the matching engine (the response comes after).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False), default=None, help="When stopped, write the paper report of the accounts that traded to this HTML file.")
 @click.option("--sample-user", "sample_users", multiple=True, metavar="ADDRESS", help="An address whose user streams carry the synthetic market's sample traffic (repeat), for recording. Every other address is a clean paper account: its streams show only what it does.")
-def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], latency_ms: int, report_file: str | None, sample_users: tuple[str, ...]) -> None:
+@click.option("--node-data", "node_data", default=None, type=click.Path(file_okay=False), help="Also act as a node: write every block's order statuses, book diffs and fills under this directory in a node's hourly files, and answer fileSnapshot at POST /info.")
+@click.option("--node-lag-blocks", default=0, type=click.IntRange(min=0), help="With --node-data: write the book diffs this many blocks behind the order statuses (to test a reader's join).")
+def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: int, start: str, faults: tuple[str, ...], sent_log: str | None, max_subscriptions: int, prerender: int, balance: float, list_every: float | None, accounts: tuple[str, ...], latency_ms: int, report_file: str | None, sample_users: tuple[str, ...], node_data: str | None, node_lag_blocks: int) -> None:
     """Run a local Hyperliquid (websocket at /ws, POST /info, paper trading at POST /exchange) over a synthetic market, in the foreground (Ctrl-C stops it).
 
     Every stream and every /info answer reads one shared market: tick N is due N/--rate seconds
@@ -89,14 +91,38 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
             paper=paper,
         )
         await _listen(server)
+        node_task = None
+        if node_data:
+            from ..simulator.node_files import NodeFiles
+
+            market.node_files = NodeFiles(market.tapes, coin_list, node_data, {c: market.coins[c].sz_decimals for c in coin_list}, lag_blocks=node_lag_blocks)
+            node_task = asyncio.create_task(_write_node_files(market))
+            click.echo(f"node files: {node_data} (a block every {tick_ms} ms of market time" + (f", diffs {node_lag_blocks} blocks behind" if node_lag_blocks else "") + "); fileSnapshot at POST /info", err=True)
         click.echo(f"ws URL:   {server.ws_url}")
         click.echo(f"base URL: {server.base_url}   (Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange on one port)")
         click.echo(f"coins: {', '.join(coin_list)}; seed {seed}; {rate or 'unlimited'} frames/s per subscription. Ctrl-C stops.", err=True)
         await _until_signalled(server)
+        if node_task is not None:
+            node_task.cancel()
+            market.node_files.close()
         click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
         _write_report(paper, report_file)
 
     asyncio.run(serve_until_stopped())
+
+
+async def _write_node_files(market: Any) -> None:
+    """Write the node files up to the market's current tick, a tick at a time."""
+    import time
+
+    files = market.node_files
+    while True:
+        now = time.time_ns()
+        tick = market.tick_at(now)
+        await asyncio.get_running_loop().run_in_executor(None, files.write_through, tick)
+        clock = market.clock
+        due = clock.due_ns(tick + 1) if clock is not None else now + market.tick_ms * 1_000_000
+        await asyncio.sleep(max(0.001, (due - time.time_ns()) / 1e9))
 
 
 def _accounts(addresses: tuple[str, ...], option: str = "--account") -> set[str] | None:
@@ -142,6 +168,13 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
     async def serve_until_stopped() -> None:
         server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
         await _listen(server)
+        node_task = None
+        if node_data:
+            from ..simulator.node_files import NodeFiles
+
+            market.node_files = NodeFiles(market.tapes, coin_list, node_data, {c: market.coins[c].sz_decimals for c in coin_list}, lag_blocks=node_lag_blocks)
+            node_task = asyncio.create_task(_write_node_files(market))
+            click.echo(f"node files: {node_data} (a block every {tick_ms} ms of market time" + (f", diffs {node_lag_blocks} blocks behind" if node_lag_blocks else "") + "); fileSnapshot at POST /info", err=True)
         click.echo(f"ws URL:   {server.ws_url}")
         takes = "Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange" if session else "Info(base_url) as is: /ws and POST /info"
         click.echo(f"base URL: {server.base_url}   ({takes} on one port)")

@@ -64,6 +64,41 @@ def fmt_sz(value: float, decimals: int) -> str:
     return wire_number(value, decimals)
 
 
+def lots_of(text: str, decimals: int) -> int:
+    """A size as a whole number of its smallest step (``szDecimals``)."""
+    return round(float(text) * 10**decimals)
+
+
+def lots_text(lots: int, decimals: int) -> str:
+    return wire_number(lots / 10**decimals, decimals)
+
+
+def split_lots(lots: int, n: int) -> list[int]:
+    """A level's size as its ``n`` orders hold it, front first: uneven, every order at least one lot,
+    and the same for the same ``(lots, n)`` (so the book after a trade follows from the level alone)."""
+    n = max(1, min(n, lots))
+    weights = [(j * 7 + lots) % 5 + 1 for j in range(n)]
+    total = sum(weights)
+    sizes = [max(1, lots * w // total) for w in weights]
+    sizes[0] += lots - sum(sizes)
+    if sizes[0] < 1:
+        base = lots // n
+        sizes = [base + (lots - base * n if j == 0 else 0) for j in range(n)]
+    return sizes
+
+
+def take_front(sizes: list[int], lots: int) -> list[int]:
+    """The sizes left in a queue after ``lots`` are taken from its front."""
+    left = list(sizes)
+    while lots > 0 and left:
+        if left[0] <= lots:
+            lots -= left.pop(0)
+        else:
+            left[0] -= lots
+            lots = 0
+    return left
+
+
 @dataclass(frozen=True)
 class _BookShape:
     """Where the levels sit relative to the touch, and their sizes: a coin has a few dozen of these."""
@@ -100,6 +135,8 @@ class CoinMarket:
         self._trade_draws: list[tuple[float, ...]] = []
         self._px_cache: dict[int, str] = {}
         self._book: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._pre_book: tuple[int, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._taken: dict[tuple[int, int], int] = {}  # (side, level) -> lots this tick's trades took
         self._trades: tuple[int, list[dict[str, Any]]] | None = None
 
     @property
@@ -140,26 +177,56 @@ class CoinMarket:
             text = self._px_cache[ticks] = fmt(ticks * self.spec.tick, self.spec.px_decimals)
         return text
 
-    def book(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """This tick's 20 levels a side as frame dicts: ``levels[0]`` bids (best first), asks."""
-        if self._book is None or self._book[0] != self.n:
+    def pre_book(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """This tick's 20 levels a side before its trades: where the resting orders stand (each level
+        ``n`` orders splitting its size, ``split_lots``) when the tick's market orders arrive."""
+        if self._pre_book is None or self._pre_book[0] != self.n:
             shape, mid, px = self._shape, self.mid_ticks, self.px
             bids = [{"px": px(mid - off), "sz": sz, "n": n} for off, (sz, n) in zip(shape.bid_offsets, shape.bid_sizes)]
             asks = [{"px": px(mid + off), "sz": sz, "n": n} for off, (sz, n) in zip(shape.ask_offsets, shape.ask_sizes)]
+            self._pre_book = (self.n, bids, asks)
+        return self._pre_book[1], self._pre_book[2]
+
+    def book(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """This tick's book as it stands after its trades (``levels[0]`` bids, best first; asks): what
+        ``l2Book``, ``bbo`` and ``/info`` show. A trade takes its size from the front of its level's
+        queue, so a level loses the orders it fills (and vanishes when all are filled)."""
+        if self._book is None or self._book[0] != self.n:
+            bids, asks = self.pre_book()
+            self.trades()
+            if self._taken:
+                sides = [list(bids), list(asks)]
+                decimals = self.spec.sz_decimals
+                for (index, at), taken in sorted(self._taken.items(), key=lambda item: -item[0][1]):
+                    level = sides[index][at]
+                    left = take_front(split_lots(lots_of(level["sz"], decimals), level["n"]), taken)
+                    if left:
+                        sides[index][at] = {"px": level["px"], "sz": lots_text(sum(left), decimals), "n": len(left)}
+                    else:
+                        del sides[index][at]
+                bids, asks = sides
             self._book = (self.n, bids, asks)
         return self._book[1], self._book[2]
 
     def trades(self, users: tuple[str, ...] = DEFAULT_USERS) -> list[dict[str, Any]]:
-        """This tick's trades: market orders taking liquidity at the touch or a level or two deeper."""
+        """This tick's trades: market orders taking liquidity at the touch or a level or two deeper,
+        never more than the level holds."""
         if self._trades is None or self._trades[0] != self.n:
-            bids, asks = self.book()
+            bids, asks = self.pre_book()
             out = []
             decimals = self.spec.sz_decimals
+            self._taken = taken = {}
             for side_draw, depth_draw, size_draw, who_draw, bits in self._trade_draws:
                 side = "A" if side_draw < 0.5 else "B"  # A: a seller hits bids; B: a buyer lifts asks
-                level = (bids if side == "A" else asks)[(0, 0, 0, 1, 2)[int(depth_draw * 5)]]
-                sz = fmt_sz(max(float(level["sz"]) * (0.05 + 0.95 * size_draw), 10.0**-decimals), decimals)
+                key = (0 if side == "A" else 1, (0, 0, 0, 1, 2)[int(depth_draw * 5)])
+                level = (bids if side == "A" else asks)[key[1]]
                 self.tid += 1 + int(size_draw * 1000)
+                held = lots_of(level["sz"], decimals) - taken.get(key, 0)
+                lots = min(held, max(1, round(float(level["sz"]) * (0.05 + 0.95 * size_draw) * 10**decimals)))
+                if lots <= 0:
+                    continue  # the level is gone: nothing left to take
+                taken[key] = taken.get(key, 0) + lots
+                sz = lots_text(lots, decimals)
                 hash_ = "0x" + bits.to_bytes(32, "big").hex()
                 taker = users[int(who_draw * len(users))]
                 maker = MAKERS[(bits >> 8) % len(MAKERS)]
@@ -191,7 +258,8 @@ def _book_shapes(spec: CoinSpec, seed: int) -> list[_BookShape]:
         for _ in range(LEVELS):
             offsets.append(offset)
             size = max(10.0**-spec.sz_decimals, rng.lognormvariate(0, 1) * unit)
-            sizes.append((fmt_sz(size, spec.sz_decimals), rng.randint(1, 6)))
+            text = fmt_sz(size, spec.sz_decimals)
+            sizes.append((text, min(rng.randint(1, 6), lots_of(text, spec.sz_decimals))))  # every order holds a lot at least
             offset += rng.randint(1, 3)
         return tuple(offsets), tuple(sizes)
 

@@ -18,6 +18,8 @@ from schemas.candles import INTERVAL_MS, fold_candle
 from schemas.info import clearinghouse_state, spot_clearinghouse_state
 from schemas.subscriptions import CANDLE_INTERVALS, Subscription, is_spot_coin
 
+from .l4shared import Tapes
+from .l4tape import L4Tape, snapshot_frame, updates_frame
 from .coins import DEFAULT_COINS, CoinMarket, CoinSpec, fmt, fmt_sz, guess_spec, random_hex, seed_of
 from .payloads import all_mids, funding_event, l2_book, mid_text, order_of_fill, perp_ctx, spot_ctx, user_fills_at
 from .timeline import MarketClock, Timeline
@@ -58,6 +60,7 @@ class SyntheticMarket:
         self.balance = balance  # USDC every address holds: the SDK examples check for equity
         self.timeline = Timeline(self.market, self.intervals_ms)
         self.clock: MarketClock | None = None
+        self.tapes = Tapes(seed, self.timeline.market_at)  # the orders behind each coin's book
 
     def market(self, coin: str) -> CoinMarket:
         return CoinMarket(self.coins[coin], self.seed, self.start_ms, self.tick_ms)
@@ -146,6 +149,31 @@ class SyntheticMarket:
         assert sub.coin is not None
         for m in self._ticks(sub.coin, start):
             yield m.n, {"channel": "l2Book", "data": l2_book(m, sub.n_sig_figs)}
+
+    def _frames_l4Book(self, sub: Subscription, start: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The book server's stream: the whole book, then one frame a block with the coin's changes."""
+        assert sub.coin is not None
+        decimals = self.coins[sub.coin].sz_decimals
+        if start is None:  # a private market and tape from the first tick
+            tape = L4Tape(sub.coin, self.seed)
+            ticks = self._ticks(sub.coin, None)
+            first = next(ticks)
+            first.trades()
+            tape.step(first)
+            yield first.n, snapshot_frame(tape.snapshot(decimals))
+            for m in ticks:
+                yield m.n, updates_frame(tape.step(m))
+        with self.tapes.lock:
+            shared = self.tapes.get(sub.coin, start)
+            shared.advance_to(start)
+            n = shared.market.n  # the tape may be ahead (another reader walked it): join it there
+            snapshot = snapshot_frame(shared.tape.snapshot(decimals))
+        yield n, snapshot
+        while True:
+            n += 1
+            with self.tapes.lock:
+                block = shared.block(n)
+            yield n, updates_frame(block)
 
     def _frames_bbo(self, sub: Subscription, start: int | None) -> Iterator[tuple[int, dict[str, Any]]]:
         assert sub.coin is not None
@@ -336,5 +364,6 @@ class SyntheticMarket:
             for _ in range(20):
                 market.advance()
             yield market.n, {"channel": "notification", "data": {"notification": f"Synthetic notice at {market.time_ms}"}}
+
 
 

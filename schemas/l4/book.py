@@ -185,8 +185,13 @@ class L4Book:
                 for oid in self._levels[index][px]:
                     entry[0] += self._orders[oid].sz
                     entry[1] += 1
-            sides.append([{"px": _text(px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])
+            # unbucketed levels keep their orders' price text; buckets print theirs as the exchange does
+            sides.append([{"px": _text(px) if n_sig_figs else self._px_text(index, px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])
         return {"coin": self.coin, "time": self.time_ms, "levels": sides}
+
+    def _px_text(self, index: int, px: Decimal) -> str:
+        first = next(iter(self._levels[index][px]))
+        return self._orders[first].order["limitPx"]
 
     def __len__(self) -> int:
         return len(self._orders)
