@@ -7,8 +7,9 @@ archived exactly (as text in ``raw``), so a shape here only has to be right to b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .shapes import Bool, Int, Json, List, Map, Shape, Str, Struct, compile_prepare, field
 

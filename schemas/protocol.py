@@ -6,8 +6,9 @@ same wire format. Nothing here touches a socket or a clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import orjson
 

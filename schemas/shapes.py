@@ -12,8 +12,9 @@ but not null; a *nullable* field is always present and may be null; ``Json`` hol
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pyarrow as pa

@@ -18,9 +18,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from schemas.l4.node import (
     DIFFS,
@@ -268,6 +269,8 @@ class NodeFollower:
         count = 0
         for stream, tail in self.tails.items():
             lines, problem = tail.poll(now)
+            if problem:
+                self.say(f"{problem}: the node moved to its next file; the line is kept as a bad line")
             for number, line in lines:
                 count += 1
                 self._take(stream, tail, number, line)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import make_server
 
 from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app

@@ -33,8 +33,8 @@ def request_snapshot(node_info: str, timeout_s: float = 120.0) -> Any:
             reason = getattr(exc, "reason", None) or exc
             raise SnapshotUnavailable(f"no node info server at {node_info} ({reason})") from None
         try:
-            text = open(out_path, "rb").read()
-            return orjson.loads(text)
+            with open(out_path, "rb") as written:
+                return orjson.loads(written.read())
         except (OSError, orjson.JSONDecodeError) as exc:
             raise SnapshotUnavailable(f"the node at {node_info} wrote no readable snapshot ({exc})") from None
     finally:

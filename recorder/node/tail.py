@@ -8,8 +8,9 @@ reader moves to the next file only once the current one ends in a newline.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from schemas.l4.node import peek_height
 
@@ -64,7 +65,7 @@ class StreamTail:
         if self._handle is not None:
             self._handle.close()
         self.path, self.offset, self.line_no, self._partial = path, offset, 0, b""
-        self._handle = open(path, "rb")
+        self._handle = open(path, "rb")  # noqa: SIM115 - held while the file is followed
         self._handle.seek(offset)
 
     def _skip_through(self, height: int) -> None:
@@ -155,7 +156,7 @@ def file_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
         opened: IO[bytes] = lz4.frame.open(path, "rb")
     else:
-        opened = open(path, "rb")
+        opened = open(path, "rb")  # noqa: SIM115 - closed by the with below
     with opened as handle:
         for number, line in enumerate(handle, start=1):
             line = line.rstrip(b"\n")

@@ -45,6 +45,10 @@ BASES = {
     "nodeFills": None,
     "nodeTrades": None,
     "assetCtxs": None,
+    # the order-level book (a node's files, the book server's websocket)
+    "l4Statuses": "l4Statuses",
+    "l4Diffs": "l4Diffs",
+    "l4Snapshots": "l4Snapshots",
 }
 
 _TS = "make_timestamp(({ms})::BIGINT * 1000)"  # epoch ms -> TIMESTAMP
@@ -152,6 +156,30 @@ TYPED_VIEWS = {
                TRY_CAST(c->>'mid_px' AS DOUBLE) AS mid_px, TRY_CAST(c->>'impact_bid_px' AS DOUBLE) AS impact_bid_px,
                TRY_CAST(c->>'impact_ask_px' AS DOUBLE) AS impact_ask_px, c->>'time' AS time_text, recv_ns, session, seq, date
         FROM (SELECT coin, raw::JSON->'data' AS c, recv_ns, session, seq, date FROM archive_assetCtxs)""",
+    "l4_statuses": f"""
+        SELECT coin, data.block AS block, {_TS.format(ms="data.block_ms")} AS block_time, data.block_ms AS block_ms,
+               data."user" AS "user", data.status AS status, o.oid, o.side, o.limitPx::DOUBLE AS px, o.sz::DOUBLE AS sz,
+               o.origSz::DOUBLE AS orig_sz, {_TS.format(ms="o.timestamp")} AS order_time, o.orderType AS order_type, o.tif,
+               o.reduceOnly AS reduce_only, o.isTrigger AS is_trigger, o.triggerPx::DOUBLE AS trigger_px, o.triggerCondition AS trigger_condition,
+               o.isPositionTpsl AS is_position_tpsl, o.cloid, o.limitPx AS px_text, o.sz AS sz_text, o.origSz AS orig_sz_text,
+               data.time AS status_time_text, recv_ns, {_RECV}, session, seq, date
+        FROM (SELECT coin, data, data."order" AS o, recv_ns, session, seq, date FROM archive_l4Statuses WHERE data IS NOT NULL)""",
+    "l4_diffs": f"""
+        SELECT coin, data.block AS block, {_TS.format(ms="data.block_ms")} AS block_time, data.block_ms AS block_ms,
+               data."user" AS "user", data.oid AS oid, data.side AS side, data.px::DOUBLE AS px,
+               CASE WHEN json_valid(d) AND d::JSON->>'$' = 'remove' THEN 'remove' ELSE json_keys(d::JSON)[1] END AS kind,
+               coalesce(d::JSON->'new'->>'sz', d::JSON->'modified'->>'sz', d::JSON->'update'->>'newSz') AS sz_text,
+               d::JSON->'update'->>'origSz' AS orig_sz_text,
+               TRY_CAST(coalesce(d::JSON->'new'->>'sz', d::JSON->'modified'->>'sz', d::JSON->'update'->>'newSz', CASE WHEN d = '"remove"' THEN '0' END) AS DOUBLE) AS sz,
+               TRY_CAST(d::JSON->'update'->>'origSz' AS DOUBLE) AS orig_sz,
+               data.px AS px_text, d AS raw_book_diff, recv_ns, {_RECV}, session, seq, date
+        FROM (SELECT coin, data, data.raw_book_diff AS d, recv_ns, session, seq, date FROM archive_l4Diffs WHERE data IS NOT NULL)""",
+    "l4_snapshots": f"""
+        SELECT coin, data.block AS block, {_TS.format(ms="data.block_ms")} AS block_time, data.block_ms AS block_ms, data.height AS height,
+               len(data.levels[1]) AS bid_orders, len(data.levels[2]) AS ask_orders,
+               data.levels[1][1].limitPx::DOUBLE AS best_bid, data.levels[2][1].limitPx::DOUBLE AS best_ask,
+               data.levels AS levels, recv_ns, {_RECV}, session, seq, date
+        FROM archive_l4Snapshots WHERE data IS NOT NULL""",
     "events": f"""
         SELECT {_RECV}, kind, connection, detail, text, recv_ns, session, seq, date FROM archive__events""",
     "meta": f"""

@@ -168,13 +168,6 @@ def serve(root: str, host: str, port: int, speed: float, start: str | None, end:
     async def serve_until_stopped() -> None:
         server = HyperliquidServer(source, host=host, port=port, rate=None, paper=session)
         await _listen(server)
-        node_task = None
-        if node_data:
-            from ..simulator.node_files import NodeFiles
-
-            market.node_files = NodeFiles(market.tapes, coin_list, node_data, {c: market.coins[c].sz_decimals for c in coin_list}, lag_blocks=node_lag_blocks)
-            node_task = asyncio.create_task(_write_node_files(market))
-            click.echo(f"node files: {node_data} (a block every {tick_ms} ms of market time" + (f", diffs {node_lag_blocks} blocks behind" if node_lag_blocks else "") + "); fileSnapshot at POST /info", err=True)
         click.echo(f"ws URL:   {server.ws_url}")
         takes = "Info(base_url) and Exchange(wallet, base_url) as is: /ws, POST /info and POST /exchange" if session else "Info(base_url) as is: /ws and POST /info"
         click.echo(f"base URL: {server.base_url}   ({takes} on one port)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from .coins import CoinMarket
 from .l4tape import L4Block, L4Tape, height_of

@@ -18,9 +18,9 @@ from schemas.candles import INTERVAL_MS, fold_candle
 from schemas.info import clearinghouse_state, spot_clearinghouse_state
 from schemas.subscriptions import CANDLE_INTERVALS, Subscription, is_spot_coin
 
+from .coins import DEFAULT_COINS, CoinMarket, CoinSpec, fmt, fmt_sz, guess_spec, random_hex, seed_of
 from .l4shared import Tapes
 from .l4tape import L4Tape, snapshot_frame, updates_frame
-from .coins import DEFAULT_COINS, CoinMarket, CoinSpec, fmt, fmt_sz, guess_spec, random_hex, seed_of
 from .payloads import all_mids, funding_event, l2_book, mid_text, order_of_fill, perp_ctx, spot_ctx, user_fills_at
 from .timeline import MarketClock, Timeline
 

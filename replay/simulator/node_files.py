@@ -91,7 +91,7 @@ class NodeFiles:
             if current is not None:
                 current[1].close()
             path.parent.mkdir(parents=True, exist_ok=True)
-            current = self._open[stream] = (path, open(path, "ab"))
+            current = self._open[stream] = (path, open(path, "ab"))  # noqa: SIM115 - held while its hour lasts
         return current[1]
 
     def snapshot_payload(self) -> list[Any]:

@@ -15,8 +15,9 @@ so a pattern holding quotes can only match the records' structure, never text in
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -10,8 +10,9 @@ them later therefore give the same rows, and a row already in the archive is rec
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
