@@ -156,13 +156,13 @@ class ArchiveWriter:
             self._flush_due(buffer, recv_ns)
             return row
 
-    def write_text(self, text: str, recv_ns: int, subscription: Subscription, *, exch_ms: int | None = None) -> None:
+    def write_text(self, text: str, recv_ns: int, subscription: Subscription, *, exch_ms: int | None = None, seq: int | None = None, user: str | None = None) -> None:
         """Archive a frame of a channel the schemas do not type, given as its exact JSON text (kept in
         ``raw``): bulk imports skip parsing it again."""
         with self._lock:
             self._check_open()
             coin = subscription.coin or ALL
-            row = Row(subscription.type, coin, recv_ns, self.session, self._take_seq(None), exch_ms, subscription.user,
+            row = Row(subscription.type, coin, recv_ns, self.session, self._take_seq(seq), exch_ms, user or subscription.user,
                       subscription.stream, subscription.channel, None, text, False)
             self.stats.frames += 1
             buffer = self._buffer((row.partition, recv_ns // NS_PER_DAY), row.channel, coin, recv_ns)
@@ -188,10 +188,12 @@ class ArchiveWriter:
         data: pa.Array | None = None,
         raw: pa.Array | None = None,
         seq: pa.Array | None = None,
+        user: pa.Array | None = None,
     ) -> None:
         """Archive many frames of one stream at once, given as the archive's columns: ``data`` of the
         channel's Arrow type, or ``raw``, the frames' exact text (channels the schemas do not type). A
-        bulk import makes no Python object per frame. ``seq``: from ``reserve_seqs``, or the next ones."""
+        bulk import makes no Python object per frame. ``seq``: from ``reserve_seqs``, or the next ones;
+        ``user``: each frame's user, where the frames name one (default: the subscription's)."""
         typed = data is not None
         spec = channel_spec(subscription.channel) if typed else None
         if typed == (raw is not None) or (typed and (spec is None or data.type != spec.shape.arrow_type)):  # type: ignore[union-attr]
@@ -208,7 +210,8 @@ class ArchiveWriter:
             else:
                 self._seq = max(self._seq, pc.max(seq).as_py())
             repeat = lambda value: pa.repeat(pa.scalar(value, pa.string()), count)  # noqa: E731
-            arrays = [recv_ns, repeat(self.session), seq, exch_ms, repeat(coin), repeat(subscription.user), repeat(subscription.stream), repeat(subscription.channel)]
+            users = user if user is not None else repeat(subscription.user)
+            arrays = [recv_ns, repeat(self.session), seq, exch_ms, repeat(coin), users, repeat(subscription.stream), repeat(subscription.channel)]
             arrays += [data, pa.nulls(count, pa.string())] if typed else [raw]
             batch = pa.RecordBatch.from_arrays(arrays, schema=data_schema(spec))
             partition = (subscription.type, coin, subscription.channel if typed else "", typed)

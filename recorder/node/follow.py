@@ -32,12 +32,18 @@ from schemas.l4.node import (
     STREAM_NO,
     Block,
     NodeLineError,
+    NODE_FILLS,
+    NodeColumns,
+    block_columns,
     block_rows,
     node_seq,
     parse_block,
     snapshot_rows,
 )
+import pyarrow as pa
+
 from schemas.layout import ArchiveError, session_id
+from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..writer import ArchiveWriter
@@ -149,17 +155,48 @@ class NodeRecorder:
             block = joined.get(stream)
             if block is None:
                 continue
+            columns = block_columns(stream, block, self.coins)
+            if columns is not None:
+                for group in columns:
+                    self._write_columns(group, recv_ns, block.block_ms)
+                continue
             rows, _ = block_rows(stream, block, self.coins)
             for row in rows:
                 if row.seq in self.recorded:
                     self.status.skipped += 1
                     continue
-                self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
+                if row.channel == NODE_FILLS:  # text, with the fill's own time (as the columns write it)
+                    self.writer.write_text(encode_raw(row.frame), recv_ns, self._sub(row.channel, row.coin), exch_ms=row.exch_ms, seq=row.seq, user=row.frame["data"].get("user"))
+                else:
+                    self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
                 self.status.events += 1
         self.status.blocks += 1
         self.status.height = first.height
         if self._held_snapshots:
             self._write_snapshots(first.height, first.block_ms, recv_ns)
+
+    def _write_columns(self, group: NodeColumns, recv_ns: int, block_ms: int) -> None:
+        seqs, users, data, raw = group.seqs, group.users, group.data, group.raw
+        if self.recorded.parts:  # after a restart: leave out what is committed already
+            keep = [seq not in self.recorded for seq in seqs]
+            if not all(keep):
+                self.status.skipped += keep.count(False)
+                mask = pa.array(keep)
+                seqs = [s for s, k in zip(seqs, keep) if k]
+                users = [u for u, k in zip(users, keep) if k]
+                data = None if data is None else data.filter(mask)
+                raw = None if raw is None else raw.filter(mask)
+        count = len(seqs)
+        if not count:
+            return
+        times = group.exch_ms
+        if times is not None and len(times) != count:
+            kept = set(seqs)
+            times = [t for t, s in zip(times, group.seqs) if s in kept]
+        exch_ms = pa.array([block_ms] * count if times is None else times, pa.int64())
+        self.writer.write_columns(self._sub(group.channel, group.coin), pa.array([recv_ns] * count, pa.int64()), exch_ms,
+                                  data=data, raw=raw, seq=pa.array(seqs, pa.int64()), user=pa.array(users, pa.string()))
+        self.status.events += count
 
     def hold_snapshot(self, payload: Any) -> None:
         """A node snapshot, written once the join reaches its height (so it sits among its blocks)."""

@@ -104,7 +104,9 @@ def simulate(host: str, port: int, seed: int, rate: float, coins: str, tick_ms: 
         await _until_signalled(server)
         if node_task is not None:
             node_task.cancel()
-            market.node_files.close()
+            await asyncio.gather(node_task, return_exceptions=True)
+            with market.tapes.lock:
+                market.node_files.close()
         click.echo(f"stopped: {server.stats['connections']} connections, {server.stats['frames_sent']} frames sent", err=True)
         _write_report(paper, report_file)
 
@@ -119,7 +121,12 @@ async def _write_node_files(market: Any) -> None:
     while True:
         now = time.time_ns()
         tick = market.tick_at(now)
-        await asyncio.get_running_loop().run_in_executor(None, files.write_through, tick)
+        try:
+            # a few blocks at a time: a stop waits for one short step at most
+            if await asyncio.get_running_loop().run_in_executor(None, files.write_through, tick, 5) == 5:
+                continue  # behind the clock: catch up before sleeping
+        except asyncio.CancelledError:
+            raise
         clock = market.clock
         due = clock.due_ns(tick + 1) if clock is not None else now + market.tick_ms * 1_000_000
         await asyncio.sleep(max(0.001, (due - time.time_ns()) / 1e9))

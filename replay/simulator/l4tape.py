@@ -60,6 +60,8 @@ class L4Tape:
         self.time_ms = 0
         self.levels: tuple[dict[str, list[_Order]], dict[str, list[_Order]]] = ({}, {})
         self._next_oid = 10**11 + seed_of(seed, coin, "oid") % 10**10
+        self._time_text = ""
+        self._texts: dict[int, str] = {}  # lots -> size text (a coin's sizes repeat)
         self._rng = random.Random(seed_of(seed, coin, "l4 users"))
 
     # --- one block --------------------------------------------------------------------------------
@@ -68,7 +70,10 @@ class L4Tape:
         """Move the orders to market ``m``'s tick (it must be the next tick, or the first seen)."""
         block = L4Block(height_of(m.n), m.time_ms)
         self.height, self.time_ms = block.height, block.time_ms
+        self._time_text = iso_time(self.time_ms * 1_000_000)
         decimals = m.spec.sz_decimals
+        if len(self._texts) > 50_000:
+            self._texts.clear()
         bids, asks = m.pre_book()
         for index, side_levels in ((0, bids), (1, asks)):
             self._move_side(block, index, side_levels, decimals, m)
@@ -92,13 +97,13 @@ class L4Tape:
                 if place < len(queue):
                     order = queue[place]
                     if order.lots != lots:
-                        block.diffs.append(self._diff(order, index, px, {"update": {"origSz": lots_text(order.lots, decimals), "newSz": lots_text(lots, decimals)}}))
+                        block.diffs.append(self._diff(order, index, px, {"update": {"origSz": self._sz(order.lots, decimals), "newSz": self._sz(lots, decimals)}}))
                         order.lots = lots
                 else:
                     order = self._new_order(lots, decimals, m.time_ms)
                     queue.append(order)
                     block.statuses.append(self._status(order, index, px, "open", decimals))
-                    block.diffs.append(self._diff(order, index, px, {"new": {"sz": lots_text(lots, decimals)}}))
+                    block.diffs.append(self._diff(order, index, px, {"new": {"sz": self._sz(lots, decimals)}}))
             for order in queue[len(sizes):]:
                 self._leave(block, index, px, order, "canceled", decimals)
             del queue[len(sizes):]
@@ -113,21 +118,27 @@ class L4Tape:
             order = queue[0]
             take = min(lots, order.lots)
             lots -= take
-            fill = {"coin": self.coin, "px": trade["px"], "sz": lots_text(take, decimals), "time": trade["time"], "hash": trade["hash"], "tid": trade["tid"], "oid": order.oid}
+            fill = {"coin": self.coin, "px": trade["px"], "sz": self._sz(take, decimals), "time": trade["time"], "hash": trade["hash"], "tid": trade["tid"], "oid": order.oid}
             block.fills.append([order.user, {**fill, "side": "B" if index == 0 else "A", "crossed": False}])
             block.fills.append([taker, {**fill, "side": trade["side"], "crossed": True}])
             if take == order.lots:
                 queue.pop(0)
                 self._leave(block, index, trade["px"], order, "filled", decimals, filled=True)
             else:
-                block.diffs.append(self._diff(order, index, trade["px"], {"update": {"origSz": lots_text(order.lots, decimals), "newSz": lots_text(order.lots - take, decimals)}}))
+                block.diffs.append(self._diff(order, index, trade["px"], {"update": {"origSz": self._sz(order.lots, decimals), "newSz": self._sz(order.lots - take, decimals)}}))
                 order.lots -= take
         if not queue:
             self.levels[index].pop(trade["px"], None)
 
+    def _sz(self, lots: int, decimals: int) -> str:
+        text = self._texts.get(lots)
+        if text is None:
+            text = self._texts[lots] = lots_text(lots, decimals)
+        return text
+
     def _new_order(self, lots: int, decimals: int, time_ms: int) -> _Order:
         self._next_oid += 1 + int(self._rng.random() * 40)
-        return _Order(self._next_oid, MAKERS[int(self._rng.random() * len(MAKERS))], lots, lots_text(lots, decimals), time_ms)
+        return _Order(self._next_oid, MAKERS[int(self._rng.random() * len(MAKERS))], lots, self._sz(lots, decimals), time_ms)
 
     def _leave(self, block: L4Block, index: int, px: str, order: _Order, status: str, decimals: int, *, filled: bool = False) -> None:
         block.statuses.append(self._status(order, index, px, status, decimals, left=0 if filled else order.lots))
@@ -142,8 +153,8 @@ class L4Tape:
         }  # fmt: skip
 
     def _status(self, order: _Order, index: int, px: str, status: str, decimals: int, left: int | None = None) -> dict[str, Any]:
-        sz = lots_text(order.lots if left is None else left, decimals)
-        return {"time": iso_time(self.time_ms * 1_000_000), "user": order.user, "status": status, "order": self._order(order, index, px, sz, decimals)}
+        sz = self._sz(order.lots if left is None else left, decimals)
+        return {"time": self._time_text, "user": order.user, "status": status, "order": self._order(order, index, px, sz, decimals)}
 
     def _diff(self, order: _Order, index: int, px: str, change: Any) -> dict[str, Any]:
         return {"user": order.user, "oid": order.oid, "coin": self.coin, "side": "B" if index == 0 else "A", "px": px, "raw_book_diff": change}
@@ -158,7 +169,7 @@ class L4Tape:
             pairs = []
             for px in sorted(levels, key=float, reverse=index == 0):
                 for order in levels[px]:
-                    pairs.append((order.user, self._order(order, index, px, lots_text(order.lots, decimals), decimals)))
+                    pairs.append((order.user, self._order(order, index, px, self._sz(order.lots, decimals), decimals)))
             out.append(pairs)
         return out
 

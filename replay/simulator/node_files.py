@@ -35,12 +35,12 @@ class NodeFiles:
         self._open: dict[str, tuple[Path, IO[bytes]]] = {}
         self._held: deque[tuple[int, bytes]] = deque()  # the lagging stream's lines not yet written
 
-    def write_through(self, tick: int) -> int:
-        """Write every block up to ``tick``; the number written."""
+    def write_through(self, tick: int, most: int | None = None) -> int:
+        """Write every block up to ``tick`` (at most ``most`` of them); the number written."""
         if self.next_tick is None:
             self.next_tick = tick
         count = 0
-        while self.next_tick <= tick:
+        while self.next_tick <= tick and (most is None or count < most):
             self._write_block(self.next_tick)
             self.next_tick += 1
             count += 1

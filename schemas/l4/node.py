@@ -183,3 +183,93 @@ def snapshot_request(out_path: str) -> dict[str, Any]:
         "outPath": out_path,
         "includeHeightInOutput": True,
     }
+
+
+# --- the same rows as columns (the follower's and importer's fast path) ------------------------------
+
+
+@dataclass(frozen=True)
+class NodeColumns:
+    """One partition's rows of one block, as the archive's columns (``data`` typed, or ``raw`` text)."""
+
+    channel: str
+    coin: str
+    seqs: list[int]
+    users: list[str | None]
+    data: Any  # pa.StructArray of the channel's shape, or None
+    raw: Any  # pa.StringArray of frame texts, or None
+    exch_ms: list[int | None] | None = None  # None: the block's time (fills carry their own)
+
+
+def block_columns(stream: str, block: Block, coins: frozenset[str] | None = None) -> list[NodeColumns] | None:
+    """``block_rows`` as columns, a partition at a time; ``None`` when any event is not exactly the
+    shape the columns hold (a field more or less, another order, another type): then the caller
+    takes ``block_rows``, which keeps such events whole as text. Both give the same frames back."""
+    import pyarrow as pa
+
+    from ..channels import CHANNELS
+
+    events = block.events
+    if len(events) >= MAX_EVENTS:
+        return None
+    base = node_seq(block.height, STREAM_NO[stream], 0)
+    groups: dict[str, list[int]] = {}
+    try:
+        for index, event in enumerate(events):
+            coin = event_coin(stream, event)
+            if coin is None:
+                return None
+            if coins is None or coin in coins:
+                groups.setdefault(coin, []).append(index)
+        out = []
+        for coin, at in groups.items():
+            chosen = [events[i] for i in at]
+            seqs = [base + i for i in at]
+            if stream == FILLS:
+                texts = [orjson.dumps(node_fill_frame(e[0], e[1], block.head)).decode() for e in chosen]
+                times = [e[1].get("time") if type(e[1].get("time")) is int else None for e in chosen]
+                out.append(NodeColumns(NODE_FILLS, coin, seqs, [e[0] if isinstance(e[0], str) else None for e in chosen], None, pa.array(texts, pa.string()), times))
+                continue
+            channel = L4_STATUSES if stream == STATUSES else L4_DIFFS
+            struct = CHANNELS[channel].shape
+            data = _struct(struct, chosen, {"block": block.height, "block_ms": block.block_ms})
+            if data is None:
+                return None
+            out.append(NodeColumns(channel, coin, seqs, [e.get("user") for e in chosen], data, None))
+        return out
+    except (TypeError, ValueError, OverflowError, KeyError):  # pyarrow's conversion errors are these
+        return None
+
+
+def _struct(shape: Any, items: list[Any], constants: dict[str, Any] | None = None) -> Any:
+    """The struct array of ``items`` (dicts with exactly ``shape``'s keys, in order), or None."""
+    import pyarrow as pa
+
+    from ..shapes import Int, Json, Struct
+
+    names = tuple(f.name for f in shape.fields)
+    given = names[len(constants):] if constants else names
+    for item in items:
+        if type(item) is not dict or tuple(item) != given:
+            return None
+    arrays = []
+    for f in shape.fields:
+        if constants and f.name in constants:
+            arrays.append(pa.array([constants[f.name]] * len(items), f.shape.arrow_type))
+            continue
+        values = [item[f.name] for item in items]
+        if isinstance(f.shape, Struct):
+            array = _struct(f.shape, values)
+            if array is None:
+                return None
+        elif isinstance(f.shape, Json):
+            array = pa.array(["[]" if v == [] else orjson.dumps(v).decode() for v in values], pa.string())
+        else:
+            # Arrow refuses a wrong type for strings and booleans, but would take 1.0 as an int: check those
+            if isinstance(f.shape, Int) and not set(map(type, values)) <= ({int, type(None)} if f.nullable else {int}):
+                return None
+            array = pa.array(values, f.shape.arrow_type)
+            if array.null_count and not f.nullable:
+                return None
+        arrays.append(array)
+    return pa.StructArray.from_arrays(arrays, fields=list(shape.arrow_type))
