@@ -15,6 +15,7 @@ from typing import IO
 from schemas.l4.node import peek_height
 
 READ_BYTES = 1 << 20
+POLL_BYTES = 8 << 20  # read at most this much of a stream in one poll
 STUCK_HALF_LINE_S = 30.0  # a half line this old in a file the node has left is reported, not waited for
 
 
@@ -93,9 +94,13 @@ class StreamTail:
                 return [], None
         lines: list[tuple[int, bytes]] = []
         problem = None
+        budget = POLL_BYTES
         while True:
             got = self._read_lines(lines)
             if got:
+                budget -= got
+                if budget <= 0:
+                    break  # a backlog is read a slice a poll: memory stays bounded, the join goes on
                 continue
             nxt = self._next_file()
             if nxt is None:
@@ -112,11 +117,12 @@ class StreamTail:
             self._open(nxt)
         return lines, problem
 
-    def _read_lines(self, out: list[tuple[int, bytes]]) -> bool:
+    def _read_lines(self, out: list[tuple[int, bytes]]) -> int:
+        """Bytes read (0 at the end of the file for now)."""
         assert self._handle is not None
         chunk = self._handle.read(READ_BYTES)
         if not chunk:
-            return False
+            return 0
         data = self._partial + chunk
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
@@ -126,7 +132,7 @@ class StreamTail:
                 if line.strip():
                     out.append((self.line_no, line))
             self.offset += cut
-        return True
+        return len(chunk)
 
     def _next_file(self) -> Path | None:
         files = hourly_files(self.directory)
