@@ -48,6 +48,9 @@ EXPECTED_TYPES = {
     "node_fills": {"coin": "VARCHAR", "user": "VARCHAR", "time": "TIMESTAMP", "px": "DOUBLE", "sz": "DOUBLE", "tid": "UBIGINT", "crossed": "BOOLEAN", "block_number": "UBIGINT"},
     "node_trades": {"coin": "VARCHAR", "time": "TIMESTAMP", "px": "DOUBLE", "side": "VARCHAR", "buyer": "VARCHAR", "seller": "VARCHAR"},
     "asset_ctxs": {"coin": "VARCHAR", "time": "TIMESTAMP", "funding": "DOUBLE", "open_interest": "DOUBLE", "mark_px": "DOUBLE", "premium": "DOUBLE"},
+    "l4_statuses": {"coin": "VARCHAR", "block": "BIGINT", "block_time": "TIMESTAMP", "user": "VARCHAR", "status": "VARCHAR", "oid": "BIGINT", "px": "DOUBLE", "sz": "DOUBLE", "px_text": "VARCHAR", "tif": "VARCHAR"},
+    "l4_diffs": {"coin": "VARCHAR", "block": "BIGINT", "block_time": "TIMESTAMP", "oid": "BIGINT", "kind": "VARCHAR", "px": "DOUBLE", "sz": "DOUBLE", "orig_sz": "DOUBLE", "sz_text": "VARCHAR", "raw_book_diff": "VARCHAR"},
+    "l4_snapshots": {"coin": "VARCHAR", "block": "BIGINT", "height": "BIGINT", "bid_orders": "BIGINT", "best_bid": "DOUBLE", "best_ask": "DOUBLE"},
 }
 
 
@@ -73,9 +76,35 @@ def history_archive(tmp_path_factory) -> Path:
     return root
 
 
+L4_VIEWS = ("l4_statuses", "l4_diffs", "l4_snapshots")
+
+
+@pytest.fixture(scope="module")
+def l4_archive(tmp_path_factory) -> Path:
+    """A node's L4 files from the simulator, imported, and one node snapshot."""
+    from recorder.node.follow import import_node_data
+    from replay.simulator.market import SyntheticMarket
+    from replay.simulator.node_files import NodeFiles
+    from schemas.l4.node import snapshot_rows
+    from schemas.subscriptions import parse_subscription
+
+    node, root = tmp_path_factory.mktemp("node"), tmp_path_factory.mktemp("l4")
+    market = SyntheticMarket(seed=3, coins=["BTC"])
+    files = NodeFiles(market.tapes, ["BTC"], node, {"BTC": 5})
+    files.write_through(0)
+    files.write_through(20)
+    payload = files.snapshot_payload()
+    files.close()
+    import_node_data(node, root, say=lambda _: None)
+    with ArchiveWriter(root, session="node_snapshot") as writer:
+        for row in snapshot_rows(payload, block_ms=market.start_ms + 2000)[1]:
+            writer.write(row.frame, T0, parse_subscription({"type": row.channel, "coin": row.coin}, allow_unknown=True), seq=row.seq)
+    return root
+
+
 @pytest.mark.parametrize("view", VIEW_NAMES)
-def test_each_view_has_its_columns_and_types_and_rows(archive, history_archive, view):
-    con = open_archive(history_archive if view in HISTORY_VIEWS else archive)
+def test_each_view_has_its_columns_and_types_and_rows(archive, history_archive, l4_archive, view):
+    con = open_archive(history_archive if view in HISTORY_VIEWS else l4_archive if view in L4_VIEWS else archive)
     relation = con.sql(f"select * from {view}")
     types = dict(zip(relation.columns, (str(t) for t in relation.types)))
     for column, expected in EXPECTED_TYPES[view].items():
