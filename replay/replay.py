@@ -28,6 +28,7 @@ from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
 from .batch_merge import Merged, merge_batches, single_stream
 from .gaps import GapError, archive_gaps, check_policy, gaps_in
+from .l4 import CoinBook, Deriver, book_snapshot, derivable, l4_state, row_subscriptions
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
@@ -144,6 +145,9 @@ class Replay:
         self.parts_opened: list[Part] = []
         self._store = check_root(root)  # checks the root exists now, not at the first message
         self._attached: Attachment | None = None
+        self._derived: dict[str, Subscription] = {}  # stream -> l4Book / l2Book subscription served from L4 rows
+        self.l4_rows_read = 0  # rows the last seek (``l4_book``, a start) read
+        self._desyncs: list[Any] = []
 
     # --- the SDK's interface --------------------------------------------------------------------
 
@@ -154,7 +158,9 @@ class Replay:
             self._next_id += 1
             return self._next_id
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
-        if not find_parts(self._store, channels=[sub.type], coins=coins):
+        if derivable(self._store, sub):  # from the L4 rows: the book server's frames, or a deeper l2Book
+            self._derived[sub.stream] = sub
+        elif not find_parts(self._store, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
         self._next_id += 1
         registered = self._subscriptions.get(sub.stream, (sub, ()))[1]
@@ -201,11 +207,13 @@ class Replay:
         """Which partitions to read (``find_parts`` filters) and which streams to keep."""
         if not self._subscriptions:
             return {"channels": None, "coins": None}, None
-        subs = [sub for sub, _ in self._subscriptions.values()]
+        subs = [sub for sub, _ in self._subscriptions.values() if sub.stream not in self._derived]
+        for derived in self._derived.values():  # read the rows they are made from instead
+            subs += row_subscriptions(derived.coin or "").values()
         coins = None
-        if all(s.type in COIN_TYPES and s.coin for s in subs):
+        if all((s.type in COIN_TYPES or not s.known) and s.coin for s in subs):
             coins = {s.coin for s in subs if s.coin}
-        return {"channels": {s.type for s in subs}, "coins": coins}, set(self._subscriptions)
+        return {"channels": {s.type for s in subs}, "coins": coins}, {s.stream for s in subs}
 
     def _merged(self, decode: str = "dicts") -> Iterator[Item]:
         """Day by day (a part never spans two UTC dates), so only one day's parts are ever listed."""
@@ -214,6 +222,25 @@ class Replay:
         if self.on_event is not None:
             dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True)))
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        if self._derived:
+            yield from self._deriver(decode).run(self._days(dates, selection, streams, bounds, decode))
+            return
+        yield from self._days(dates, selection, streams, bounds, decode)
+
+    def _deriver(self, decode: str) -> Deriver:
+        """The L4 books the derived streams read, each seeked to where the replay starts."""
+        books = {}
+        for sub in self._derived.values():
+            coin = sub.coin or ""
+            if coin not in books:
+                books[coin] = l4_state(self._store, coin, self.start_ns - 1) if self.start_ns is not None else CoinBook(coin)
+                self.l4_rows_read += books[coin].rows
+        for state in books.values():
+            self._desyncs += state.desyncs
+            state.desyncs = self._desyncs  # one list: what the run meets adds to it
+        return Deriver(self._derived, set(self._subscriptions) - set(self._derived), books, decode)
+
+    def _days(self, dates: list[str], selection: dict[str, Any], streams: set[str] | None, bounds: dict[str, Any], decode: str) -> Iterator[Item]:
         for day in dates:
             parts = find_parts(self._store, **selection, **bounds, dates=[day])
             if self.on_event is not None:
@@ -227,6 +254,24 @@ class Replay:
         if self._gaps is None:
             self._gaps = archive_gaps(self._store)
         return gaps_in(self._gaps, set(self._subscriptions) or None, self.start_ns, self.end_ns)
+
+    def l4_desyncs(self) -> list[dict[str, Any]]:
+        """The L4 books' inconsistencies met so far (by ``run``, ``messages``, ``l4_book``): coin, height,
+        oid, what was expected and what was found. The book stays unsafe until the next snapshot."""
+        return [d.as_event() for d in self._desyncs]
+
+    def l4_book(self, coin: str, at: datetime | str | int | float) -> dict[str, Any]:
+        """The whole order book of ``coin`` at ``at`` (as ``Replay`` takes times), in the book server's
+        ``Snapshot`` shape plus ``safe`` (False when no snapshot vouches for it yet, or after a desync):
+        the last snapshot at or before ``at``, then only the blocks after it."""
+        at_ns = to_ns(at, "at")
+        assert at_ns is not None
+        state = l4_state(self._store, coin, at_ns)
+        self.l4_rows_read = state.rows
+        self._desyncs += state.desyncs
+        if not state.rows:
+            raise ArchiveError(f"the archive has no L4 rows of {coin} at or before {at}: record them with `record --node-data` or `import` a node's files")
+        return book_snapshot(state)
 
     def _first_gap_ns(self) -> tuple[int, Gap] | None:
         """With ``on_gap="raise"``: where the replay must stop, and the gap there."""
@@ -298,7 +343,7 @@ class Replay:
     # --- the direct path: parts that do not overlap in time need no merge -------------------------
 
     def _direct_ok(self) -> bool:
-        return self.on_event is None and self.order == "recv" and self._attached is None and self._store.local and self.on_gap != "raise"
+        return not self._derived and self.on_event is None and self.order == "recv" and self._attached is None and self._store.local and self.on_gap != "raise"
 
     def _direct(self, decode: str, *, with_recv: bool = True, with_streams: bool = False) -> Iterator[Merged]:
         """Frames in receive order, a batch at a time (``Merged``: receive times, streams, frames). A

@@ -52,6 +52,7 @@ from .snapshot import SnapshotUnavailable, request_snapshot
 from .tail import StreamTail, file_lines, hourly_files
 
 STREAM_ORDER = (STATUSES, DIFFS, FILLS)
+RECENT_BLOCKS = 36_000  # an hour of blocks: a node snapshot that comes late still gets its block's time
 
 
 @dataclass
@@ -140,6 +141,7 @@ class NodeRecorder:
         self._last_flush = time.monotonic()
         self._last_recv_ns = 0
         self._held_snapshots: list[tuple[int, Any]] = []
+        self._recent: dict[int, tuple[int, int]] = {}  # height -> (block ms, receive ns) of recent blocks
 
     def _sub(self, channel: str, coin: str) -> Subscription:
         sub = self._subs.get((channel, coin))
@@ -172,6 +174,9 @@ class NodeRecorder:
                 self.status.events += 1
         self.status.blocks += 1
         self.status.height = first.height
+        self._recent[first.height] = (first.block_ms, recv_ns)
+        if len(self._recent) > RECENT_BLOCKS:
+            del self._recent[next(iter(self._recent))]
         if self._held_snapshots:
             self._write_snapshots(first.height, first.block_ms, recv_ns)
 
@@ -209,10 +214,13 @@ class NodeRecorder:
         due = [p for h, p in self._held_snapshots if h <= height]
         self._held_snapshots = [(h, p) for h, p in self._held_snapshots if h > height]
         for payload in due:
-            _, rows = snapshot_rows(payload, self.coins, block_ms)
+            # at its own height's receive time when that block went by recently: a reader that seeks
+            # to the snapshot then reads only the rows from there on
+            at_ms, at_ns = self._recent.get(payload[0], (block_ms, recv_ns))
+            _, rows = snapshot_rows(payload, self.coins, at_ms)
             for row in rows:
                 if row.seq not in self.recorded:
-                    self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
+                    self.writer.write(row.frame, at_ns, self._sub(row.channel, row.coin), seq=row.seq)
             self.status.snapshots += 1
 
     def event(self, kind: str, height: int, index: int, detail: dict[str, Any], text: str | None = None) -> None:

@@ -1,0 +1,205 @@
+"""The order-level book over an archive: the book at any instant, and the frames derived from it.
+
+An archive recorded from a node (``record --node-data``, ``import`` of a node's files) holds each
+block's order statuses and book diffs, and the node's snapshots. A coin's book at an instant is its
+last snapshot at or before it, then the blocks after the snapshot's height (``l4_state``). As a
+replay moves, ``derive`` turns those rows into the frames a book server sends (``l4Book``: a
+``Snapshot``, then one ``Updates`` a block) and ``l2Book`` frames of any depth up to 100, a block
+at a time, in time order with everything else. A desync never stops a replay: it is counted, the
+book says ``safe: false`` until the next snapshot rebuilds it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import orjson
+
+from schemas.l4.book import Desync, L4Book
+from schemas.l4.node import event_of_row
+from schemas.subscriptions import Subscription, parse_subscription
+
+from .archive import find_parts
+from .merge import Item, merge
+from .storage import Store
+
+STATUSES, DIFFS, SNAPSHOTS = "l4Statuses", "l4Diffs", "l4Snapshots"
+# a snapshot row has its height's receive time (the follower writes it so), so the rows after it start there
+SNAPSHOT_LATE_NS = 0
+RECENT_BLOCKS = 600  # blocks kept to re-apply after a late snapshot rebuilds a desynced book
+
+
+def row_subscriptions(coin: str) -> dict[str, Subscription]:
+    """The archive streams a coin's L4 rows are in (as the node follower writes them)."""
+    return {ch: parse_subscription({"type": ch, "coin": coin}, allow_unknown=True) for ch in (STATUSES, DIFFS, SNAPSHOTS)}
+
+
+def has_l4(store: Store, coin: str) -> bool:
+    return bool(find_parts(store, channels=[DIFFS], coins=[coin]))
+
+
+def derivable(store: Store, sub: Subscription) -> bool:
+    """Whether ``sub`` is served from the L4 rows: ``l4Book`` and a deep (``nLevels``) ``l2Book``
+    whenever the coin has them; a plain ``l2Book`` only where no 20-level book was recorded."""
+    if sub.coin is None or sub.type not in ("l4Book", "l2Book"):
+        return False
+    if sub.type == "l2Book" and sub.n_levels is None and find_parts(store, channels=["l2Book"], coins=[sub.coin]):
+        return False
+    if sub.type == "l4Book" and find_parts(store, channels=["l4Book"], coins=[sub.coin]):
+        return False
+    return has_l4(store, sub.coin)
+
+
+@dataclass
+class _Block:
+    height: int
+    block_ms: int
+    recv_ns: int
+    session: str
+    seq: int
+    statuses: list[Any] = field(default_factory=list)
+    diffs: list[Any] = field(default_factory=list)
+
+
+class CoinBook:
+    """One coin's book moved by the archive's rows, a block at a time."""
+
+    def __init__(self, coin: str, book: L4Book | None = None) -> None:
+        self.coin = coin
+        self.book = book or L4Book(coin, safe=False)  # no snapshot yet: unsafe until one comes
+        self.pending: _Block | None = None
+        self.recent: deque[_Block] = deque(maxlen=RECENT_BLOCKS)
+        self.desyncs: list[Desync] = []
+        self.rows = 0
+
+    def take(self, message: dict[str, Any], recv_ns: int, session: str, seq: int) -> list[_Block]:
+        """One row in; the blocks it completed (at most the one pending)."""
+        self.rows += 1
+        data = message["data"]
+        done: list[_Block] = []
+        if message["channel"] == SNAPSHOTS:
+            done += self.finish()
+            self._snapshot(data)
+            return done
+        height = data["block"]
+        if self.pending is not None and self.pending.height != height:
+            done += self.finish()
+        if self.pending is None:
+            self.pending = _Block(height, data.get("block_ms") or 0, recv_ns, session, seq)
+        event = event_of_row(data)
+        (self.pending.statuses if message["channel"] == STATUSES else self.pending.diffs).append(event)
+        return done
+
+    def finish(self) -> list[_Block]:
+        block, self.pending = self.pending, None
+        if block is None or block.height <= self.book.height:
+            return []
+        self.desyncs += self.book.apply_block(block.height, block.block_ms, block.statuses, block.diffs)
+        self.recent.append(block)
+        return [block]
+
+    def _snapshot(self, data: dict[str, Any]) -> None:
+        snapshot = L4Book.from_snapshot(self.coin, data["height"], data.get("block_ms") or self.book.time_ms, *data["levels"])
+        if self.book.safe and snapshot.height == self.book.height and _same(snapshot, self.book):
+            return
+        if self.book.safe and snapshot.height == self.book.height:
+            self.desyncs.append(Desync(self.coin, snapshot.height, None, "the node's snapshot", "a different book"))
+        if snapshot.height < self.book.height and self.book.safe:
+            return  # an older snapshot of a book that holds: nothing to rebuild
+        time_ms, height = self.book.time_ms, self.book.height
+        self.book.reset(snapshot)
+        for block in self.recent:  # the blocks the snapshot did not see yet
+            if block.height > snapshot.height:
+                self.desyncs += self.book.apply_block(block.height, block.block_ms, block.statuses, block.diffs)
+        if self.book.height < height:
+            self.book.height, self.book.time_ms = height, time_ms
+
+
+def _same(a: L4Book, b: L4Book) -> bool:
+    return all([(o["oid"], o["sz"]) for o in a.orders(side)] == [(o["oid"], o["sz"]) for o in b.orders(side)] for side in ("B", "A"))
+
+
+def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
+    """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot at or before it,
+    then only the rows after that snapshot (``rows`` counts what was read)."""
+    snapshot = None
+    for item in merge(find_parts(store, channels=[SNAPSHOTS], coins=[coin], end_ns=at_ns), order="recv", end_ns=at_ns):
+        if item.stream is not None and item.message["data"].get("coin") == coin:
+            snapshot = item
+    state = CoinBook(coin)
+    start_ns = None
+    if snapshot is not None:
+        state.take(snapshot.message, snapshot.recv_ns, snapshot.session, snapshot.seq)
+        start_ns = snapshot.recv_ns - SNAPSHOT_LATE_NS
+    parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
+    for item in merge(parts, order="recv", start_ns=start_ns, end_ns=at_ns):
+        if item.stream is None:
+            continue
+        if item.message["data"]["block"] <= state.book.height and snapshot is not None:
+            state.rows += 1
+            continue
+        state.take(item.message, item.recv_ns, item.session, item.seq)
+    state.finish()
+    return state
+
+
+def book_snapshot(state: CoinBook) -> dict[str, Any]:
+    """The book server's ``Snapshot`` of a state, with whether it can be trusted."""
+    return {**state.book.snapshot(), "safe": state.book.safe}
+
+
+# --- frames derived as a replay moves ---------------------------------------------------------------------
+
+
+class Deriver:
+    """Turns the L4 rows of a replay's items into ``l4Book`` and ``l2Book`` frames, in time order."""
+
+    def __init__(self, derived: dict[str, Subscription], passthrough: set[str], books: dict[str, CoinBook], decode: str) -> None:
+        self.by_coin: dict[str, list[Subscription]] = {}
+        for sub in derived.values():
+            self.by_coin.setdefault(sub.coin or "", []).append(sub)
+        self.books = books
+        self.passthrough = passthrough  # L4 row streams subscribed to as themselves
+        self.row_streams = {s.stream: coin for coin in self.by_coin for s in row_subscriptions(coin).values()}
+        self.decode = decode
+        self.started: set[str] = set()  # l4Book streams that sent their Snapshot
+
+    def run(self, items: Iterator[Item]) -> Iterator[Item]:
+        waiting: list[CoinBook] = []
+        for item in items:
+            if waiting:  # a later row: the blocks pending before it are whole
+                for state in waiting:
+                    if state.pending is not None and state.pending.recv_ns < item.recv_ns:
+                        yield from self._frames(state, state.finish())
+                waiting = [state for state in waiting if state.pending is not None]
+            coin = self.row_streams.get(item.stream) if item.stream is not None else None
+            if coin is None:
+                yield item
+                continue
+            state = self.books[coin]
+            message = item.message if self.decode == "dicts" else orjson.loads(item.message)
+            yield from self._frames(state, state.take(message, item.recv_ns, item.session, item.seq))
+            if state.pending is not None and state not in waiting:
+                waiting.append(state)
+            if item.stream in self.passthrough:
+                yield item
+        for state in self.books.values():
+            yield from self._frames(state, state.finish())
+
+    def _frames(self, state: CoinBook, blocks: list[_Block]) -> Iterator[Item]:
+        book = state.book
+        for block in blocks:
+            for sub in self.by_coin.get(state.coin, ()):
+                if sub.type == "l4Book":
+                    if sub.stream in self.started:
+                        data: dict[str, Any] = {"Updates": {"time": block.block_ms, "height": block.height, "order_statuses": block.statuses, "book_diffs": block.diffs}}
+                    else:
+                        self.started.add(sub.stream)
+                        data = {"Snapshot": book.snapshot()}
+                    frame = {"channel": "l4Book", "data": data}
+                else:
+                    frame = {"channel": "l2Book", "data": book.l2(sub.n_levels or 20, sub.n_sig_figs, sub.mantissa)}
+                message: Any = frame if self.decode == "dicts" else orjson.dumps(frame)
+                yield Item(block.recv_ns, block.session, block.seq, block.block_ms, sub.stream, message)

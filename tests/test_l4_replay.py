@@ -1,0 +1,186 @@
+"""The full book at any instant from an L4 archive: ``Replay.l4_book``, ``l4Book`` and deep ``l2Book``
+frames derived from it, the SQL macros, desyncs, and the simulator's own consistency."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recorder.node.follow import import_node_data
+from recorder.writer import ArchiveWriter
+from replay import Replay
+from replay.simulator.l4tape import FIRST_HEIGHT, NODE_LATENCY_NS
+from replay.simulator.market import SyntheticMarket
+from replay.simulator.node_files import NodeFiles
+from schemas.l4.book import L4Book
+from schemas.l4.node import snapshot_rows
+from schemas.subscriptions import parse_subscription
+
+SEED, COINS, LAST, SNAPSHOT_TICKS = 12, ("BTC", "ETH"), 300, (100, 250)
+
+
+def recv_ns_of(market: SyntheticMarket, tick: int) -> int:
+    return (market.start_ms + tick * market.tick_ms) * 1_000_000 + NODE_LATENCY_NS
+
+
+@pytest.fixture(scope="module")
+def l4_archive(tmp_path_factory) -> Path:
+    """300 blocks of two coins from the simulator's node files, imported; node snapshots at two heights."""
+    node, root = tmp_path_factory.mktemp("node"), tmp_path_factory.mktemp("archive")
+    market = SyntheticMarket(seed=SEED, coins=list(COINS))
+    files = NodeFiles(market.tapes, list(COINS), node, {c: market.coins[c].sz_decimals for c in COINS})
+    files.write_through(0)
+    snapshots = []
+    for tick in (*SNAPSHOT_TICKS, LAST):
+        files.write_through(tick)
+        if tick != LAST:
+            snapshots.append((tick, files.snapshot_payload()))
+    files.close()
+    import_node_data(node, root, say=lambda _: None)
+    with ArchiveWriter(root, session="node_snapshots") as writer:
+        for tick, payload in snapshots:
+            for row in snapshot_rows(payload, block_ms=market.start_ms + tick * market.tick_ms)[1]:
+                writer.write(row.frame, recv_ns_of(market, tick), parse_subscription({"type": row.channel, "coin": row.coin}, allow_unknown=True), seq=row.seq)
+    return root
+
+
+def tape_book(coin: str, tick: int) -> list[list[tuple[Any, ...]]]:
+    market = SyntheticMarket(seed=SEED, coins=[coin])
+    shared = market.tapes.get(coin, 0)
+    shared.advance_to(tick)
+    return [[(u, o["oid"], o["limitPx"], o["sz"]) for u, o in side] for side in shared.tape.sides(market.coins[coin].sz_decimals)]
+
+
+def snapshot_pairs(snapshot: dict[str, Any]) -> list[list[tuple[Any, ...]]]:
+    return [[(o["user"], o["oid"], o["limitPx"], o["sz"]) for o in side] for side in snapshot["levels"]]
+
+
+def test_the_book_at_random_instants_is_the_simulators_own(l4_archive):
+    market = SyntheticMarket(seed=SEED)
+    rng = random.Random(3)
+    tapes = {coin: SyntheticMarket(seed=SEED, coins=[coin]).tapes.get(coin, 0) for coin in COINS}
+    for tick in sorted({0, 99, 100, 101, LAST, *rng.sample(range(LAST), 6)}):
+        for coin in COINS:
+            replay = Replay(l4_archive)
+            at_ms = recv_ns_of(market, tick) // 1_000_000  # epoch ms, as Replay takes times
+            book = replay.l4_book(coin, at_ms)
+            assert book["height"] == FIRST_HEIGHT + tick and book["coin"] == coin
+            tapes[coin].advance_to(tick)  # the simulator's own book at that block
+            own = [[(u, o["oid"], o["limitPx"], o["sz"]) for u, o in side] for side in tapes[coin].tape.sides(market.coins[coin].sz_decimals)]
+            assert snapshot_pairs(book) == own, (coin, tick)
+            assert book["safe"] is (tick >= SNAPSHOT_TICKS[0])  # no snapshot before tick 100 vouches for it
+            assert not replay.l4_desyncs()
+
+
+def test_seeking_reads_the_last_snapshot_and_only_the_rows_after_it(l4_archive):
+    market = SyntheticMarket(seed=SEED)
+    total = sum(1 for m in Replay(l4_archive).messages() if m["channel"] in ("l4Statuses", "l4Diffs") and m["data"].get("coin", m["data"].get("order", {}).get("coin")) == "BTC")
+    replay = Replay(l4_archive)
+    replay.l4_book("BTC", recv_ns_of(market, 280) // 1_000_000)
+    # the snapshot at 250, the rows of its 5 s of lateness and the 30 blocks after it: not the 280 before
+    assert 0 < replay.l4_rows_read < total * 0.35
+    replay.l4_book("BTC", recv_ns_of(market, 90) // 1_000_000)  # no snapshot yet: every block from the first
+    assert replay.l4_rows_read > total * 0.25
+
+
+def test_l2book_derived_from_l4_equals_the_simulators_l2book_frames(l4_archive):
+    replay = Replay(l4_archive)
+    got: list[dict[str, Any]] = []
+    replay.subscribe({"type": "l2Book", "coin": "ETH"}, got.append)  # no l2Book recorded: derived
+    replay.run()
+    sent = SyntheticMarket(seed=SEED, coins=["ETH"]).frames(parse_subscription({"type": "l2Book", "coin": "ETH"}))
+    expected = [next(sent) for _ in range(LAST)]  # a private market's frames start at tick 1
+    assert len(got) == LAST + 1  # blocks 0 to 300
+    assert [orjson.dumps(f) for f in got[1:]] == [orjson.dumps(f) for f in expected]
+
+
+def test_l4book_frames_are_a_snapshot_then_one_update_a_block_and_rebuild_the_book(l4_archive):
+    market = SyntheticMarket(seed=SEED)
+    start_tick = 180
+    replay = Replay(l4_archive, start=recv_ns_of(market, start_tick) // 1_000_000)
+    frames: list[dict[str, Any]] = []
+    deep: list[dict[str, Any]] = []
+    replay.subscribe({"type": "l4Book", "coin": "BTC"}, frames.append)
+    replay.subscribe({"type": "l2Book", "coin": "BTC", "nLevels": 50}, deep.append)
+    replay.run()
+    assert "Snapshot" in frames[0]["data"] and all("Updates" in f["data"] for f in frames[1:])
+    first = frames[0]["data"]["Snapshot"]
+    assert first["height"] == FIRST_HEIGHT + start_tick and snapshot_pairs(first) == tape_book("BTC", start_tick)
+    book = L4Book.from_snapshot("BTC", first["height"], first["time"], *first["levels"])
+    for frame in frames[1:]:
+        update = frame["data"]["Updates"]
+        assert not book.apply_block(update["height"], update["time"], update["order_statuses"], update["book_diffs"])
+    assert book.height == FIRST_HEIGHT + LAST
+    assert [[(o["user"], o["oid"], o["limitPx"], o["sz"]) for o in book.orders(s)] for s in ("B", "A")] == tape_book("BTC", LAST)
+    assert len(deep) == len(frames) and deep[-1]["data"] == book.l2(50)
+    assert 0 < len(deep[-1]["data"]["levels"][0]) <= 50
+
+
+def test_a_desync_is_an_event_not_a_crash_and_the_next_snapshot_rebuilds_the_book(tmp_path):
+    user = "0x" + "cd" * 20
+
+    def status(oid: int, px: str, sz: str) -> dict[str, Any]:
+        order = {"coin": "BTC", "side": "B", "limitPx": px, "sz": sz, "oid": oid, "timestamp": 1, "triggerCondition": "N/A", "isTrigger": False,
+                 "triggerPx": "0.0", "children": [], "isPositionTpsl": False, "reduceOnly": False, "orderType": "Limit", "origSz": sz, "tif": "Gtc", "cloid": None}
+        return {"time": "2026-01-01T00:00:00.1", "user": user, "status": "open", "order": order}
+
+    def diff(oid: int, px: str, change: Any) -> dict[str, Any]:
+        return {"user": user, "oid": oid, "coin": "BTC", "side": "B", "px": px, "raw_book_diff": change}
+
+    blocks = [
+        (1, [status(1, "100.0", "1.0"), status(2, "100.0", "2.0")], [diff(1, "100.0", {"new": {"sz": "1.0"}}), diff(2, "100.0", {"new": {"sz": "2.0"}})]),
+        (2, [], [diff(99, "100.0", "remove")]),  # an oid the book does not hold
+        (3, [], [diff(2, "100.0", {"update": {"origSz": "5.0", "newSz": "1.5"}})]),  # origSz is 2.0
+        (4, [], [diff(1, "100.0", {"update": {"origSz": "1.0", "newSz": "0.5"}})]),
+    ]
+    node = tmp_path / "node"
+    for stream, index in (("node_order_statuses_by_block", 1), ("node_raw_book_diffs_by_block", 2)):
+        path = node / stream / "hourly" / "20260101" / "0"
+        path.parent.mkdir(parents=True)
+        lines = [{"local_time": f"2026-01-01T00:00:0{b[0]}.5", "block_time": f"2026-01-01T00:00:0{b[0]}.4", "block_number": b[0], "events": b[index]} for b in blocks]
+        path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    root = tmp_path / "archive"
+    import_node_data(node, root, say=lambda _: None)
+    truth = [[user, status(1, "100.0", "0.5")["order"]], [user, status(2, "100.0", "1.5")["order"]]]
+    for pair in truth:
+        pair[1]["sz"] = "0.5" if pair[1]["oid"] == 1 else "1.5"
+    with ArchiveWriter(root, session="node_snap") as writer:  # the node's snapshot at height 3 (written with block 4)
+        for row in snapshot_rows([3, [["BTC", [[[user, status(1, "100.0", "1.0")["order"]], truth[1]], []]]]], block_ms=1_767_225_604_400)[1]:
+            writer.write(row.frame, 1_767_225_604_500_000_000, parse_subscription({"type": row.channel, "coin": row.coin}, allow_unknown=True), seq=row.seq)
+    replay = Replay(root)
+    before = replay.l4_book("BTC", "2026-01-01T00:00:03.6Z")
+    assert before["safe"] is False
+    found = replay.l4_desyncs()
+    assert [(d["height"], d["oid"]) for d in found] == [(2, 99), (3, 2)]
+    assert found[1]["expected"] == "origSz 2.0" and found[1]["found"] == "origSz 5.0"
+    after = Replay(root).l4_book("BTC", "2026-01-01T00:00:04.6Z")
+    assert after["safe"] is True and [(o["oid"], o["sz"]) for o in after["levels"][0]] == [(1, "0.5"), (2, "1.5")]
+    # a replay over the whole archive meets both, and goes on to the end
+    replay = Replay(root)
+    frames: list[Any] = []
+    replay.subscribe({"type": "l4Book", "coin": "BTC"}, frames.append)
+    replay.run()
+    assert len(frames) == 4 and len(replay.l4_desyncs()) == 2
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_the_simulators_l2book_is_the_sum_of_its_orders(seed):
+    """Property: at every block, ``simulate``'s l2Book frame equals ``l2(20)`` of its own L4 book."""
+    market = SyntheticMarket(seed=seed, coins=["SOL", "kPEPE"])
+    for coin in ("SOL", "kPEPE"):
+        l4 = market.frames(parse_subscription({"type": "l4Book", "coin": coin}))
+        l2 = market.frames(parse_subscription({"type": "l2Book", "coin": coin}))
+        snap = next(l4)["data"]["Snapshot"]
+        book = L4Book.from_snapshot(coin, snap["height"], snap["time"], *snap["levels"])
+        assert book.l2(20) == next(l2)["data"]
+        for _ in range(40):
+            update = next(l4)["data"]["Updates"]
+            assert not book.apply_block(update["height"], update["time"], update["order_statuses"], update["book_diffs"])
+            assert book.l2(20) == next(l2)["data"]
