@@ -191,6 +191,43 @@ MACROS = {
     "ns_to_time": "(ns) AS make_timestamp(ns // 1000)",
     "ms_to_time": "(ms) AS make_timestamp(ms * 1000)",
     "bucket": "(ts, width) AS time_bucket(CAST(width AS INTERVAL), ts)",
+    # the order-level book at receive time ts: the last node snapshot at or before it, then the diffs
+    # after its height (the rules of schemas/l4/book.py: a diff's size replaces the order's, `remove`
+    # or a zero size takes it out, price-time priority within a level)
+    "l4_book": """(c, ts) AS TABLE
+        WITH snap AS (
+            SELECT data.height AS height, data.levels AS levels FROM archive_l4Snapshots
+            WHERE coin = c AND data IS NOT NULL AND recv_ns <= epoch_ns(CAST(ts AS TIMESTAMP))
+            ORDER BY recv_ns DESC, seq DESC LIMIT 1),
+        base AS (
+            SELECT o.oid AS oid, o."user" AS "user", side, o.limitPx AS px_text, o.sz AS sz_text, pos AS arrival
+            FROM (SELECT 'B' AS side, unnest(levels[1]) AS o, generate_subscripts(levels[1], 1) AS pos FROM snap
+                  UNION ALL SELECT 'A', unnest(levels[2]), generate_subscripts(levels[2], 1) FROM snap)),
+        d AS (
+            SELECT oid, "user", side, px_text, kind, sz_text, seq FROM l4_diffs
+            WHERE coin = c AND recv_ns <= epoch_ns(CAST(ts AS TIMESTAMP)) AND block > coalesce((SELECT max(height) FROM snap), -1)),
+        last AS (SELECT oid, arg_max(kind, seq) AS kind, arg_max(sz_text, seq) AS sz_text FROM d GROUP BY oid),
+        born AS (SELECT oid, arg_min("user", seq) AS "user", arg_min(side, seq) AS side, arg_min(px_text, seq) AS px_text, min(seq) AS arrival
+                 FROM d WHERE kind = 'new' GROUP BY oid),
+        orders AS (
+            SELECT b.oid, b."user", b.side, b.px_text, coalesce(l.sz_text, b.sz_text) AS sz_text, 0 AS origin, b.arrival, l.kind AS last_kind
+            FROM base b LEFT JOIN last l ON l.oid = b.oid
+            UNION ALL
+            SELECT n.oid, n."user", n.side, n.px_text, l.sz_text, 1, n.arrival, l.kind
+            FROM born n JOIN last l ON l.oid = n.oid WHERE n.oid NOT IN (SELECT oid FROM base))
+        SELECT side, px_text::DOUBLE AS px, sz_text::DOUBLE AS sz, oid, "user",
+               row_number() OVER (PARTITION BY side, px_text::DECIMAL(38, 18) ORDER BY origin, arrival) AS priority,
+               px_text, sz_text
+        FROM orders WHERE coalesce(last_kind, 'new') != 'remove' AND sz_text::DECIMAL(38, 18) != 0
+        ORDER BY side DESC, CASE WHEN side = 'B' THEN -px_text::DECIMAL(38, 18) ELSE px_text::DECIMAL(38, 18) END, priority""",
+    # its levels, summed exactly: the `levels` best prices a side, with their order count
+    "l4_depth": """(c, ts, n_levels) AS TABLE
+        SELECT side, level, px, sum(sz_text::DECIMAL(38, 18)) AS sz, count(*) AS n, px_text
+        FROM (SELECT *, dense_rank() OVER (PARTITION BY side ORDER BY CASE WHEN side = 'B' THEN -px_text::DECIMAL(38, 18) ELSE px_text::DECIMAL(38, 18) END) AS level
+              FROM l4_book(c, ts))
+        WHERE level <= n_levels
+        GROUP BY side, level, px, px_text
+        ORDER BY side DESC, level""",
 }
 
 

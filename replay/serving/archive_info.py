@@ -98,10 +98,27 @@ def _l2_book(source: ArchiveInfo, request: dict[str, Any], at_ns: int) -> Any:
     for key in ("nSigFigs", "mantissa"):
         if request.get(key) is not None:
             sub[key] = field(request, key, int)
+    if not find_parts(source.root, channels=["l2Book"], coins=[sub["coin"]]):
+        book = _l2_from_l4(source, sub, at_ns)
+        if book is not None:
+            return book
     frame = source.last_frame(sub, at_ns)
     if frame is None:
         raise InfoError(404, f"no l2Book frame of {orjson.dumps(sub).decode()} at or before the replay clock: record that subscription")
     return frame["data"]
+
+
+def _l2_from_l4(source: ArchiveInfo, sub: dict[str, Any], at_ns: int) -> Any:
+    """With no 20-level book recorded, the coin's L4 book at the clock, summed as the exchange sums it."""
+    from schemas.l4.book import L4Book
+
+    from ..l4 import has_l4, l4_state
+
+    if not has_l4(source.root, sub["coin"]):
+        return None
+    state = l4_state(source.root, sub["coin"], at_ns)
+    book: L4Book = state.book
+    return book.l2(20, sub.get("nSigFigs"), sub.get("mantissa"))
 
 
 def _candles(source: ArchiveInfo, request: dict[str, Any], at_ns: int) -> Any:
