@@ -158,7 +158,8 @@ class Deriver:
 
     def __init__(self, derived: dict[str, Subscription], passthrough: set[str], books: dict[str, CoinBook], decode: str) -> None:
         self.by_coin: dict[str, list[Subscription]] = {}
-        for sub in derived.values():
+        # l4Book first: whoever reads both (a paper account) has a block's book before its l2Book
+        for sub in sorted(derived.values(), key=lambda s: s.type != "l4Book"):
             self.by_coin.setdefault(sub.coin or "", []).append(sub)
         self.books = books
         self.passthrough = passthrough  # L4 row streams subscribed to as themselves

@@ -255,3 +255,82 @@ def test_sql_l4_book_and_l4_depth_agree_with_the_state_machine_at_random_instant
             l2 = L4Book.from_snapshot(coin, book["height"], book["time"], *book["levels"]).l2(7)
             want = [(s, lv["px"], Decimal(lv["sz"]), lv["n"]) for s, side in zip("BA", l2["levels"]) for lv in side]
             assert [(s, p, Decimal(z), n) for s, p, z, n in depth] == want, (coin, tick)
+
+
+# --- paper orders queue exactly --------------------------------------------------------------------------
+
+MAKER = "0x" + "12" * 20
+
+
+def _l4_archive_with_trades(root: Path, tmp: Path, blocks: list[tuple[int, list[Any], list[Any], list[str]]]) -> None:
+    """Node files of ``(second, statuses, diffs, trade sizes at 100.0)`` blocks, imported; the trades
+    as recorded websocket frames received just after each block's rows (the harder order)."""
+    node = tmp / "node"
+    for stream, index in (("node_order_statuses_by_block", 1), ("node_raw_book_diffs_by_block", 2)):
+        path = node / stream / "hourly" / "20260101" / "0"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [{"local_time": f"2026-01-01T00:00:{b[0]:02d}.100", "block_time": f"2026-01-01T00:00:{b[0]:02d}.000", "block_number": b[0], "events": b[index]} for b in blocks]
+        path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    import_node_data(node, root, say=lambda _: None)
+    t0 = 1_767_225_600_000
+    sub = parse_subscription({"type": "trades", "coin": "BTC"})
+    with ArchiveWriter(root, session="ws") as writer:
+        for second, _, _, sizes in blocks:
+            for n, size in enumerate(sizes):
+                trade = {"coin": "BTC", "side": "A", "px": "100.0", "sz": size, "time": t0 + second * 1000, "hash": "0x" + "00" * 32, "tid": second * 10 + n, "users": [MAKER, "0x" + "34" * 20]}
+                writer.write({"channel": "trades", "data": [trade]}, (t0 + second * 1000) * 1_000_000 + 200_000_000 + n, sub)
+
+
+def _status(oid: int, px: str, sz: str, side: str = "B", status: str = "open") -> dict[str, Any]:
+    order = {"coin": "BTC", "side": side, "limitPx": px, "sz": sz, "oid": oid, "timestamp": 1, "triggerCondition": "N/A", "isTrigger": False,
+             "triggerPx": "0.0", "children": [], "isPositionTpsl": False, "reduceOnly": False, "orderType": "Limit", "origSz": sz, "tif": "Gtc", "cloid": None}
+    return {"time": "2026-01-01T00:00:01.0", "user": MAKER, "status": status, "order": order}
+
+
+def _diff(oid: int, change: Any, px: str = "100.0", side: str = "B") -> dict[str, Any]:
+    return {"user": MAKER, "oid": oid, "coin": "BTC", "side": side, "px": px, "raw_book_diff": change}
+
+
+def _paper_fill_time(root: Path) -> tuple[list[Any], str]:
+    from replay.paper.assets import AssetSpec
+
+    replay = Replay(root)
+    paper = replay.paper("0x" + "56" * 20, coins=["BTC"], assets={0: AssetSpec(0, "BTC", 2, 20, False)}, latency_ms=0)
+    placed: list[Any] = []
+
+    def on_book(message: dict[str, Any]) -> None:
+        if not placed and message["data"]["time"] >= 1_767_225_601_000:  # after block 1: 3 bids rest at 100
+            placed.append(paper.order("BTC", True, 0.5, 100.0, {"limit": {"tif": "Gtc"}}))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert "resting" in placed[0]["response"]["data"]["statuses"][0]
+    assert paper.report()["queue_model"] == {"BTC": paper.engine.queue_model("BTC")}
+    return [(f["time"] - 1_767_225_600_000, f["sz"]) for f in paper.fills], paper.engine.queue_model("BTC")
+
+
+def test_a_paper_bid_waits_for_the_very_orders_ahead_of_it_and_moves_up_when_one_is_canceled(tmp_path):
+    opening = (1, [_status(1, "100.0", "1.0"), _status(2, "100.0", "1.0"), _status(3, "100.0", "1.0"), _status(9, "101.0", "5.0", "A")],
+               [_diff(1, {"new": {"sz": "1.0"}}), _diff(2, {"new": {"sz": "1.0"}}), _diff(3, {"new": {"sz": "1.0"}}), _diff(9, {"new": {"sz": "5.0"}}, "101.0", "A")], [])
+    # 3.0 ahead of the paper bid: trades of 1.5, 1.0 and 1.0 at 100 reach it only with the last
+    (tmp_path / "a").mkdir()
+    _l4_archive_with_trades(tmp_path / "a" / "archive", tmp_path / "a", [
+        opening,
+        (2, [_status(1, "100.0", "0.0", status="filled")], [_diff(1, "remove"), _diff(2, {"update": {"origSz": "1.0", "newSz": "0.5"}})], ["1.5"]),
+        (3, [_status(2, "100.0", "0.0", status="filled")], [_diff(2, "remove"), _diff(3, {"update": {"origSz": "1.0", "newSz": "0.5"}})], ["1.0"]),
+        (4, [_status(3, "100.0", "0.0", status="filled")], [_diff(3, "remove")], ["1.0"]),
+    ])
+    fills, model = _paper_fill_time(tmp_path / "a" / "archive")
+    assert model == "L4 exact"
+    assert fills == [(4000, "0.5")]
+    # the same trades, but order 2 is canceled in block 2, before that block's trade: the bid fills a second earlier
+    (tmp_path / "b").mkdir()
+    _l4_archive_with_trades(tmp_path / "b" / "archive", tmp_path / "b", [
+        opening,
+        (2, [_status(2, "100.0", "1.0", status="canceled"), _status(1, "100.0", "0.0", status="filled")],
+         [_diff(2, "remove"), _diff(1, "remove"), _diff(3, {"update": {"origSz": "1.0", "newSz": "0.5"}})], ["1.5"]),
+        (3, [_status(3, "100.0", "0.0", status="filled")], [_diff(3, "remove")], ["1.0"]),
+        (4, [], [], ["1.0"]),
+    ])
+    fills, _ = _paper_fill_time(tmp_path / "b" / "archive")
+    assert fills[0] == (3000, "0.5")

@@ -26,6 +26,9 @@ class Order:
     cloid: str | None
     timestamp: int
     queue_ahead: float = 0.0
+    # with the coin's L4 book: the very orders ahead in the queue (oid -> size still ahead), in priority
+    # order; ``queue_ahead`` is then their sum, moved by their diffs and by trades at the price
+    ahead: dict[int, float] | None = None
     trigger: Trigger | None = None  # a trigger order not fired yet (it rests off the book)
 
     def wire(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from schemas.subscriptions import Subscription, parse_subscription
 
 from .assets import AssetSpec
 from .engine import PaperEngine
+from ..l4 import has_l4
 from .feeds import archive_assets
 from .session import PAPER_STREAMS, PaperSession, event_frame
 
@@ -85,6 +86,13 @@ class PaperExchange:
                 except ArchiveError:
                     if kind == "l2Book":
                         raise ArchiveError(f"the archive has no l2Book for {coin}: paper orders need the book to match against") from None
+        # with a coin's order-level book in the archive, queues are exact (``engine.queue_model``)
+        self._l4_streams: dict[str, str] = {}
+        for coin in coins:
+            if has_l4(replay._store, coin):
+                sub = parse_subscription({"type": "l4Book", "coin": coin})
+                replay.subscribe(sub, _ignore)
+                self._l4_streams[sub.stream] = coin
         self._callbacks: dict[str, list[Callback]] = {}
         self._cursor = 0
         self._pending_snapshots: list[tuple[str, Callback]] = []
@@ -116,7 +124,11 @@ class PaperExchange:
             self._deliver(self.session.act(self.address, action, due))
         self.now_ns = item.recv_ns
         message = item.message
-        if item.stream is not None and message.get("channel") in FEED_CHANNELS and _coin(message) in self.coins:
+        if item.stream is not None and item.stream in self._l4_streams:
+            self.engine.on_frame(message, self._l4_streams[item.stream])
+            if self.engine.events:
+                self.session._collect()
+        elif item.stream is not None and message.get("channel") in FEED_CHANNELS and _coin(message) in self.coins:
             self.engine.on_frame(message)
             if self.engine.events:
                 self.session._collect()

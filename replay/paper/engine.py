@@ -9,7 +9,12 @@ Fills:
 - a marketable order walks the visible book at that instant (the last snapshot at or before it);
 - a resting order queues behind the size that was at its level when it was placed; later trades at
   its price eat that queue first, then fill it; trades through its price, or a book that crosses
-  it, fill it at its own price (as a maker).
+  it, fill it at its own price (as a maker);
+- with the coin's order-level (L4) book (``l4Book`` frames), the queue is exact: the order stands
+  behind the very orders resting at its price when it arrived, moves up only as those fill or leave
+  (their diffs), and trades at its price fill it once they exceed what is still ahead. A block's
+  diffs are applied once the trades of its time have been seen (they are the same fills), so no
+  fill is counted twice whichever the archive delivers first.
 
 Everything is a function of the frames and actions in order, so a run is repeatable to the byte.
 """
@@ -24,6 +29,8 @@ from schemas.info import clearinghouse_state, money
 
 from .accounts import Account, Order, Position
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
+from schemas.l4.book import L4Book
+
 from .book import Book
 from .triggers import GROUPINGS, Trigger
 
@@ -54,6 +61,8 @@ class PaperEngine:
         self.balance = balance
         self.seed = seed
         self.books: dict[str, Book] = {}
+        self.l4_books: dict[str, L4Book] = {}  # coins whose order-level book feeds the engine: exact queues
+        self._l4_held: dict[str, dict[str, Any]] = {}  # coin -> the newest blocks' updates, applied after their trades
         self.last_trade_px: dict[str, float] = {}
         self.funding_rates: dict[str, float] = {}
         self.mark_px: dict[str, float] = {}  # the recorded activeAssetCtx markPx: what triggers fire on
@@ -90,9 +99,13 @@ class PaperEngine:
 
     # --- market -----------------------------------------------------------------------------------
 
-    def on_frame(self, frame: dict[str, Any]) -> None:
-        """A market frame as the websocket sends it: ``l2Book``, ``trades`` and ``activeAssetCtx`` move the engine."""
+    def on_frame(self, frame: dict[str, Any], coin: str | None = None) -> None:
+        """A market frame as the websocket sends it: ``l2Book``, ``trades``, ``activeAssetCtx`` and
+        ``l4Book`` (whose ``Updates`` name no coin: give ``coin``) move the engine."""
         channel, data = frame.get("channel"), frame.get("data")
+        if channel == "l4Book" and coin is not None:
+            self.on_l4(coin, data)
+            return
         if channel == "l2Book":
             self.on_book(data["coin"], int(data["time"]), data["levels"])
         elif channel == "trades" and data:
@@ -154,6 +167,9 @@ class PaperEngine:
 
     def on_book(self, coin: str, time_ms: int, levels: list[list[dict[str, Any]]]) -> None:
         self.advance_time(time_ms)
+        held = self._l4_held.get(coin)
+        if held is not None and held["time"] < time_ms:
+            self._apply_held(coin)
         book = self.books[coin] = Book(time_ms, levels)
         buys, sells = self._resting(coin)
         best_ask, best_bid = book.best(True), book.best(False)
@@ -170,9 +186,70 @@ class PaperEngine:
         self._check_triggers(coin)
         self._check_liquidations(coin)
 
+    # --- the order-level book: exact queues --------------------------------------------------------
+
+    def queue_model(self, coin: str) -> str:
+        """``"L4 exact"`` when the coin's order-level book feeds the engine, else ``"L2 sizes"``."""
+        return "L4 exact" if coin in self.l4_books else "L2 sizes"
+
+    def on_l4(self, coin: str, data: dict[str, Any]) -> None:
+        """An ``l4Book`` frame: a ``Snapshot`` (re)builds the coin's book; an ``Updates`` is held until
+        the trades of its time have been seen, then applied (``_apply_l4``)."""
+        if "Snapshot" in data:
+            self._apply_held(coin)
+            snap = data["Snapshot"]
+            self.l4_books[coin] = L4Book.from_snapshot(coin, snap["height"], snap["time"], *snap["levels"])
+            return
+        update = data.get("Updates")
+        if update is None or coin not in self.l4_books:
+            return
+        held = self._l4_held.get(coin)
+        if held is not None and held["time"] < update["time"]:
+            self._apply_held(coin)
+        self._l4_held.setdefault(coin, {"time": update["time"], "blocks": []})["blocks"].append(update)
+
+    def _apply_held(self, coin: str) -> None:
+        held = self._l4_held.pop(coin, None)
+        book = self.l4_books.get(coin)
+        if held is None or book is None:
+            return
+        buys, sells = self._resting(coin)
+        waiting = [o for o in (*buys, *sells) if o.ahead]
+        for update in held["blocks"]:
+            book.apply_block(update["height"], update["time"], update["order_statuses"], update["book_diffs"])
+            for diff in update["book_diffs"]:
+                for order in waiting:
+                    size = order.ahead.get(diff["oid"]) if order.ahead else None
+                    if size is None:
+                        continue
+                    change = diff["raw_book_diff"]
+                    if change == "remove":
+                        del order.ahead[diff["oid"]]  # filled or gone: it no longer stands ahead
+                    elif isinstance(change, dict) and ("update" in change or "modified" in change):
+                        new = float(change["update"]["newSz"] if "update" in change else change["modified"]["sz"])
+                        order.ahead[diff["oid"]] = min(size, new)  # a trade may have taken it already
+                        if order.ahead[diff["oid"]] <= EPS:
+                            del order.ahead[diff["oid"]]
+        for order in waiting:
+            order.queue_ahead = sum(order.ahead.values()) if order.ahead else 0.0
+
+    def _join_queue(self, order: Order, book: Book | None) -> None:
+        """Where a resting order stands: behind the L4 orders at its price, or the L2 size there."""
+        l4 = self.l4_books.get(order.spec.coin)
+        if l4 is not None:
+            self._apply_held(order.spec.coin)
+            side = "B" if order.is_buy else "A"
+            order.ahead = {o["oid"]: float(o["sz"]) for o in l4.orders(side) if abs(float(o["limitPx"]) - order.px) <= EPS * max(1.0, order.px)}
+            order.queue_ahead = sum(order.ahead.values())
+            return
+        order.queue_ahead = (book.size_at(not order.is_buy, order.px) or 0.0) if book is not None else 0.0
+
     def on_trades(self, trades: list[dict[str, Any]]) -> None:
         for trade in trades:
             coin, px, left = trade["coin"], float(trade["px"]), float(trade["sz"])
+            held = self._l4_held.get(coin)
+            if held is not None and held["time"] < trade["time"]:
+                self._apply_held(coin)  # a later trade: the held block's own trades have all been seen
             self.advance_time(int(trade["time"]))
             self.last_trade_px[coin] = px
             buys, sells = self._resting(coin)
@@ -199,7 +276,7 @@ class PaperEngine:
             if at_level:
                 if not hits_level:
                     break  # a buyer lifting asks at our bid's price never reaches the bids
-                if book is not None:  # what is ahead can never be more than the level now shows
+                if book is not None and order.ahead is None:  # what is ahead can never be more than the level now shows
                     shown = book.size_at(not order.is_buy, order.px)
                     if shown is None and book.within_depth(not order.is_buy, order.px):
                         shown = 0.0
@@ -208,6 +285,15 @@ class PaperEngine:
                 eat = min(order.queue_ahead, left)
                 order.queue_ahead -= eat
                 left -= eat
+                if order.ahead:  # the trade fills the orders ahead front first: their diffs will say so too
+                    for oid in list(order.ahead):
+                        if eat <= EPS:
+                            break
+                        take = min(eat, order.ahead[oid])
+                        eat -= take
+                        order.ahead[oid] -= take
+                        if order.ahead[oid] <= EPS:
+                            del order.ahead[oid]
             take = _round(min(order.sz, left), order.spec.sz_decimals)
             if take > 0:
                 left -= take
@@ -368,7 +454,7 @@ class PaperEngine:
                 return {"filled": {"totalSz": wire_number(filled_sz, spec.sz_decimals), "avgPx": _avg_px(notional, filled_sz), **ident}}
             return {"error": "Order could not immediately match against any resting orders." + tail}
         # behind everything already at its level on its own side
-        order.queue_ahead = (book.size_at(not is_buy, px) or 0.0) if book is not None else 0.0
+        self._join_queue(order, book)
         self._rest(acc, order)
         self._status(acc, order, "open")
         return {"resting": ident}
@@ -441,7 +527,7 @@ class PaperEngine:
         elif rule.is_market:
             self._status(acc, order, "canceled")  # what the book could not give, to its limit price
         else:
-            order.queue_ahead = (book.size_at(not order.is_buy, order.px) or 0.0) if book is not None else 0.0
+            self._join_queue(order, book)
             self._rest(acc, order)
         if filled:
             self._cancel_siblings(acc, order, rule)

@@ -236,7 +236,10 @@ class PaperSession:
             engine = self.engine
             acc = engine.account(user)
             marks = {coin: engine.trigger_mark(coin) for coin in acc.positions}
-            return account_report(acc, marks, end_ms=engine.time_ms or None, value_now=engine.account_value(acc) if acc.equity else None)
+            report = account_report(acc, marks, end_ms=engine.time_ms or None, value_now=engine.account_value(acc) if acc.equity else None)
+            coins = sorted({f["coin"] for f in acc.fills} | {o.spec.coin for o in acc.orders.values()} | set(acc.positions))
+            report["queue_model"] = {coin: engine.queue_model(coin) for coin in coins}  # exact (L4) or from L2 sizes
+            return report
 
     def traders(self) -> list[str]:
         """The accounts that traded, in address order."""
