@@ -12,8 +12,9 @@ book says ``safe: false`` until the next snapshot rebuilds it.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 

@@ -260,7 +260,7 @@ class Replay:
         oid, what was expected and what was found. The book stays unsafe until the next snapshot."""
         return [d.as_event() for d in self._desyncs]
 
-    def l4_book(self, coin: str, at: datetime | str | int | float) -> dict[str, Any]:
+    def l4_book(self, coin: str, at: datetime | str | float) -> dict[str, Any]:
         """The whole order book of ``coin`` at ``at`` (as ``Replay`` takes times), in the book server's
         ``Snapshot`` shape plus ``safe`` (False when no snapshot vouches for it yet, or after a desync):
         the last snapshot at or before ``at``, then only the blocks after it."""

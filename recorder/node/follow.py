@@ -23,25 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from schemas.l4.node import (
     DIFFS,
     EVENT_NO,
     FILLS,
     NODE_DIRS,
+    NODE_FILLS,
     STATUSES,
     STREAM_NO,
     Block,
-    NodeLineError,
-    NODE_FILLS,
     NodeColumns,
+    NodeLineError,
     block_columns,
     block_rows,
     node_seq,
     parse_block,
     snapshot_rows,
 )
-import pyarrow as pa
-
 from schemas.layout import ArchiveError, session_id
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from schemas.layout import ArchiveError
 from schemas.subscriptions import Subscription, parse_subscription
 
+from ..l4 import has_l4
 from .assets import AssetSpec
 from .engine import PaperEngine
-from ..l4 import has_l4
 from .feeds import archive_assets
 from .session import PAPER_STREAMS, PaperSession, event_frame
 

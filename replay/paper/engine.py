@@ -26,11 +26,10 @@ import hashlib
 from typing import Any
 
 from schemas.info import clearinghouse_state, money
+from schemas.l4.book import L4Book
 
 from .accounts import Account, Order, Position
 from .assets import AssetSpec, price_ok, size_ok, wire_decimal, wire_number
-from schemas.l4.book import L4Book
-
 from .book import Book
 from .triggers import GROUPINGS, Trigger
 

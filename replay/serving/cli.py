@@ -121,12 +121,9 @@ async def _write_node_files(market: Any) -> None:
     while True:
         now = time.time_ns()
         tick = market.tick_at(now)
-        try:
-            # a few blocks at a time: a stop waits for one short step at most
-            if await asyncio.get_running_loop().run_in_executor(None, files.write_through, tick, 5) == 5:
-                continue  # behind the clock: catch up before sleeping
-        except asyncio.CancelledError:
-            raise
+        # a few blocks at a time: a stop waits for one short step at most
+        if await asyncio.get_running_loop().run_in_executor(None, files.write_through, tick, 5) == 5:
+            continue  # behind the clock: catch up before sleeping
         clock = market.clock
         due = clock.due_ns(tick + 1) if clock is not None else now + market.tick_ms * 1_000_000
         await asyncio.sleep(max(0.001, (due - time.time_ns()) / 1e9))

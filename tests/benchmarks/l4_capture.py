@@ -26,7 +26,17 @@ from pathlib import Path
 from replay.simulator.market import SyntheticMarket
 from replay.simulator.node_files import NodeFiles
 
-from .common import HEADER, Figure, interleaved, machine, round_lines, round_ratios, run_measured, simulator_process, table
+from .common import (
+    HEADER,
+    Figure,
+    interleaved,
+    machine,
+    round_lines,
+    round_ratios,
+    run_measured,
+    simulator_process,
+    table,
+)
 
 COINS = ["BTC", "ETH", "SOL", "kPEPE", "xyz:HOOD", "@1", "PURR/USDC"]
 
