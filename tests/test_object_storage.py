@@ -115,7 +115,7 @@ def test_every_reader_answers_as_from_the_local_copy(s3, local_archive):
     ref.subscribe({"type": "trades", "coin": "PURR/USDC"}, lambda m: None)
     assert list(one.messages()) == list(ref.messages()) and len({p.coin for p in one.parts_opened}) == 1
     for query in (
-        "select coin, count(*), sum(px * sz) from trades group by 1 order by 1",
+        "select coin, count(*), round(sum(px * sz), 6) from trades group by 1 order by 1",  # float sums differ in the last bit with the reading order
         "select coin, count(*), avg(mid) from l2book group by 1",
         "select count(*) from bbo where coin = 'ETH'",
         "select kind, count(*) from events group by 1",
