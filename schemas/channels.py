@@ -83,16 +83,21 @@ SPOT_CTX = Struct(
     field("dayBaseVlm", _s, optional=True),
 )
 
+# what every order shape starts with: the websocket's orderUpdates and a node's order statuses
+ORDER_HEAD = (
+    field("coin", _s),
+    field("side", _s),
+    field("limitPx", _s),
+    field("sz", _s),
+    field("oid", _i),
+    field("timestamp", _i),
+)
+
 ORDER_UPDATE = Struct(
     field(
         "order",
         Struct(
-            field("coin", _s),
-            field("side", _s),
-            field("limitPx", _s),
-            field("sz", _s),
-            field("oid", _i),
-            field("timestamp", _i),
+            *ORDER_HEAD,
             field("origSz", _s),
             field("cloid", _s, optional=True),
         ),
@@ -118,12 +123,7 @@ TWAP_STATE = Struct(
 
 
 L4_ORDER_FIELDS = (
-    field("coin", _s),
-    field("side", _s),
-    field("limitPx", _s),
-    field("sz", _s),
-    field("oid", _i),
-    field("timestamp", _i),
+    *ORDER_HEAD,
     field("triggerCondition", _s),
     field("isTrigger", _b),
     field("triggerPx", _s),

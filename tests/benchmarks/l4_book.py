@@ -82,6 +82,16 @@ def blocks_of(root: Path) -> list[tuple[int, int, list[Any], list[Any]]]:
     return [(h, *by_height[h]) for h in sorted(by_height)]
 
 
+def l2book_per_second(root: Path) -> float:
+    """``l2Book`` frames a second through ``subscribe``/``run``: derived from L4 rows, or recorded."""
+    replay = Replay(root)
+    count = [0]
+    replay.subscribe({"type": "l2Book", "coin": COIN}, lambda _m: count.__setitem__(0, count[0] + 1))
+    began = time.perf_counter()
+    replay.run()
+    return count[0] / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -132,23 +142,7 @@ def main() -> None:
             replay.l4_book(COIN, recv_ns(market, tick) // 1_000_000)
             seeks.append(time.perf_counter() - began)
 
-        def derived() -> float:
-            replay = Replay(l4_root)
-            count = [0]
-            replay.subscribe({"type": "l2Book", "coin": COIN}, lambda _m: count.__setitem__(0, count[0] + 1))
-            began = time.perf_counter()
-            replay.run()
-            return count[0] / (time.perf_counter() - began)
-
-        def recorded() -> float:
-            replay = Replay(l2_root)
-            count = [0]
-            replay.subscribe({"type": "l2Book", "coin": COIN}, lambda _m: count.__setitem__(0, count[0] + 1))
-            began = time.perf_counter()
-            replay.run()
-            return count[0] / (time.perf_counter() - began)
-
-        l2_ours, l2_base = interleaved(args.runs, derived, recorded)
+        l2_ours, l2_base = interleaved(args.runs, lambda: l2book_per_second(l4_root), lambda: l2book_per_second(l2_root))
         seek = statistics.median(seeks)
         figures = [
             Figure("reconstruction: diffs applied/s", round(statistics.median(ours)), round(statistics.median(base)), "a plain dict, Python loop", ">= 500,000/s", statistics.median(ours) >= 500_000, round_ratios(ours, base)),
