@@ -135,15 +135,81 @@ def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
         state.take(snapshot.message, snapshot.recv_ns, snapshot.session, snapshot.seq)
         start_ns = snapshot.recv_ns - SNAPSHOT_LATE_NS
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
-    for item in merge(parts, order="recv", start_ns=start_ns, end_ns=at_ns):
-        if item.stream is None:
-            continue
-        if item.message["data"]["block"] <= state.book.height and snapshot is not None:
-            state.rows += 1
-            continue
-        state.take(item.message, item.recv_ns, item.session, item.seq)
-    state.finish()
+    blocks, state.rows = _blocks_after(parts, start_ns, at_ns, state.book.height if snapshot is not None else -1)
+    for height in sorted(blocks):
+        block = blocks[height]
+        state.pending = block
+        state.finish()
     return state
+
+
+def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_height: int) -> tuple[dict[int, _Block], int]:
+    """The blocks above ``after_height`` whose rows were received in ``[start_ns, end_ns]``, read as
+    columns (a seek reads thousands of rows: no item, and no dict for a row it does not need); with
+    the number of rows read. A status line only matters for the order a ``new`` diff places: only
+    ``open`` and ``triggered`` ones become dicts."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .archive import open_part
+
+    blocks: dict[int, _Block] = {}
+    rows = 0
+    keyed: list[tuple[int, str, dict[str, Any]]] = []  # (seq, channel, the row's data)
+    for part in parts:
+        parquet = open_part(part)
+        names = [n for n in ("recv_ns", "seq", "session", "data", "raw") if n in parquet.schema_arrow.names]
+        table = parquet.read(columns=names)
+        keep = pc.less_equal(table.column("recv_ns"), end_ns)
+        if start_ns is not None:
+            keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
+        table = table.filter(keep).combine_chunks()
+        rows += table.num_rows
+        if "data" in names and table.num_rows:
+            data = table.column("data").chunk(0) if table.column("data").num_chunks else None
+            if data is not None:
+                wanted = pc.and_(pc.is_valid(data), pc.greater(pc.struct_field(data, "block"), after_height))
+                if part.channel == STATUSES:
+                    wanted = pc.and_(wanted, pc.is_in(pc.struct_field(data, "status"), pa.array(["open", "triggered"])))
+                chosen = table.filter(pc.fill_null(wanted, False))
+                if chosen.num_rows:
+                    typed = chosen.column("data").chunk(0) if chosen.column("data").num_chunks == 1 else chosen.column("data").combine_chunks()
+                    events = typed.to_pylist() if part.channel == STATUSES else _diff_events(typed)
+                    for seq, recv_ns, session, event in zip(chosen.column("seq").to_pylist(), chosen.column("recv_ns").to_pylist(), chosen.column("session").to_pylist(), events):
+                        keyed.append((seq, part.channel, event))
+                        _block_of(blocks, event["block"], event.get("block_ms") or 0, recv_ns, session, seq)
+        raws = table.filter(pc.is_valid(table.column("raw"))) if table.num_rows else table
+        for seq, recv_ns, session, text in zip(raws.column("seq").to_pylist(), raws.column("recv_ns").to_pylist(), raws.column("session").to_pylist(), raws.column("raw").to_pylist()):
+            event = orjson.loads(text)["data"]
+            if event["block"] > after_height:
+                keyed.append((seq, part.channel, event))
+                _block_of(blocks, event["block"], event.get("block_ms") or 0, recv_ns, session, seq)
+    keyed.sort(key=lambda entry: entry[0])  # a node row's seq is its block, stream and place
+    for _, channel, event in keyed:
+        block = blocks[event["block"]]
+        (block.statuses if channel == STATUSES else block.diffs).append(event_of_row(event))
+    return blocks, rows
+
+
+def _block_of(blocks: dict[int, _Block], height: int, block_ms: int, recv_ns: int, session: str, seq: int) -> None:
+    if height not in blocks:
+        blocks[height] = _Block(height, block_ms, recv_ns, session, seq)
+
+
+def _diff_events(data: Any) -> list[dict[str, Any]]:
+    """``l4Diffs`` typed rows as the rows' data (block first, then the node's diff), from columns."""
+    import pyarrow.compute as pc
+
+    names = ("block", "block_ms", "user", "oid", "coin", "side", "px")
+    columns = [pc.struct_field(data, name).to_pylist() for name in names]
+    changes = [orjson.loads(text) for text in pc.struct_field(data, "raw_book_diff").to_pylist()]
+    out = []
+    for block, block_ms, user, oid, coin, side, px, change in zip(*columns, changes):
+        diff = {"block": block, "block_ms": block_ms, "user": user, "oid": oid, "coin": coin, "side": side, "px": px, "raw_book_diff": change}
+        if side is None:
+            del diff["side"]  # older data has none
+        out.append(diff)
+    return out
 
 
 def book_snapshot(state: CoinBook) -> dict[str, Any]:

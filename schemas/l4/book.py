@@ -38,11 +38,54 @@ class Desync:
         return {"coin": self.coin, "height": self.height, "oid": self.oid, "expected": self.expected, "found": self.found}
 
 
-@dataclass
+_DECIMALS: dict[str, Decimal] = {}  # prices and sizes repeat: each text is parsed once
+
+
+def _dec(text: str) -> Decimal:
+    value = _DECIMALS.get(text)
+    if value is None:
+        if len(_DECIMALS) > 200_000:
+            _DECIMALS.clear()
+        value = _DECIMALS[text] = Decimal(text)
+    return value
+
+
+def _details(statuses: list[dict[str, Any]], coin: str) -> dict[int, tuple[Any, dict[str, Any]]]:
+    """oid -> (user, order) of a block's status lines: where a ``new`` diff finds its order."""
+    details = {}
+    for line in statuses:
+        order = line.get("order")
+        if type(order) is dict and order.get("coin", coin) == coin and "oid" in order:
+            oid = order["oid"]
+            details[oid if type(oid) is int else int(oid)] = (line.get("user"), order)
+    return details
+
+
 class _Resting:
-    order: dict[str, Any]  # the order as a snapshot shows it (ORDER_KEYS), ``sz`` kept current
-    px: Decimal
-    sz: Decimal
+    """A resting order. Its snapshot-shaped dict is made only when asked for (``whole``): applying a
+    block touches sizes, not shapes."""
+
+    __slots__ = ("oid", "side", "px", "px_text", "sz", "sz_text", "user", "base", "order")
+
+    def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
+        self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, self.order = oid, side, px_text, sz_text, user, base, order
+        self.px, self.sz = _dec(px_text), _dec(sz_text)
+
+    def whole(self, coin: str) -> dict[str, Any]:
+        """The order as a snapshot shows it (``ORDER_KEYS``)."""
+        if self.order is None:
+            order = {"user": self.user, **{k: self.base.get(k) for k in ORDER_KEYS[1:]}}
+            order["coin"], order["oid"], order["side"], order["limitPx"] = coin, self.oid, "B" if self.side == 0 else "A", self.px_text
+            self.order = order
+        self.order["sz"] = self.sz_text
+        return self.order
+
+    def resize(self, text: str) -> None:
+        self.sz_text, self.sz = text, _dec(text)
+
+    def copy(self) -> _Resting:
+        twin = _Resting(self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, None if self.order is None else dict(self.order))
+        return twin
 
 
 @dataclass
@@ -62,24 +105,26 @@ class L4Book:
         book = cls(coin, height, time_ms)
         for side in (bids, asks):
             for order in side:
-                book._add(dict(order))
+                whole = dict(order)
+                book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, whole))
         return book
 
     def reset(self, snapshot: L4Book) -> None:
         """Take a snapshot's state: a desynced book is rebuilt and safe again."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
-        self._orders = {oid: _Resting(dict(r.order), r.px, r.sz) for oid, r in snapshot._orders.items()}
+        self._orders = {oid: r.copy() for oid, r in snapshot._orders.items()}
         self._levels = ({px: dict(q) for px, q in snapshot._levels[0].items()}, {px: dict(q) for px, q in snapshot._levels[1].items()})
 
-    def _add(self, order: dict[str, Any]) -> None:
-        oid = int(order["oid"])
-        px, sz = Decimal(order["limitPx"]), Decimal(order["sz"])
-        self._orders[oid] = _Resting(order, px, sz)
-        self._levels[0 if order["side"] == "B" else 1].setdefault(px, {})[oid] = None
+    def _add(self, resting: _Resting) -> None:
+        self._orders[resting.oid] = resting
+        level = self._levels[resting.side].get(resting.px)
+        if level is None:
+            level = self._levels[resting.side][resting.px] = {}
+        level[resting.oid] = None
 
     def _remove(self, oid: int) -> _Resting:
         resting = self._orders.pop(oid)
-        side = self._levels[0 if resting.order["side"] == "B" else 1]
+        side = self._levels[resting.side]
         queue = side[resting.px]
         del queue[oid]
         if not queue:
@@ -91,64 +136,68 @@ class L4Book:
     def apply_block(self, height: int, time_ms: int, statuses: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> list[Desync]:
         """Apply one block's status lines and book diffs of this coin; the desyncs found."""
         self.height, self.time_ms = height, time_ms
-        details = {}
-        for line in statuses:
-            order = line.get("order") or {}
-            if order.get("coin", self.coin) == self.coin and "oid" in order:
-                details[int(order["oid"])] = (line.get("user"), order)
+        coin, orders, levels = self.coin, self._orders, self._levels
+        details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # oid -> (user, order), built at the first `new`
         found: list[Desync] = []
-        for diff in diffs:
-            if diff.get("coin", self.coin) != self.coin:
+        for diff in diffs:  # the common cases inline: this loop is the hot path of every L4 replay
+            if diff.get("coin", coin) != coin:
                 continue
-            problem = self._apply_diff(diff, details)
+            oid = diff["oid"]
+            if type(oid) is not int:
+                oid = int(oid)
+            change = diff.get("raw_book_diff")
+            problem = None
+            if change == "remove":
+                resting = orders.pop(oid, None)
+                if resting is None:
+                    problem = ("a resting order to remove", "no such oid")
+                else:
+                    queue = levels[resting.side][resting.px]
+                    del queue[oid]
+                    if not queue:
+                        del levels[resting.side][resting.px]
+            elif type(change) is dict and len(change) == 1:
+                if details is None and "new" in change:
+                    details = _details(statuses, coin)
+                problem = self._change(oid, diff, change, details)
+            else:
+                problem = ("new, update, modified or remove", repr(change)[:200])
             if problem is not None:
-                found.append(Desync(self.coin, height, diff.get("oid"), *problem))
+                found.append(Desync(coin, height, oid, *problem))
         crossed = self._crossed()
         if crossed is not None:
-            found.append(Desync(self.coin, height, None, "best bid below best ask", crossed))
+            found.append(Desync(coin, height, None, "best bid below best ask", crossed))
         if found:
             self.safe = False
         return found
 
-    def _apply_diff(self, diff: dict[str, Any], details: dict[int, tuple[Any, dict[str, Any]]]) -> tuple[str, str] | None:
-        oid = int(diff["oid"])
-        change = diff.get("raw_book_diff")
-        if change == "remove":
-            if oid not in self._orders:
-                return "a resting order to remove", "no such oid"
-            self._remove(oid)
-            return None
-        if not isinstance(change, dict) or len(change) != 1:
-            return "new, update, modified or remove", repr(change)[:200]
+    def _change(self, oid: int, diff: dict[str, Any], change: dict[str, Any], details: dict[int, tuple[Any, dict[str, Any]]] | None) -> tuple[str, str] | None:
         (kind, body), = change.items()
         if kind == "new":
             if oid in self._orders:
                 return "a new oid", "it rests already"
-            user, order = details.get(oid, (None, None))
+            user, order = (details or {}).get(oid, (None, None))
             if order is None:
                 return "the order's status line in the same block", "none"
-            whole = {"user": diff.get("user") or user, **{k: order.get(k) for k in ORDER_KEYS if k != "user"}}
-            whole["coin"], whole["oid"] = self.coin, oid
-            whole["side"] = diff.get("side") or order.get("side")
-            whole["limitPx"] = diff.get("px") or order.get("limitPx")
-            whole["sz"] = body["sz"]
-            self._add(whole)
+            side = diff.get("side") or order.get("side")
+            self._add(_Resting(oid, 0 if side == "B" else 1, diff.get("px") or order.get("limitPx"), body["sz"], diff.get("user") or user, order, None))
             return None
         resting = self._orders.get(oid)
         if resting is None:
             return f"a resting order to {kind}", "no such oid"
         if kind == "update":
-            if Decimal(body["origSz"]) != resting.sz:
-                return f"origSz {resting.order['sz']}", f"origSz {body['origSz']}"
+            orig = body["origSz"]
+            if orig != resting.sz_text and _dec(orig) != resting.sz:
+                return f"origSz {resting.sz_text}", f"origSz {orig}"
             new = body["newSz"]
         elif kind == "modified":
             new = body["sz"]
         else:
             return "new, update, modified or remove", kind
-        if Decimal(new) == 0:
+        if not _dec(new):
             self._remove(oid)
         else:
-            resting.sz, resting.order["sz"] = Decimal(new), new
+            resting.resize(new)
         return None
 
     def _crossed(self) -> str | None:
@@ -164,7 +213,7 @@ class L4Book:
         levels = self._levels[0 if side == "B" else 1]
         out = []
         for px in sorted(levels, reverse=side == "B"):
-            out.extend(dict(self._orders[oid].order) for oid in levels[px])
+            out.extend(dict(self._orders[oid].whole(self.coin)) for oid in levels[px])
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -191,7 +240,7 @@ class L4Book:
 
     def _px_text(self, index: int, px: Decimal) -> str:
         first = next(iter(self._levels[index][px]))
-        return self._orders[first].order["limitPx"]
+        return self._orders[first].px_text
 
     def __len__(self) -> int:
         return len(self._orders)
