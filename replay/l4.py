@@ -147,53 +147,66 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
     """The blocks above ``after_height`` whose rows were received in ``[start_ns, end_ns]``, read as
     columns (a seek reads thousands of rows: no item, and no dict for a row it does not need); with
     the number of rows read. A status line only matters for the order a ``new`` diff places: only
-    ``open`` and ``triggered`` ones become dicts."""
+    ``open`` and ``triggered`` ones become dicts. The rows' data go to the book as they are (the
+    book ignores their ``block`` keys)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from .archive import open_part
 
-    blocks: dict[int, _Block] = {}
     rows = 0
-    keyed: list[tuple[int, str, dict[str, Any]]] = []  # (seq, channel, the row's data)
+    runs: dict[str, list[tuple[list[int], list[dict[str, Any]]]]] = {STATUSES: [], DIFFS: []}
     for part in parts:
         parquet = open_part(part)
-        names = [n for n in ("recv_ns", "seq", "session", "data", "raw") if n in parquet.schema_arrow.names]
-        table = parquet.read(columns=names)
+        names = [n for n in ("recv_ns", "seq", "data", "raw") if n in parquet.schema_arrow.names]
+        table = parquet.read_row_groups(_groups_within(parquet.metadata, start_ns, end_ns), columns=names)
         keep = pc.less_equal(table.column("recv_ns"), end_ns)
         if start_ns is not None:
             keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
         table = table.filter(keep).combine_chunks()
         rows += table.num_rows
-        if "data" in names and table.num_rows:
-            data = table.column("data").chunk(0) if table.column("data").num_chunks else None
-            if data is not None:
-                wanted = pc.and_(pc.is_valid(data), pc.greater(pc.struct_field(data, "block"), after_height))
-                if part.channel == STATUSES:
-                    wanted = pc.and_(wanted, pc.is_in(pc.struct_field(data, "status"), pa.array(["open", "triggered"])))
-                chosen = table.filter(pc.fill_null(wanted, False))
-                if chosen.num_rows:
-                    typed = chosen.column("data").chunk(0) if chosen.column("data").num_chunks == 1 else chosen.column("data").combine_chunks()
-                    events = typed.to_pylist() if part.channel == STATUSES else _diff_events(typed)
-                    for seq, recv_ns, session, event in zip(chosen.column("seq").to_pylist(), chosen.column("recv_ns").to_pylist(), chosen.column("session").to_pylist(), events):
-                        keyed.append((seq, part.channel, event))
-                        _block_of(blocks, event["block"], event.get("block_ms") or 0, recv_ns, session, seq)
-        raws = table.filter(pc.is_valid(table.column("raw"))) if table.num_rows else table
-        for seq, recv_ns, session, text in zip(raws.column("seq").to_pylist(), raws.column("recv_ns").to_pylist(), raws.column("session").to_pylist(), raws.column("raw").to_pylist()):
-            event = orjson.loads(text)["data"]
-            if event["block"] > after_height:
-                keyed.append((seq, part.channel, event))
-                _block_of(blocks, event["block"], event.get("block_ms") or 0, recv_ns, session, seq)
-    keyed.sort(key=lambda entry: entry[0])  # a node row's seq is its block, stream and place
-    for _, channel, event in keyed:
-        block = blocks[event["block"]]
-        (block.statuses if channel == STATUSES else block.diffs).append(event_of_row(event))
+        if not table.num_rows:
+            continue
+        if "data" in names:
+            data = table.column("data").chunk(0)
+            wanted = pc.and_(pc.is_valid(data), pc.greater(pc.struct_field(data, "block"), after_height))
+            if part.channel == STATUSES:
+                wanted = pc.and_(wanted, pc.is_in(pc.struct_field(data, "status"), pa.array(["open", "triggered"])))
+            chosen = table.filter(pc.fill_null(wanted, False)).combine_chunks()
+            if chosen.num_rows:
+                typed = chosen.column("data").chunk(0)
+                events = typed.to_pylist() if part.channel == STATUSES else _diff_events(typed)
+                runs[part.channel].append((chosen.column("seq").to_pylist(), events))
+        raws = table.filter(pc.is_valid(table.column("raw")))
+        if raws.num_rows:
+            found = [(seq, orjson.loads(text)["data"]) for seq, text in zip(raws.column("seq").to_pylist(), raws.column("raw").to_pylist())]
+            found = [(seq, data) for seq, data in found if data["block"] > after_height]
+            runs[part.channel].append(([seq for seq, _ in found], [event_of_row(data) | {"block": data["block"], "block_ms": data.get("block_ms")} for _, data in found]))
+    blocks: dict[int, _Block] = {}
+    for channel, chunks in runs.items():
+        if len(chunks) == 1:
+            events = chunks[0][1]
+        else:  # several parts: a node row's seq is its block, stream and place
+            events = [e for _, e in sorted(((s, e) for seqs, evs in chunks for s, e in zip(seqs, evs)), key=lambda pair: pair[0])]
+        for event in events:
+            height = event["block"]
+            block = blocks.get(height)
+            if block is None:
+                block = blocks[height] = _Block(height, event.get("block_ms") or 0, 0, "", 0)
+            (block.statuses if channel == STATUSES else block.diffs).append(event)
     return blocks, rows
 
 
-def _block_of(blocks: dict[int, _Block], height: int, block_ms: int, recv_ns: int, session: str, seq: int) -> None:
-    if height not in blocks:
-        blocks[height] = _Block(height, block_ms, recv_ns, session, seq)
+def _groups_within(footer: Any, start_ns: int | None, end_ns: int) -> list[int]:
+    """The row groups whose receive times can fall in ``[start_ns, end_ns]`` (by their statistics)."""
+    index = footer.schema.names.index("recv_ns") if "recv_ns" in footer.schema.names else None
+    groups = []
+    for group in range(footer.num_row_groups):
+        stats = footer.row_group(group).column(index).statistics if index is not None else None
+        if stats is not None and stats.has_min_max and (stats.min > end_ns or (start_ns is not None and stats.max < start_ns)):
+            continue
+        groups.append(group)
+    return groups
 
 
 def _diff_events(data: Any) -> list[dict[str, Any]]:
