@@ -397,3 +397,23 @@ def test_l4book_from_simulate_is_recorded_and_replayed_byte_exact(tmp_path):
     raw = [r for r in Replay(tmp_path / "archive").raw_messages() if b'"l4Book"' in r[:40]]
     assert raw and all(orjson.loads(r)["channel"] == "l4Book" for r in raw)
     assert parse_subscription({"type": "l2Book", "coin": "ETH", "nLevels": 50}).n_levels == 50
+
+
+def test_an_import_after_compaction_still_adds_nothing(tmp_path):
+    from replay.analysis.compaction import compact
+
+    node_dir, root = tmp_path / "node", tmp_path / "archive"
+    market = SyntheticMarket(seed=9, coins=["ETH"])
+    files = NodeFiles(market.tapes, ["ETH"], node_dir, {"ETH": market.coins["ETH"].sz_decimals})
+    files.write_through(0)
+    files.write_through(20)
+    first = import_node_data(node_dir, root, say=lambda _: None)
+    files.write_through(40)
+    files.close()
+    second = import_node_data(node_dir, root, say=lambda _: None)
+    assert first.events and second.events and second.skipped == first.events  # two sessions' parts
+    before = sorted(archive_rows(root))
+    compact(root, target_rows=10**6)
+    assert not [p for p in root.rglob("part-*node_*.parquet")]  # merged into compaction parts
+    again = import_node_data(node_dir, root, say=lambda _: None)
+    assert again.events == 0 and sorted(archive_rows(root)) == before

@@ -24,6 +24,7 @@ from schemas.layout import EVENTS_CHANNEL, parse_part_name
 
 NODE_CHANNELS = (L4_STATUSES, L4_DIFFS, NODE_FILLS, L4_SNAPSHOTS, EVENTS_CHANNEL)
 SESSION_PREFIX = "node_"
+COMPACTED_PREFIX = "compact"
 CURSOR = Path("_node") / "cursor.json"
 
 
@@ -75,7 +76,8 @@ def _node_parts(root: Path, at_least: int | None) -> list[_Part]:
     for channel in NODE_CHANNELS:
         for path in root.glob(f"channel={channel}/coin=*/date=*/part-*.parquet"):
             name = parse_part_name(path.name)
-            if name is None or not name.session.startswith(SESSION_PREFIX):
+            # a node session's parts, or parts `hlarchive compact` merged (their rows keep their seq)
+            if name is None or not name.session.startswith((SESSION_PREFIX, COMPACTED_PREFIX)):
                 continue
             low, high = _seq_range(path)
             if high is not None and (at_least is None or high >= at_least):
