@@ -65,7 +65,7 @@ class _Resting:
     """A resting order. Its snapshot-shaped dict is made only when asked for (``whole``): applying a
     block touches sizes, not shapes."""
 
-    __slots__ = ("oid", "side", "px", "px_text", "sz", "sz_text", "user", "base", "order")
+    __slots__ = ("base", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
 
     def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
         self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, self.order = oid, side, px_text, sz_text, user, base, order

@@ -86,9 +86,9 @@ def follow(seconds: float, rate: float, coins: list[str], work: Path) -> tuple[f
         _, peak = run_measured("replay.cli", "record", "--node-data", str(node_dir), "--out", str(root), "--duration", str(seconds), "--node-info", "http://127.0.0.1:9", "--quiet")
         took = time.monotonic() - began
         offered = (count_events(node_dir) - offered_from) / took
-    result = subprocess.run([sys.executable, "-c", "from replay import open_archive; import sys; con = open_archive(sys.argv[1]); "
-                             "print(con.execute('select (select count(*) from l4_statuses) + (select count(*) from l4_diffs) + (select count(*) from archive_nodeFills)').fetchone()[0])", str(root)],
-                            capture_output=True, text=True, check=True)
+    count = ("from replay import open_archive; import sys; con = open_archive(sys.argv[1]); "
+             "print(con.execute('select (select count(*) from l4_statuses) + (select count(*) from l4_diffs) + (select count(*) from archive_nodeFills)').fetchone()[0])")
+    result = subprocess.run([sys.executable, "-c", count, str(root)], capture_output=True, text=True, check=True)
     events = int(result.stdout.split()[-1])
     written = {int(m) for m in re.findall(rb'"block_number":(\d+)', b"".join(p.read_bytes() for p in (node_dir / "node_order_statuses_by_block").rglob("*") if p.is_file()))}
     cursor = Path(root / "_node" / "cursor.json").read_text()
