@@ -417,3 +417,28 @@ def test_an_import_after_compaction_still_adds_nothing(tmp_path):
     assert not [p for p in root.rglob("part-*node_*.parquet")]  # merged into compaction parts
     again = import_node_data(node_dir, root, say=lambda _: None)
     assert again.events == 0 and sorted(archive_rows(root)) == before
+
+
+def test_the_follower_metrics_show_blocks_events_and_lag(tmp_path):
+    import socket
+    import urllib.request
+
+    from recorder.node.metrics import serve_node_metrics
+
+    node_dir = tmp_path / "node"
+    write_blocks(node_dir, 0, 25)
+    follower = NodeFollower(node_dir, tmp_path / "a", say=lambda _: None)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = serve_node_metrics(follower.status, ("127.0.0.1", port))
+    try:
+        follower.run(duration_s=1.0)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        server.shutdown()
+    figures = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("hlarchive_node_")}
+    assert figures["hlarchive_node_blocks_total"] == 26 and figures["hlarchive_node_height"] == 650_000_025
+    assert figures["hlarchive_node_events_total"] == follower.status.events > 0
+    assert figures["hlarchive_node_lag_blocks"] == 0 and figures["hlarchive_node_bad_lines_total"] == 0
+    assert "process_resident_memory_bytes" in text
