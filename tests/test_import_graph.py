@@ -21,6 +21,8 @@ FORBIDDEN = {
     **{core: ("replay.serving", "replay.simulator", "replay.paper", "replay.analysis", "replay.cli", "recorder") for core in READING_CORE},
     "replay.simulator": ("replay.serving", "replay.paper", "replay.analysis", "replay.cli", *READING_CORE, "recorder"),
     "replay.paper": ("replay.serving", "replay.analysis", "replay.cli", "recorder"),
+    # the matching engine is pure: frames and actions in, responses and events out (no reading, no sockets)
+    "replay.paper.engine": ("replay.paper.session", "replay.paper.client", "replay.paper.feeds", "replay.paper.signing", "replay.paper.streams", "replay.serving", "replay.simulator", "replay.l4", *READING_CORE, "replay.analysis", "recorder"),
     "replay.analysis": ("replay.serving", "replay.simulator", "replay.paper", "replay.cli"),
     "recorder": ("replay",),
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accounts import Account
+from .engine.accounts import Account
 
 
 def account_report(
