@@ -37,6 +37,14 @@ INFO_TYPES = (
     "orderStatus",
     "fundingHistory",
     "exchangeStatus",
+    # a paper account's (simulate, serve --paper): what the SDK's Info asks of a user
+    "historicalOrders",
+    "userFees",
+    "userRateLimit",
+    "portfolio",
+    "activeAssetData",
+    "userFunding",
+    "userNonFundingLedgerUpdates",
 )
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")

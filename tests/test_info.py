@@ -309,9 +309,12 @@ def test_serve_without_meta_names_what_to_record(small_archive):
 
 def test_both_servers_answer_every_documented_info_type():
     """The two answer tables are separate (each source answers its own way); neither may drift from the list."""
+    from replay.paper.session import PAPER_INFO
     from replay.serving import archive_info
     from replay.simulator import info as synthetic_info
     from schemas.info import INFO_TYPES
 
-    assert set(synthetic_info._HANDLERS) == set(INFO_TYPES)
-    assert set(archive_info._HANDLERS) == set(INFO_TYPES)
+    market_wide = set(INFO_TYPES) - set(archive_info.PAPER_ONLY)  # the rest only a paper account answers
+    assert set(synthetic_info._HANDLERS) == market_wide
+    assert set(archive_info._HANDLERS) == market_wide
+    assert set(archive_info.PAPER_ONLY) <= set(PAPER_INFO) <= set(INFO_TYPES)

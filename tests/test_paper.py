@@ -135,7 +135,7 @@ def test_the_exchange_refuses_what_the_exchange_refuses(paper_server):
     assert first(ex.order("ETH", True, 0.05, bid + 0.123456, GTC)) == "Price must be divisible by tick size. asset=1"
     assert first(ex.order("ETH", True, 0.00001, bid, GTC)) == "Order has invalid size. asset=1"
     assert first(ex.order("ETH", True, 0.001, bid, GTC)) == "Order must have minimum value of $10. asset=1"
-    assert first(ex.order("ETH", True, 1000.0, bid, GTC)) == "Insufficient margin to place order. asset=1"
+    assert first(ex.order("ETH", True, 10_000.0, bid, GTC)) == "Insufficient margin to place order. asset=1"  # at the default: cross at the coin's largest leverage
     assert first(ex.order("ETH", True, 0.05, round(bid * 0.5), {"limit": {"tif": "Ioc"}})) == "Order could not immediately match against any resting orders. asset=1"
     alo = first(ex.order("ETH", True, 0.05, round(ask * 1.01, 1), {"limit": {"tif": "Alo"}}))
     assert alo.startswith("Post only order would have immediately matched, bbo was ") and alo.endswith(" asset=1")
@@ -491,7 +491,8 @@ def test_funding_is_paid_on_the_hour_from_the_recorded_rate(hl_replay):
 
     replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
     replay.run()
-    [frame] = fundings
+    snapshot, frame = fundings  # the exchange's first frame: the account's fundings so far
+    assert snapshot == {"channel": "userFundings", "data": {"isSnapshot": True, "user": paper.address, "fundings": []}}
     [delta] = frame["data"]["fundings"]
     # a long pays: 2 BTC x mark 100.5 (the last mid before the hour) x 0.0001
     assert (delta["time"], delta["coin"], delta["szi"], delta["usdc"], delta["fundingRate"]) == (hour, "BTC", "2.0", "-0.0201", "0.0001")

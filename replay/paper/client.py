@@ -22,7 +22,8 @@ from ..l4 import has_l4
 from .assets import AssetSpec
 from .engine import PaperEngine
 from .feeds import archive_assets
-from .session import PAPER_STREAMS, PaperSession, event_frame
+from .session import PaperSession
+from .streams import WALLET_STREAMS, WalletStream
 
 if TYPE_CHECKING:
     from ..replay import Item, Replay
@@ -35,10 +36,25 @@ Callback = Callable[[Any], None]
 
 
 class _PushedFeed:
-    """In-process, the replay itself pushes the market's frames: nothing to open."""
+    """In-process, the replay itself pushes the market's frames. Only an action before a coin's first
+    book is seen reads that book ahead (``PaperSession.open_coin``'s rule, as on ``serve --paper``)."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.engine: PaperEngine | None = None
 
     def frames(self, coin: str, from_ns: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        return iter(())
+        if self.engine is None or coin in self.engine.books:
+            return iter(())
+        from ..replay import Replay
+
+        replay = Replay(self.root, start=from_ns / 1e6)
+        try:
+            replay.subscribe({"type": "l2Book", "coin": coin}, _ignore)
+        except ArchiveError:
+            return iter(())
+        first = next((item for item in replay.items() if item.stream is not None), None)
+        return iter([(first.recv_ns, first.message)] if first is not None else [])
 
 
 class PaperExchange:
@@ -58,7 +74,9 @@ class PaperExchange:
         self.replay = replay
         self.address = (address or DEFAULT_ADDRESS).lower()
         self.assets = assets if assets is not None else archive_assets(replay.root)
-        self.session = PaperSession(PaperEngine(self.assets, balance=balance), _PushedFeed())
+        feed = _PushedFeed(replay.root)
+        self.session = PaperSession(PaperEngine(self.assets, balance=balance), feed)
+        feed.engine = self.session.engine
         if latency_ms < 0:
             raise ArchiveError("latency_ms must be 0 or more")
         # with a latency, an action waits here until the replay reaches its arrival; its response
@@ -93,30 +111,31 @@ class PaperExchange:
                 sub = parse_subscription({"type": "l4Book", "coin": coin})
                 replay.subscribe(sub, _ignore)
                 self._l4_streams[sub.stream] = coin
-        self._callbacks: dict[str, list[Callback]] = {}
+        self._streams: list[tuple[WalletStream, Callback]] = []
         self._cursor = 0
-        self._pending_snapshots: list[tuple[str, Callback]] = []
+        self._pending_snapshots: list[tuple[WalletStream, Callback]] = []
         self.now_ns = replay.start_ns or 0
         replay.attach(self)
 
     # --- the replay's side -------------------------------------------------------------------------
 
     def subscribe(self, sub: Subscription, callback: Callback) -> None:
-        """A wallet stream of the paper account (``userFills`` gets its snapshot when the run starts)."""
-        if sub.type not in PAPER_STREAMS:
-            raise ArchiveError(f"the paper account streams {', '.join(PAPER_STREAMS)}, not {sub.type}")
-        self._callbacks.setdefault(sub.type, []).append(callback)
-        self._pending_snapshots.append((sub.type, callback))
+        """A wallet stream of the paper account: its first frames when the run starts, then its events."""
+        problem = self.session.wallet_problem(sub)
+        if problem is not None:
+            raise ArchiveError(problem)
+        stream = WalletStream(self.engine, sub)
+        self._streams.append((stream, callback))
+        self._pending_snapshots.append((stream, callback))
 
     def owns(self, sub: Subscription) -> bool:
-        return sub.type in PAPER_STREAMS and (sub.user or "").lower() == self.address
+        return sub.type in WALLET_STREAMS and (sub.user or "").lower() == self.address
 
     def before(self, item: Item) -> None:
         """Called by ``Replay.run`` for each item before its callbacks: the engine sees the frame first."""
         if self._pending_snapshots:
-            for channel, callback in self._pending_snapshots:
-                frame = self.session.snapshot_frame(channel, self.address)
-                if frame is not None:
+            for stream, callback in self._pending_snapshots:
+                for frame in stream.first_frames():
                     callback(frame)
             self._pending_snapshots.clear()
         while self._in_flight and self._in_flight[0][0] < item.recv_ns:  # arrived before this frame
@@ -135,21 +154,14 @@ class PaperExchange:
 
     def after(self) -> None:
         """Called after each item's callbacks: the account's new events go to its stream callbacks."""
-        if not self._callbacks:
+        if not self._streams:
             if self.session.log:  # nobody listens: keep no history for them
                 self.session.forget()
             return
-        for channel, callbacks in self._callbacks.items():
-            if channel == "webData2":  # the account's whole state, again after anything happened to it
-                if self.session.events_since(self._cursor, self.address, None)[1]:
-                    frame = self.session.web_data(self.address)
-                    for callback in callbacks:
-                        callback(frame)
-                continue
-            _, events = self.session.events_since(self._cursor, self.address, channel)
-            for data in events:
-                frame = event_frame(channel, self.address, data)
-                for callback in callbacks:
+        _, events = self.session.events_of(self._cursor, self.address)
+        if events:
+            for stream, callback in self._streams:
+                for frame in stream.frames_for(events):
                     callback(frame)
         self.session.forget()  # in-process, this is the only reader
         self._cursor = self.session.cursor()
@@ -264,6 +276,10 @@ class PaperExchange:
 
     def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> Any:
         return self._post({"type": "updateLeverage", "asset": self._asset(name), "isCross": is_cross, "leverage": leverage})
+
+    def update_isolated_margin(self, amount: float, name: str) -> Any:
+        """As the SDK: ``amount`` USDC added to (or, negative, taken from) an isolated position."""
+        return self._post({"type": "updateIsolatedMargin", "asset": self._asset(name), "isBuy": True, "ntli": round(amount * 1_000_000)})
 
     def schedule_cancel(self, time: int | None) -> Any:
         action: dict[str, Any] = {"type": "scheduleCancel"}

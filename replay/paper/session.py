@@ -15,16 +15,34 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from schemas.info import field
+from schemas.info import InfoError, field
+from schemas.subscriptions import Subscription
 
 from .engine import Event, PaperEngine
 from .feeds import ArchiveFeed, Feed, SyntheticFeed, archive_assets, recorded_users, synthetic_assets
 from .report import account_report
 from .report_page import report_html
 from .signing import NonceBook, SignatureError, recover_signer
+from .streams import WalletStream, of_user, wallet_problem
 
-PAPER_STREAMS = ("userFills", "orderUpdates", "userEvents", "userFundings", "webData2")
-PAPER_INFO = ("clearinghouseState", "spotClearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills", "userFillsByTime")
+# every user query the SDK's Info makes of an account, answered for a paper account from the engine
+PAPER_INFO = (
+    "clearinghouseState",
+    "spotClearinghouseState",
+    "openOrders",
+    "frontendOpenOrders",
+    "orderStatus",
+    "userFills",
+    "userFillsByTime",
+    "historicalOrders",
+    "userFees",
+    "userRateLimit",
+    "portfolio",
+    "activeAssetData",
+    "userFunding",
+    "userNonFundingLedgerUpdates",
+)
+FIRST_BOOK_LOOKAHEAD = 10_000  # frames read past a clock before a coin's start, looking for its first book
 EVENT_LOG_KEPT = 200_000  # events kept for streams that subscribe late; older ones are dropped
 
 
@@ -66,10 +84,24 @@ class PaperSession:
     # --- the market ----------------------------------------------------------------------------------
 
     def open_coin(self, coin: str, at_ns: int) -> None:
+        """Start feeding ``coin``. A clock before the coin's first book sees that first book (the rule
+        ``/info`` answers by too): the market a client was shown is the one its order meets."""
         if coin in self._opened:
             return
         self._opened.add(coin)
-        self._push(coin, self.feed.frames(coin, at_ns))
+        frames = self.feed.frames(coin, at_ns)
+        first = next(frames, None)
+        if first is None:
+            return
+        ahead = [first]
+        if first[0] > at_ns:  # the clock is before the coin's first frame: its first book is in force
+            ahead = []
+            for item in itertools.islice(itertools.chain([first], frames), FIRST_BOOK_LOOKAHEAD):
+                if item[1].get("channel") == "l2Book":
+                    self.engine.on_frame(item[1])
+                    break
+                ahead.append(item)
+        self._push(coin, itertools.chain(ahead, frames))
 
     def _push(self, coin: str, frames: Iterator[tuple[int, dict[str, Any]]]) -> None:
         for t, frame in frames:
@@ -97,14 +129,6 @@ class PaperSession:
                 del self.log[:cut]
                 self.log_offset += cut
 
-    def events_since(self, cursor: int, user: str, channel: str | None) -> tuple[int, list[Any]]:
-        """The events of ``user`` on ``channel`` (None: on any) after ``cursor``, and the next cursor."""
-        user = user.lower()
-        with self.lock:
-            start = max(0, cursor - self.log_offset)
-            out = [data for u, ch, data in self.log[start:] if u == user and (channel is None or ch == channel)]
-            return self.log_offset + len(self.log), out
-
     def forget(self) -> None:
         """Drop the events read so far (a session with one reader: in-process)."""
         with self.lock:
@@ -114,6 +138,36 @@ class PaperSession:
     def cursor(self) -> int:
         with self.lock:
             return self.log_offset + len(self.log)
+
+    def events_of(self, cursor: int, user: str) -> tuple[int, list[tuple[str, Any]]]:
+        """``user``'s events after ``cursor`` as (channel, data), and the next cursor."""
+        with self.lock:
+            start = max(0, cursor - self.log_offset)
+            return self.log_offset + len(self.log), of_user(self.log[start:], user.lower())
+
+    def stream_frames(self, stream: WalletStream, cursor: int, now_ns: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """The market moved to ``now_ns``, then the frames ``stream`` sends for its account's events
+        after ``cursor``, and the next cursor (under the lock: the state streams read the engine)."""
+        with self.lock:
+            if now_ns is not None:
+                self.advance(max(now_ns, self.now_ns))
+            cursor, events = self.events_of(cursor, stream.user)
+            return cursor, stream.frames_for(events)
+
+    def wallet_problem(self, sub: Subscription) -> str | None:
+        return wallet_problem(self.engine, sub)
+
+    def open_stream(self, sub: Subscription, now_ns: int | None = None) -> tuple[int, WalletStream, list[dict[str, Any]]]:
+        """A paper account's wallet stream: the cursor its events start after, the stream, and the
+        frames the exchange sends on subscription (one state: taken under the lock)."""
+        with self.lock:
+            assert sub.user is not None
+            self.engine.account(sub.user)
+            if sub.type == "activeAssetData" and sub.coin is not None and now_ns is not None:
+                self.open_coin(sub.coin, now_ns)  # its mark
+                self.advance(max(now_ns, self.now_ns))
+            stream = WalletStream(self.engine, sub)
+            return self.cursor(), stream, stream.first_frames()
 
     # --- actions --------------------------------------------------------------------------------------
 
@@ -183,9 +237,11 @@ class PaperSession:
 
     def info(self, request: dict[str, Any], now_ns: int) -> Any:
         """A user-state ``/info`` answer of a paper account (``PAPER_INFO`` types)."""
-        self.advance(max(now_ns, self.now_ns))
         engine, user, kind = self.engine, request["user"], request["type"]
         with self.lock:
+            if kind == "activeAssetData":
+                self.open_coin(field(request, "coin"), max(now_ns, self.now_ns))
+            self.advance(max(now_ns, self.now_ns))
             if kind == "clearinghouseState":
                 return engine.clearinghouse_state(user)
             if kind == "spotClearinghouseState":
@@ -196,8 +252,38 @@ class PaperSession:
                 return engine.order_status(user, field(request, "oid", (int, str)))
             if kind == "userFills":
                 return engine.user_fills(user)
+            if kind == "historicalOrders":
+                return engine.historical_orders(user)
+            if kind == "userFees":
+                return engine.user_fees(user)
+            if kind == "userRateLimit":
+                return engine.user_rate_limit(user)
+            if kind == "portfolio":
+                return engine.portfolio(user)
+            if kind == "activeAssetData":
+                try:
+                    return engine.active_asset_data(user, field(request, "coin"))
+                except ValueError as exc:
+                    raise InfoError(422, str(exc)) from None
             start, end = field(request, "startTime", int), field(request, "endTime", int, optional=True)
+            if kind == "userFunding":
+                return engine.user_funding(user, start, end)
+            if kind == "userNonFundingLedgerUpdates":
+                return []  # a paper account has no deposits, transfers or withdrawals
             return engine.user_fills_by_time(user, start, end)
+
+    def l2_book(self, coin: str, now_ns: int) -> dict[str, Any] | None:
+        """``/info`` ``l2Book`` as the matching engine holds it at ``now_ns`` (None: it has no book of
+        ``coin``): what a client is shown is what its next order meets."""
+        if coin not in self.engine.by_coin:
+            return None
+        with self.lock:
+            self.open_coin(coin, now_ns)
+            self.advance(max(now_ns, self.now_ns))
+            book = self.engine.books.get(coin)
+            if book is None:
+                return None
+            return {"coin": coin, "time": book.time_ms, "levels": book.raw}
 
     def meta(self, kind: str) -> dict[str, Any]:
         """``meta`` or ``spotMeta`` of the assets the engine trades: for archives that hold no snapshot."""
@@ -258,49 +344,6 @@ class PaperSession:
                 curves[user] = {"equity": list(acc.equity), "held": list(acc.held), "fills": list(acc.fills), "prices": {c: list(self.engine.prices.get(c, [])) for c in coins}}
         return report_html(reports, curves, title)
 
-    def snapshot_frame(self, channel: str, user: str) -> dict[str, Any] | None:
-        """The first frame of a wallet stream: ``userFills`` sends its snapshot; ``webData2`` the state."""
-        with self.lock:
-            if channel == "userFills":
-                fills = list(self.engine.account(user).fills)
-                return {"channel": "userFills", "data": {"isSnapshot": True, "user": user, "fills": fills}}
-            if channel == "webData2":
-                return self.web_data(user)
-            return None
-
-    def web_data(self, user: str) -> dict[str, Any]:
-        engine = self.engine
-        return {
-            "channel": "webData2",
-            "data": {
-                "clearinghouseState": engine.clearinghouse_state(user),
-                "leadingVaults": [],
-                "totalVaultEquity": "0.0",
-                "openOrders": engine.open_orders(user, frontend=True),
-                "agentAddress": None,
-                "agentValidUntil": None,
-                "cumLedger": f"{engine.balance:.1f}",
-                "serverTime": engine.time_ms,
-                "isVault": False,
-                "user": user,
-                "twapStates": [],
-                "spotState": engine.spot_clearinghouse_state(user),
-            },
-        }
-
-
-def event_frame(channel: str, user: str, data: Any) -> dict[str, Any]:
-    """One engine event as the wallet stream's frame."""
-    if channel == "userFills":
-        return {"channel": "userFills", "data": {"user": user, "fills": [data]}}
-    if channel == "orderUpdates":
-        return {"channel": "orderUpdates", "data": [data]}
-    if channel == "userFundings":
-        return {"channel": "userFundings", "data": {"user": user, "fundings": [data]}}
-    if channel == "userEvents":
-        return {"channel": "user", "data": data}  # the exchange names userEvents frames "user"
-    return {"channel": channel, "data": data}
-
 
 def synthetic_session(market: Any, *, accounts: set[str] | None = None, sample_users: set[str] | None = None, latency_ms: int = 0) -> PaperSession:
     """``simulate``'s paper exchange: the synthetic market's books and trades, its funding each hour.
@@ -317,4 +360,4 @@ def archive_session(source: Any, *, balance: float = 100_000.0, accounts: set[st
     return PaperSession(engine, feed, accounts=accounts, market_users=recorded_users(source.root), latency_ms=latency_ms)
 
 
-__all__ = ["PAPER_INFO", "PAPER_STREAMS", "PaperSession", "archive_session", "event_frame", "synthetic_session"]
+__all__ = ["PAPER_INFO", "PaperSession", "archive_session", "synthetic_session"]

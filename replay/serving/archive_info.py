@@ -24,6 +24,8 @@ from ..meta import MetaSnapshots
 from ..replay import Replay
 from ..storage import Store
 
+# user queries only a paper account can answer (the archive records streams, not these)
+PAPER_ONLY = ("historicalOrders", "userFees", "userRateLimit", "portfolio", "activeAssetData", "userFunding", "userNonFundingLedgerUpdates")
 META_KINDS = ("perpDexs", "meta", "spotMeta", "metaAndAssetCtxs", "spotMetaAndAssetCtxs")
 
 
@@ -40,6 +42,8 @@ class ArchiveInfo:
 
     def answer(self, request: dict[str, Any], at_ns: int) -> Any:
         handler = _HANDLERS.get(request["type"])
+        if handler is None and request["type"] in PAPER_ONLY:
+            raise InfoError(404, f"{request['type']} of a recorded user is not in the archive: it is answered for paper accounts (hlarchive serve --paper)")
         if handler is None:
             raise InfoError(422, f"{request['type']} is a node's request; this server replays an archive")
         return handler(self, request, at_ns)

@@ -42,12 +42,13 @@ from schemas.protocol import (
 )
 from schemas.subscriptions import Subscription
 
-from ..paper.session import PAPER_INFO, PAPER_STREAMS, PaperSession, event_frame
+from ..paper.session import PAPER_INFO, PaperSession
 from .faults import GARBLED_TEXT, MALFORMED_TEXT, Faults, Limits
 
 PAPER_POLL_S = 0.05  # how often a paper account's streams look for new events
-# user streams that start with an isSnapshot frame, and the key of its list
-EMPTY_SNAPSHOTS = {"userNonFundingLedgerUpdates": "nonFundingLedgerUpdates", "userTwapSliceFills": "twapSliceFills", "userTwapHistory": "history"}
+# /info types that say what exists, not where the market stands: a client's setup (the SDK asks them
+# when it is made) does not start the paper clock
+STATIC_INFO = ("meta", "spotMeta", "perpDexs", "exchangeStatus")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -312,6 +313,16 @@ class HyperliquidServer:
             return await asyncio.to_thread(fn, *args)
         return fn(*args)
 
+    def _clock_start_ns(self) -> int:
+        """Where a connection's replay clock starts. With paper trading, every connection, ``/info``
+        and the matching engine read one market at one clock: the paper clock's."""
+        if self.paper is not None and hasattr(self.source, "paper_started_ns"):
+            self._paper_now_ns()  # starts it, if nothing has yet
+            started = getattr(self.source, "paper_started_ns", None)
+            if started is not None:
+                return int(started)
+        return self.clock_ns()
+
     def _paper_user(self, request: dict[str, Any]) -> bool:
         """A user-state query of a paper account (any address that is not one of the market's users)."""
         user = request.get("user")
@@ -325,15 +336,21 @@ class HyperliquidServer:
         if self._paper_user(request):
             assert self.paper is not None
             return await self._off_loop(self.paper.info, request, self._paper_now_ns())
+        if self.paper is not None and request.get("type") == "l2Book" and request.get("nSigFigs") is None and request.get("mantissa") is None:
+            # the book the matching engine holds now: what the client sees is what its order meets
+            book = await self._off_loop(self.paper.l2_book, str(request.get("coin")), self._paper_now_ns())
+            if book is not None:
+                return book
         info = getattr(self.source, "info", None)
         if info is None:
             raise InfoError(404, "this server does not answer /info")
-        if client is None:
+        if self.paper is not None and request.get("type") in STATIC_INFO:
+            clock_start: int | None = getattr(self.source, "paper_started_ns", None)  # asking what exists starts no clock
+        elif self.paper is not None:
+            clock_start = self._clock_start_ns()  # one clock for everyone: the paper market's
+        elif client is None:
             clocks = [c.clock_start_ns for c in self._clients.values() if c.ip == ip and c.clock_start_ns is not None]
             clock_start = max(clocks) if clocks else None
-            if clock_start is None and self.paper is not None:
-                # a trading client without a socket (the SDK's skip_ws=True) sees the market it trades in
-                clock_start = getattr(self.source, "paper_started_ns", None)
         else:
             clock_start = client.clock_start_ns
         now = self.clock_ns()
@@ -458,7 +475,10 @@ class HyperliquidServer:
             list_due = getattr(self.source, "list_due", None)
             if list_due is not None:  # markets listed since (simulate --list-every)
                 list_due(self.clock_ns())
-            problem = self.source.check(sub) or self._limit_problem(client, sub)
+            paper = self.paper
+            # a paper account's wallet streams come from the paper exchange, whatever the source holds
+            wallet = paper is not None and sub.user is not None and paper.is_paper(sub.user)
+            problem = (paper.wallet_problem(sub) if wallet and paper is not None else self.source.check(sub)) or self._limit_problem(client, sub)
             if problem:
                 await self._send(client, error_frame(problem))
                 return
@@ -468,13 +488,9 @@ class HyperliquidServer:
             client.subscriptions[key] = sub
             await self._send(client, subscription_response_frame("subscribe", request.echo))
             if client.clock_start_ns is None:
-                client.clock_start_ns = self.clock_ns()
-            paper = self.paper
-            if paper is not None and sub.user and paper.is_paper(sub.user):
-                # a paper account's streams carry only what it does, from its first sight
-                paper.open_account(sub.user)
-                stream = self._paper_stream(client, sub, paper) if sub.type in PAPER_STREAMS else self._empty_stream(client, sub)
-                client.tasks[key] = asyncio.create_task(stream)
+                client.clock_start_ns = self._clock_start_ns()
+            if wallet and paper is not None:  # a paper account's streams carry only what it does, from its first sight
+                client.tasks[key] = asyncio.create_task(self._paper_stream(client, sub, paper))
             else:
                 client.tasks[key] = asyncio.create_task(self._stream(client, sub))
         else:
@@ -549,37 +565,19 @@ class HyperliquidServer:
         except _Closed:
             return
 
-    async def _empty_stream(self, client: _Client, sub: Subscription) -> None:
-        """A user stream the paper exchange does not model, of a paper account: its empty snapshot
-        where the exchange sends one first, then nothing (never another address's traffic)."""
-        name = EMPTY_SNAPSHOTS.get(sub.type)
-        if name is None:
-            return
-        try:
-            await self._send_data(client, orjson.dumps({"channel": sub.channel, "data": {"isSnapshot": True, "user": sub.user, name: []}}))
-        except _Closed:
-            return
-
     async def _paper_stream(self, client: _Client, sub: Subscription, paper: PaperSession) -> None:
-        """A paper account's wallet stream: its snapshot, then each event as the market clock reaches it."""
+        """A paper account's wallet stream: what the exchange sends on subscription, then the frames
+        of the account's events as the market clock reaches them (``replay.paper.streams``)."""
         assert sub.user is not None
-        user = sub.user.lower()
         try:
-            cursor = paper.cursor()
-            first = paper.snapshot_frame(sub.type, sub.user)
-            if first is not None:
-                await self._send_data(client, orjson.dumps(first))
+            cursor, stream, first = await self._off_loop(paper.open_stream, sub, self._paper_now_ns())
+            for frame in first:
+                await self._send_data(client, orjson.dumps(frame))
             while True:
                 await asyncio.sleep(PAPER_POLL_S)
-                await self._off_loop(paper.advance, self._paper_now_ns())
-                # webData2 is the account's whole state: sent again after anything happened to it
-                cursor, events = paper.events_since(cursor, user, None if sub.type == "webData2" else sub.type)
-                if sub.type == "webData2":
-                    if events:
-                        await self._send_data(client, orjson.dumps(paper.web_data(sub.user)))
-                    continue
-                for data in events:
-                    await self._send_data(client, orjson.dumps(event_frame(sub.type, sub.user, data)))
+                cursor, frames = await self._off_loop(paper.stream_frames, stream, cursor, self._paper_now_ns())
+                for frame in frames:
+                    await self._send_data(client, orjson.dumps(frame))
         except _Closed:
             return
 

@@ -48,6 +48,7 @@ class PaperEngine(MarketMixin, QueueMixin, MatchingMixin, MarginMixin, OrderActi
         if time_ms is not None:
             self.advance_time(time_ms)
         acc = self.account(user)
+        acc.actions += 1
         kind = action.get("type") if isinstance(action, dict) else None
         name = ACTIONS.get(kind) if isinstance(kind, str) else None
         if name is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .accounts import Account
-from .state import EPS, ActionError, EngineState
+from .state import ACCOUNT_CHANGED, EPS, ActionError, EngineState
 
 SCHEDULE_CANCEL_MIN_DELAY_MS = 5_000
 
@@ -30,6 +30,32 @@ class AccountActions(EngineState):
         acc.order_margin = sum(o.px * o.sz / acc.position(o.spec).leverage for o in acc.orders.values() if not o.spec.spot and not o.reduce_only)
         if not is_cross and pos.szi:
             pos.isolated_margin = abs(pos.szi) * pos.entry_px / leverage
+        self.events.append((acc.user, ACCOUNT_CHANGED, spec.coin))
+        return {"status": "ok", "response": {"type": "default"}}
+
+    def _update_isolated_margin(self, acc: Account, action: dict[str, Any]) -> dict[str, Any]:
+        """Add margin to an isolated position (``ntli`` > 0, in millionths of USDC, as the SDK sends
+        it) or take some out (< 0), as far as the position's initial margin allows."""
+        spec = self.assets.get(action["asset"])
+        if spec is None or spec.spot:
+            raise ActionError(f"Unknown perp asset {action['asset']!r}")
+        ntli = action["ntli"]
+        if not isinstance(ntli, int) or isinstance(ntli, bool):
+            raise ActionError("Invalid isolated margin amount: ntli is an integer of millionths of USDC")
+        pos = acc.position(spec)
+        if not pos.szi:
+            raise ActionError("Cannot update margin for empty position")
+        if pos.is_cross:
+            raise ActionError("Cannot update isolated margin for cross position")
+        amount = ntli / 1_000_000
+        if amount > 0 and amount > self._available_margin(acc) + EPS:
+            raise ActionError("Insufficient margin to update isolated margin")
+        mark = self.mark(spec.coin) or pos.entry_px
+        initial = abs(pos.szi) * mark / pos.leverage
+        if amount < 0 and pos.isolated_margin + pos.szi * (mark - pos.entry_px) + amount < initial - EPS:
+            raise ActionError("Insufficient isolated margin: a position keeps at least its initial margin")
+        pos.isolated_margin += amount
+        self.events.append((acc.user, ACCOUNT_CHANGED, spec.coin))
         return {"status": "ok", "response": {"type": "default"}}
 
     def _schedule_cancel(self, acc: Account, action: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..assets import AssetSpec, wire_number
 
-DEFAULT_LEVERAGE = 20
+DEFAULT_LEVERAGE = 20  # a Position made without its asset; an account's own start at the asset's largest
 
 GROUPINGS = ("na", "normalTpsl", "positionTpsl")
 
@@ -124,11 +124,12 @@ class Account:
     order_margin: float = 0.0  # initial margin held by resting perp orders
     equity: list[tuple[int, float]] = field(default_factory=list)  # (time ms, account value): the report's curve
     held: list[tuple[int, str, float]] = field(default_factory=list)  # (time ms, coin, position after a fill)
+    actions: int = 0  # actions sent: what userRateLimit counts
 
     def position(self, spec: AssetSpec) -> Position:
         pos = self.positions.get(spec.coin)
         if pos is None:
-            pos = self.positions[spec.coin] = Position(leverage=min(DEFAULT_LEVERAGE, spec.max_leverage))
+            pos = self.positions[spec.coin] = Position(leverage=max(1, spec.max_leverage))  # the exchange's default: cross at the asset's largest
         return pos
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from schemas.info import money
+
 from ..assets import AssetSpec, wire_number
 from .accounts import Account, Order, Position
 from .state import EPS, EngineState
+
+LIQUIDATOR = "0x" + "00" * 19 + "01"  # the paper exchange's own liquidator (the exchange names its vault)
 
 
 class MarginMixin(EngineState):
@@ -46,6 +50,11 @@ class MarginMixin(EngineState):
         text = self.mark_text.get(spec.coin) or wire_number(mark, max(0, 6 - spec.sz_decimals))
         size = abs(pos.szi)
         order = Order(self._oid(), acc.user, spec, pos.szi < 0, mark, text, size, size, "Ioc", True, None, self.event_ms)
+        value = self._account_value(acc)[0] if pos.is_cross else pos.isolated_margin + pos.szi * (mark - pos.entry_px)
+        event = {"lid": order.oid, "liquidator": LIQUIDATOR, "liquidated_user": acc.user, "liquidated_ntl_pos": money(size * mark), "liquidated_account_value": money(value)}
+        self.events.append((acc.user, "userEvents", {"liquidation": event}))
+        note = f"Your {spec.coin} position of {wire_number(pos.szi, spec.sz_decimals)} was liquidated at a mark price of {text}."
+        self.events.append((acc.user, "notification", {"notification": note}))
         liquidation = {"liquidatedUser": acc.user, "markPx": text, "method": "market"}
         self._fill(acc, order, mark, text, size, crossed=True, liquidation=liquidation)
         self._status(acc, order, "filled")

@@ -19,6 +19,9 @@ PERP_MAKER_FEE = 0.00015
 SPOT_TAKER_FEE = 0.0007
 SPOT_MAKER_FEE = 0.0004
 
+# order statuses that end an order without its owner asking: userEvents says ``nonUserCancel``
+NON_USER_CANCELS = ("marginCanceled", "liquidatedCanceled", "scheduledCancel", "reduceOnlyCanceled", "siblingFilledCanceled", "selfTradeCanceled")
+
 
 class MatchingMixin(EngineState):
     """Fills, order statuses and cancels."""
@@ -133,6 +136,8 @@ class MatchingMixin(EngineState):
         if emit:
             update = {"order": order.wire(), "status": status, "statusTimestamp": self.event_ms}
             self.events.append((acc.user, "orderUpdates", update))
+            if status in NON_USER_CANCELS:  # the exchange tells userEvents of cancels the user did not ask for
+                self.events.append((acc.user, "userEvents", {"nonUserCancel": [{"coin": order.spec.coin, "oid": order.oid}]}))
         if acc.triggers and status not in ("open", "triggered"):  # an entry order's TP/SL wait for it to fill
             for child in sorted(acc.triggers.values(), key=lambda o: o.oid):
                 if child.trigger is not None and child.trigger.parent == order.oid and not child.trigger.armed:
@@ -148,4 +153,4 @@ class MatchingMixin(EngineState):
         self._status(acc, order, status)
 
 
-__all__ = ["MatchingMixin", "PERP_MAKER_FEE", "PERP_TAKER_FEE", "SPOT_MAKER_FEE", "SPOT_TAKER_FEE"]
+__all__ = ["NON_USER_CANCELS", "MatchingMixin", "PERP_MAKER_FEE", "PERP_TAKER_FEE", "SPOT_MAKER_FEE", "SPOT_TAKER_FEE"]
