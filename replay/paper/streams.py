@@ -17,7 +17,7 @@ from typing import Any
 from schemas.subscriptions import Subscription
 
 from .engine import PaperEngine
-from .engine.state import ACCOUNT_CHANGED, Event
+from .engine.state import Event
 
 # the user streams a paper account answers (every other user stream is refused as the exchange refuses it)
 WALLET_STREAMS = (
@@ -86,14 +86,20 @@ class WalletStream:
     def frames_for(self, events: list[tuple[str, Any]]) -> list[dict[str, Any]]:
         """The frames the account's new events make on this stream (``events``: (channel, data))."""
         kind = self.sub.type
-        if kind in STATE_STREAMS:
-            if not events:
-                return []
-            frame = self._state()
-            if frame == self._last_state and kind == "activeAssetData":
-                return []
-            self._last_state = frame
-            return [frame]
+        if kind == "webData2":
+            return [self._state()] if events else []
+        if kind == "activeAssetData":
+            out = []
+            for channel, data in events:  # a leverage or margin change: the state as it was then
+                if channel == "activeAssetData" and data["coin"] == self.sub.coin:
+                    out.append({"channel": "activeAssetData", "data": {**data, "user": self.sub.user}})
+            if events:
+                frame = self._state()  # and as it is now, after fills and orders, if that differs
+                if frame != (out[-1] if out else self._last_state):
+                    out.append(frame)
+            if out:
+                self._last_state = out[-1]
+            return out
         return [event_frame(kind, self.sub.user or self.user, data) for channel, data in events if channel == kind]
 
     def _state(self) -> dict[str, Any]:
@@ -136,8 +142,8 @@ def web_data(engine: PaperEngine, user: str) -> dict[str, Any]:
 
 
 def of_user(events: list[Event], user: str) -> list[tuple[str, Any]]:
-    """The (channel, data) of ``user``'s events; ``ACCOUNT_CHANGED`` is kept for the state streams."""
+    """The (channel, data) of ``user``'s events."""
     return [(channel, data) for u, channel, data in events if u == user]
 
 
-__all__ = ["ACCOUNT_CHANGED", "SNAPSHOT_KEYS", "WALLET_STREAMS", "WalletStream", "event_frame", "of_user", "wallet_problem", "web_data"]
+__all__ = ["SNAPSHOT_KEYS", "WALLET_STREAMS", "WalletStream", "event_frame", "of_user", "wallet_problem", "web_data"]

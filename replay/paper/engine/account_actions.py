@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .accounts import Account
-from .state import ACCOUNT_CHANGED, EPS, ActionError, EngineState
+from .state import EPS, ActionError, EngineState
 
 SCHEDULE_CANCEL_MIN_DELAY_MS = 5_000
 
@@ -30,7 +30,7 @@ class AccountActions(EngineState):
         acc.order_margin = sum(o.px * o.sz / acc.position(o.spec).leverage for o in acc.orders.values() if not o.spec.spot and not o.reduce_only)
         if not is_cross and pos.szi:
             pos.isolated_margin = abs(pos.szi) * pos.entry_px / leverage
-        self.events.append((acc.user, ACCOUNT_CHANGED, spec.coin))
+        self.events.append((acc.user, "activeAssetData", self.active_asset_data(acc.user, spec.coin)))  # the exchange sends it after each change
         return {"status": "ok", "response": {"type": "default"}}
 
     def _update_isolated_margin(self, acc: Account, action: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ class AccountActions(EngineState):
         if amount < 0 and pos.isolated_margin + pos.szi * (mark - pos.entry_px) + amount < initial - EPS:
             raise ActionError("Insufficient isolated margin: a position keeps at least its initial margin")
         pos.isolated_margin += amount
-        self.events.append((acc.user, ACCOUNT_CHANGED, spec.coin))
+        self.events.append((acc.user, "activeAssetData", self.active_asset_data(acc.user, spec.coin)))  # the exchange sends it after each change
         return {"status": "ok", "response": {"type": "default"}}
 
     def _schedule_cancel(self, acc: Account, action: dict[str, Any]) -> dict[str, Any]:

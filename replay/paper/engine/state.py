@@ -15,9 +15,6 @@ from .book import Book
 EPS = 1e-12
 
 Event = tuple[str, str, Any]  # (user, channel, data): what the wallet's streams carry
-# an event no stream sends as it is: the account's settings for ``data`` (a coin) changed, so the
-# streams that show its state (activeAssetData, webData2) send it again
-ACCOUNT_CHANGED = "accountChanged"
 
 
 class ActionError(ValueError):
@@ -113,4 +110,4 @@ def fill_hash(seed: int, tid: int) -> str:
     return "0x" + hashlib.blake2b(f"paper {seed} {tid}".encode(), digest_size=32).hexdigest()
 
 
-__all__ = ["ACCOUNT_CHANGED", "EPS", "ActionError", "EngineState", "Event", "avg_px", "fill_hash", "position_direction", "round_to", "significant"]
+__all__ = ["EPS", "ActionError", "EngineState", "Event", "avg_px", "fill_hash", "position_direction", "round_to", "significant"]
