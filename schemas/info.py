@@ -18,6 +18,9 @@ BODY_LIMIT_BYTES = 256 * 1024  # the largest /info or /exchange body read; past 
 
 NODE_FILE_SNAPSHOT = "fileSnapshot"  # a node's own info server (port 3001), not the exchange: ``simulate --node-data``
 
+# what the SDK's Info asks of a user that only a paper account (simulate, serve --paper) answers
+PAPER_ACCOUNT_INFO = ("historicalOrders", "userFees", "userRateLimit", "portfolio", "activeAssetData", "userFunding", "userNonFundingLedgerUpdates")
+
 # every type the servers answer (what the issue and DESIGN.md list); others are the exchange's 422
 INFO_TYPES = (
     "meta",
@@ -37,14 +40,7 @@ INFO_TYPES = (
     "orderStatus",
     "fundingHistory",
     "exchangeStatus",
-    # a paper account's (simulate, serve --paper): what the SDK's Info asks of a user
-    "historicalOrders",
-    "userFees",
-    "userRateLimit",
-    "portfolio",
-    "activeAssetData",
-    "userFunding",
-    "userNonFundingLedgerUpdates",
+    *PAPER_ACCOUNT_INFO,
 )
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -195,6 +191,7 @@ def window(request: dict[str, Any], now_ms: int) -> tuple[int, int]:
 __all__ = [
     "BODY_LIMIT_BYTES",
     "INFO_TYPES",
+    "PAPER_ACCOUNT_INFO",
     "InfoError",
     "InfoSource",
     "check_info_request",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from schemas.info import InfoError, field
+from schemas.info import PAPER_ACCOUNT_INFO, InfoError, field
 from schemas.subscriptions import Subscription
 
 from .engine import Event, PaperEngine
@@ -26,22 +26,7 @@ from .signing import NonceBook, SignatureError, recover_signer
 from .streams import WalletStream, of_user, wallet_problem
 
 # every user query the SDK's Info makes of an account, answered for a paper account from the engine
-PAPER_INFO = (
-    "clearinghouseState",
-    "spotClearinghouseState",
-    "openOrders",
-    "frontendOpenOrders",
-    "orderStatus",
-    "userFills",
-    "userFillsByTime",
-    "historicalOrders",
-    "userFees",
-    "userRateLimit",
-    "portfolio",
-    "activeAssetData",
-    "userFunding",
-    "userNonFundingLedgerUpdates",
-)
+PAPER_INFO = ("clearinghouseState", "spotClearinghouseState", "openOrders", "frontendOpenOrders", "orderStatus", "userFills", "userFillsByTime", *PAPER_ACCOUNT_INFO)
 FIRST_BOOK_LOOKAHEAD = 10_000  # frames read past a clock before a coin's start, looking for its first book
 EVENT_LOG_KEPT = 200_000  # events kept for streams that subscribe late; older ones are dropped
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from schemas.candles import INTERVAL_MS, fold_candle
-from schemas.info import InfoError, exchange_status, field, user_field, window
+from schemas.info import PAPER_ACCOUNT_INFO, InfoError, exchange_status, field, user_field, window
 from schemas.layout import ArchiveError
 from schemas.subscriptions import CANDLE_INTERVALS, parse_subscription
 
@@ -25,7 +25,7 @@ from ..replay import Replay
 from ..storage import Store
 
 # user queries only a paper account can answer (the archive records streams, not these)
-PAPER_ONLY = ("historicalOrders", "userFees", "userRateLimit", "portfolio", "activeAssetData", "userFunding", "userNonFundingLedgerUpdates")
+PAPER_ONLY = PAPER_ACCOUNT_INFO
 META_KINDS = ("perpDexs", "meta", "spotMeta", "metaAndAssetCtxs", "spotMetaAndAssetCtxs")
 
 
