@@ -317,3 +317,40 @@ def test_a_market_maker_quotes_both_sides_and_sees_its_own_fills(server):
     assert len(open_orders) <= 2
     heard_fills = [f for e in heard for f in e["data"].get("fills", [])]
     assert sorted(f["tid"] for f in heard_fills) == sorted(f["tid"] for f in fills)  # its own fills, each once
+
+
+def test_in_process_the_same_streams_follow_leverage_margin_and_fills(hl_replay):
+    """``replay.paper()`` serves the wallet streams through the same code: activeAssetData after each
+    change, as it was then; a ledger snapshot; nothing for another coin's or another wallet's events."""
+    from replay.paper.assets import AssetSpec
+
+    from .test_paper import _book, _trade
+
+    assets = {0: AssetSpec(0, "BTC", 2, 40, False)}
+    t0 = 1_767_225_600_000
+    replay = hl_replay([_book(t0, ("100", "50"), ("101", "50")), _book(t0 + 1_000, ("100", "50"), ("101", "50")), _trade(t0 + 2_000, "A", "99", "1", 1)])
+    paper = replay.paper("0x" + "51" * 20, coins=["BTC"], assets=assets)
+    got: list[dict[str, Any]] = []
+    for kind in ("activeAssetData", "userNonFundingLedgerUpdates", "notification"):
+        sub = {"type": kind, "user": paper.address} | ({"coin": "BTC"} if kind == "activeAssetData" else {})
+        replay.subscribe(sub, got.append)
+    acted: list[Any] = []
+
+    def on_book(msg: dict[str, Any]) -> None:
+        if msg["data"]["time"] == t0 + 1_000:
+            acted.append(paper.update_leverage(10, "BTC", is_cross=False))
+            acted.append(statuses(paper.market_open("BTC", True, 1.0)))
+            acted.append(paper.update_isolated_margin(5, "BTC"))
+
+    replay.subscribe({"type": "l2Book", "coin": "BTC"}, on_book)
+    replay.run()
+    assert [a["status"] for a in (acted[0], acted[2])] == ["ok", "ok"] and "filled" in acted[1][0]
+    ledger = [f for f in got if f["channel"] == "userNonFundingLedgerUpdates"]
+    assert ledger == [{"channel": "userNonFundingLedgerUpdates", "data": {"isSnapshot": True, "user": paper.address, "nonFundingLedgerUpdates": []}}]
+    assets_seen = [f["data"] for f in got if f["channel"] == "activeAssetData"]
+    assert assets_seen[0]["leverage"] == {"type": "cross", "value": 40}  # a new account: cross at the coin's largest
+    assert assets_seen[1]["leverage"] == {"type": "isolated", "value": 10, "rawUsd": "0.0"}  # updateLeverage, no position yet
+    last = assets_seen[-1]["leverage"]
+    assert last["type"] == "isolated" and float(last["rawUsd"]) == pytest.approx(-101.0 + 101.0 / 10 + 5)  # the fill, then 5 USDC added
+    assert all(f["data"]["user"] == paper.address for f in got)
+    assert [f for f in got if f["channel"] == "notification"] == []
