@@ -118,7 +118,7 @@ def exchange_ops(n: int) -> float:
     actions = _actions(n)
     nonce0 = int(time.time() * 1000)
     bodies = [orjson.dumps({"action": a, "nonce": nonce0 + i, "signature": sign_action(KEY, a, nonce0 + i), "vaultAddress": None, "expiresAfter": None}) for i, a in enumerate(actions)]
-    with simulator_process("--coins", "BTC") as url:
+    with simulator_process("--coins", "BTC", "--latency-ms", "0") as url:  # the exchange's own cost, not the modelled latency
         parsed = urlparse(url)
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
         start = time.perf_counter()
