@@ -354,3 +354,34 @@ def test_in_process_the_same_streams_follow_leverage_margin_and_fills(hl_replay)
     assert last["type"] == "isolated" and float(last["rawUsd"]) == pytest.approx(-101.0 + 101.0 / 10 + 5)  # the fill, then 5 USDC added
     assert all(f["data"]["user"] == paper.address for f in got)
     assert [f for f in got if f["channel"] == "notification"] == []
+
+
+def test_an_archive_without_meta_or_users_serves_every_wallet_stream(tmp_path):
+    """Imported history's shape (books and trades, no /info snapshots, no user stream): the same
+    first frames, then the wallet's own fill, and no error frame."""
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    from .archives import make_archive
+
+    root = tmp_path / "archive"
+    make_archive(root, [{"type": "l2Book", "coin": "BTC"}, {"type": "trades", "coin": "BTC"}], 200)
+    log = tmp_path / "sent.jsonl"
+    source = ArchiveSource(root, speed=1.0)
+    wallet = fresh_wallet()
+    with ServerThread(lambda: HyperliquidServer(source, rate=None, sent_log=log, paper=archive_session(source))) as server:
+        info = Info(server.base_url, skip_ws=False)
+        try:
+            streams = Streams()
+            for kind in WALLET_SUBS:
+                info.subscribe({"type": kind, "user": wallet.address}, streams.q.put)
+            info.subscribe({"type": "activeAssetData", "user": wallet.address, "coin": "BTC"}, streams.q.put)
+            streams.drain(until=lambda s: bool(s.of("activeAssetData")) and bool(s.of("webData2")), timeout=10)
+            [filled] = statuses(Exchange(wallet, server.base_url).market_open("BTC", True, 0.001))
+            streams.drain(until=lambda s: bool(s.of("user")), timeout=10)
+        finally:
+            info.disconnect_websocket()
+    assert "filled" in filled
+    assert {f["channel"] for f in streams.frames} >= {"userFills", "userFundings", "userNonFundingLedgerUpdates", "webData2", "activeAssetData", "user", "orderUpdates"}
+    assert [fill["oid"] for f in streams.of("user") for fill in f["data"]["fills"]] == [filled["filled"]["oid"]]
+    assert [f for f in sent_frames(log) if f.get("channel") == "error"] == []
