@@ -1,13 +1,14 @@
 """Reading the archive: the ``Replay`` object (the SDK's callback interface), the ordered merge, parts
 and the storage seam; on top of it, each in its own room: ``serving/`` (local servers),
-``simulator/`` (the synthetic market), ``paper/`` (paper trading), ``analysis/`` (SQL and upkeep).
+``simulator/`` (the synthetic market), ``paper/`` (paper trading), ``analysis/`` (SQL and upkeep),
+``exports/`` (other backtesters' inputs: ``from replay import export``).
 
 The reading core never imports the rooms above it: they use it, it knows nothing of them.
 """
 
 from typing import Any
 
-__all__ = ["Replay", "Summary", "archive_meta", "open_archive"]
+__all__ = ["Replay", "Summary", "archive_meta", "export", "open_archive"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from .meta import archive_meta
 
         return archive_meta
+    if name == "export":
+        from .exports import export
+
+        return export
     if name == "open_archive":
         from .analysis.views import open_archive
 

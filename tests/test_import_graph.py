@@ -24,6 +24,7 @@ FORBIDDEN = {
     # the matching engine is pure: frames and actions in, responses and events out (no reading, no sockets)
     "replay.paper.engine": ("replay.paper.session", "replay.paper.client", "replay.paper.feeds", "replay.paper.signing", "replay.paper.streams", "replay.serving", "replay.simulator", "replay.l4", *READING_CORE, "replay.analysis", "recorder"),
     "replay.analysis": ("replay.serving", "replay.simulator", "replay.paper", "replay.cli"),
+    "replay.exports": ("replay.serving", "replay.simulator", "replay.analysis", "replay.cli", "recorder"),
     "recorder": ("replay",),
 }
 

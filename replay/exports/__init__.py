@@ -1,0 +1,78 @@
+"""Export a slice of the archive as the input of another backtester: hftbacktest's event arrays,
+tardis.dev's CSV datasets (what many tools read). One module a format, over one reader of the
+archive's slice (``reader``); nothing here writes to the archive, and nothing half-written is left
+in the output (files are written under a temporary name and renamed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .files import Output
+from .reader import ArchiveSlice
+from .summary import Summary
+
+FORMATS = ("hftbacktest", "tardis")
+EXTRAS = {"hftbacktest": ("numpy", "hftbacktest")}  # format -> (module it needs, the extra that brings it)
+
+
+def export(
+    root: str | os.PathLike[str],
+    format: str,
+    *,
+    coin: str | list[str],
+    out: str | os.PathLike[str],
+    start: Any = None,
+    end: Any = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Write ``coin``'s slice ``[start, end]`` of the archive at ``root`` as ``format`` under ``out``;
+    the paths written. ``progress(rows, bytes_written)`` is called as it goes."""
+    return export_with_summary(root, format, coin=coin, out=out, start=start, end=end, force=force, progress=progress).paths
+
+
+def export_with_summary(
+    root: str | os.PathLike[str],
+    format: str,
+    *,
+    coin: str | list[str],
+    out: str | os.PathLike[str],
+    start: Any = None,
+    end: Any = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """As :func:`export`, with the summary the CLI prints (events, files, tick and lot sizes)."""
+    from schemas.layout import ArchiveError
+
+    if format not in FORMATS:
+        raise ArchiveError(f"unknown export format {format!r}: use one of {', '.join(FORMATS)}")
+    needs = EXTRAS.get(format)
+    if needs is not None:
+        try:
+            __import__(needs[0])
+        except ImportError:
+            raise ArchiveError(f"--format {format} needs {needs[0]}: pip install 'hlarchive[{needs[1]}]'") from None
+    coins = [coin] if isinstance(coin, str) else list(coin)
+    source = ArchiveSlice(root, coins, start, end)
+    output = Output(Path(out), force=force)
+    summary = Summary(format)
+    if format == "hftbacktest":
+        from .hftbacktest import write_hftbacktest as write
+    else:
+        from .tardis import write_tardis as write
+    try:
+        for name in source.coins:
+            write(source, name, output, summary, progress)
+    except BaseException:
+        output.discard()
+        raise
+    if not summary.paths:
+        raise ArchiveError(f"nothing to export: {', '.join(coins)} has no {format} data between {source.describe_window()}")
+    return summary
+
+
+__all__ = ["FORMATS", "export", "export_with_summary"]

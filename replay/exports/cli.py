@@ -1,0 +1,51 @@
+"""``hlarchive export``: a slice of the archive as another backtester's input."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from . import FORMATS
+
+
+class _Progress:
+    """Rows and MB written, and MB/s, on one line of a terminal (nothing when not on one)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.bytes = 0
+        self.started = time.monotonic()
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, rows: int, written: int) -> None:
+        self.rows += rows
+        self.bytes += written
+        if self.shown:
+            seconds = max(1e-9, time.monotonic() - self.started)
+            click.echo(f"\r{self.rows:,} rows, {self.bytes / 1e6:,.1f} MB written, {self.bytes / 1e6 / seconds:,.1f} MB/s", nl=False, err=True)
+
+    def done(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+@click.command("export")
+@click.argument("root")
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS), help="hftbacktest: .npz event arrays a coin and day; tardis: tardis.dev's CSV datasets.")
+@click.option("--coin", "coins", multiple=True, required=True, help="A coin to export (repeat).")
+@click.option("--from", "start", default=None, help="Start of the slice (receive time; ISO-8601 or epoch ms). Default: the archive's start.")
+@click.option("--to", "end", default=None, help="End of the slice (inclusive). Default: the archive's end.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write into (new or empty, unless --force).")
+@click.option("--force", is_flag=True, help="Write into an --out that already holds files (files of the same name are replaced).")
+def export_command(root: str, fmt: str, coins: tuple[str, ...], start: str | None, end: str | None, out: str, force: bool) -> None:
+    """Write a slice of the archive at ROOT (a directory or s3://...) as FORMAT's own input, under --out."""
+    from . import export_with_summary
+
+    progress = _Progress()
+    try:
+        summary = export_with_summary(root, fmt, coin=list(coins), out=out, start=start, end=end, force=force, progress=progress)
+    finally:
+        progress.done()
+    click.echo(summary.line())

@@ -1,0 +1,165 @@
+"""hftbacktest's input: ``event_dtype`` arrays in ``.npz`` files (key ``data``), one a coin and UTC day.
+
+- ``exch_ts`` is the exchange's time (an ``l2Book`` frame's ``time``, a trade's ``time``), ``local_ts``
+  ours (``recv_ns``), both ns: the feed latency hftbacktest models is the one the archive measured.
+- The book: ``DEPTH_CLEAR_EVENT`` (one a side, up to the snapshot's last level) then
+  ``DEPTH_SNAPSHOT_EVENT`` rows at each day's start, each session's start and after each gap of the
+  ``l2Book`` stream; between them ``DEPTH_EVENT`` rows for the levels that changed from the previous
+  frame, quantity 0 for a level that left the 20 shown. Trades: ``TRADE_EVENT`` with the taker's side.
+- Order: where exchange and receive orders differ, rows are split as hftbacktest's
+  ``correct_event_order`` documents; a negative feed latency is shifted away as its
+  ``correct_local_timestamp`` documents (said in the summary). Numpy only: hftbacktest itself is not
+  needed to write its files.
+- Tick and lot size go beside the data as ``<coin>.json``, for ``BacktestAsset().tick_size(...).lot_size(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .files import Output, safe_name
+from .levels import LevelDiff
+from .reader import ArchiveSlice, stream_of
+from .summary import Summary
+
+EXCH_EVENT = 1 << 31
+LOCAL_EVENT = 1 << 30
+BUY_EVENT = 1 << 29
+SELL_EVENT = 1 << 28
+DEPTH_EVENT = 1
+TRADE_EVENT = 2
+DEPTH_CLEAR_EVENT = 3
+DEPTH_SNAPSHOT_EVENT = 4
+ADD_ORDER_EVENT = 10
+CANCEL_ORDER_EVENT = 11
+MODIFY_ORDER_EVENT = 12
+
+EVENT_FIELDS = [("ev", "<u8"), ("exch_ts", "<i8"), ("local_ts", "<i8"), ("px", "<f8"), ("qty", "<f8"), ("order_id", "<u8"), ("ival", "<i8"), ("fval", "<f8")]
+MS = 1_000_000
+
+Row = tuple[int, int, int, float, float, int, int, float]
+
+
+def event_dtype() -> Any:
+    import numpy as np
+
+    return np.dtype(EVENT_FIELDS, align=True)  # hftbacktest's: 64 bytes a row
+
+
+def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    items, gaps = source.items(coin, ("l2Book", "trades"))
+    book_stream, trade_stream = stream_of("l2Book", coin), stream_of("trades", coin)
+    resumes = sorted(g.start_ns for g in gaps if g.stream == book_stream)
+    rows: list[Row] = []
+    levels_of = LevelDiff(resumes)
+    first_px: float | None = None
+    for item in items:
+        recv = item.recv_ns
+        day = levels_of.day
+        if levels_of.moved_to(recv, item.session) and rows and day is not None:
+            _write_day(output, coin, day, rows, summary, progress)  # each day's file starts from a snapshot
+            rows = []
+        data = item.message["data"]
+        if item.stream == trade_stream:
+            for trade in data:
+                side = BUY_EVENT if trade["side"] == "B" else SELL_EVENT
+                rows.append((TRADE_EVENT | side, int(trade["time"]) * MS, recv, float(trade["px"]), float(trade["sz"]), 0, 0, 0.0))
+        elif item.stream == book_stream:
+            exch = int(data["time"]) * MS
+            levels = data["levels"]
+            if first_px is None and levels[0]:
+                first_px = float(levels[0][0]["px"])
+            snapshot, changes = levels_of.frame(levels)
+            if snapshot:
+                for side, flag in ((0, BUY_EVENT), (1, SELL_EVENT)):
+                    if levels[side]:  # clear the side up to the snapshot's last level, then the snapshot
+                        rows.append((DEPTH_CLEAR_EVENT | flag, exch, recv, float(levels[side][-1]["px"]), 0.0, 0, 0, 0.0))
+            kind = DEPTH_SNAPSHOT_EVENT if snapshot else DEPTH_EVENT
+            rows.extend((kind | (SELL_EVENT if side else BUY_EVENT), exch, recv, float(px), float(sz), 0, 0, 0.0) for side, px, sz in changes)
+    day = levels_of.day
+    if rows and day is not None:
+        _write_day(output, coin, day, rows, summary, progress)
+    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
+        spec = source.spec(coin, first_px)
+        summary.specs[coin] = spec
+        write_json(output, f"{safe_name(coin)}.json", spec)
+
+
+def _write_day(output: Output, coin: str, day: int, rows: list[Row], summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    import numpy as np
+
+    data = np.array(rows, dtype=event_dtype())
+    shift = correct_local_timestamp(data)
+    if shift:
+        summary.notes.append(f"{coin} {_date(day)}: receive times shifted by {shift / 1e6:.3f} ms (a negative feed latency, as hftbacktest's correct_local_timestamp does)")
+    data = correct_event_order(data)
+    name = f"{safe_name(coin)}_{_date(day).replace('-', '')}.npz"
+    with open(output.temporary(name), "wb") as handle:
+        np.savez_compressed(handle, data=data)
+    path = output.commit(name)
+    summary.paths.append(path)
+    summary.events += len(data)
+    if progress is not None:
+        progress(len(data), path.stat().st_size)
+
+
+def correct_local_timestamp(data: Any) -> int:
+    """Shift every ``local_ts`` by the most negative feed latency, if any (hftbacktest's documented
+    fix, base latency 0): the ns shifted."""
+    if not len(data):
+        return 0
+    worst = int((data["local_ts"] - data["exch_ts"]).min())
+    if worst >= 0:
+        return 0
+    data["local_ts"] -= worst
+    return -worst
+
+
+def correct_event_order(data: Any) -> Any:
+    """Rows flagged ``EXCH_EVENT`` in exchange-time order and ``LOCAL_EVENT`` in receive-time order,
+    a row that stands at the same place in both carrying both (hftbacktest's ``correct_event_order``
+    documents this split)."""
+    import numpy as np
+
+    by_exch = np.argsort(data["exch_ts"], kind="stable")
+    by_local = np.argsort(data["local_ts"], kind="stable")
+    if np.array_equal(by_exch, by_local):
+        out = data[by_exch]
+        out["ev"] |= EXCH_EVENT | LOCAL_EVENT
+        return out
+    exch_ts, local_ts = data["exch_ts"].tolist(), data["local_ts"].tolist()
+    order: list[tuple[int, int]] = []  # (row, flags)
+    e = loc = 0
+    n = len(data)
+    ex, lo = by_exch.tolist(), by_local.tolist()
+    while e < n or loc < n:
+        if e < n and loc < n and exch_ts[ex[e]] == exch_ts[lo[loc]] and local_ts[ex[e]] == local_ts[lo[loc]]:
+            order.append((ex[e], EXCH_EVENT | LOCAL_EVENT))
+            e, loc = e + 1, loc + 1
+        elif e < n and (loc >= n or exch_ts[ex[e]] < exch_ts[lo[loc]] or (exch_ts[ex[e]] == exch_ts[lo[loc]] and local_ts[ex[e]] < local_ts[lo[loc]])):
+            order.append((ex[e], EXCH_EVENT))
+            e += 1
+        else:
+            order.append((lo[loc], LOCAL_EVENT))
+            loc += 1
+    index = np.fromiter((row for row, _ in order), dtype=np.int64, count=len(order))
+    out = data[index]
+    out["ev"] |= np.fromiter((flags for _, flags in order), dtype=np.uint64, count=len(order))
+    return out
+
+
+def write_json(output: Output, name: str, payload: Any) -> None:
+    with open(output.temporary(name), "wb") as handle:
+        handle.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    output.commit(name)
+
+
+def _date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y-%m-%d")
+
+
+__all__ = ["correct_event_order", "event_dtype", "write_hftbacktest"]

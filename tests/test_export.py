@@ -1,0 +1,170 @@
+"""``hlarchive export``: the archive as hftbacktest's and tardis.dev's inputs, checked by hftbacktest
+itself (its backtest stepped through the exported data shows our book at every step; its own tardis
+converter reads our CSVs), over an archive with a recorder restart and a dropped connection."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from replay import Replay
+from replay.cli import main
+from replay.exports import export, export_with_summary
+from replay.exports.hftbacktest import (
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    TRADE_EVENT,
+)
+from replay.exports.tardis import read_csv
+from replay.serving.server import Faults, HyperliquidServer, ServerThread
+from replay.serving.synthetic_source import SyntheticSource
+
+from .recording import record
+
+COIN = "ETH"
+SUBS = [{"type": "l2Book", "coin": COIN}, {"type": "trades", "coin": COIN}, {"type": "bbo", "coin": COIN}, {"type": "activeAssetCtx", "coin": COIN}]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    """ETH's book, trades, bbo and context in real time (exchange time = wall time), in two recorder
+    sessions, the first with its connection dropped halfway: two places a book must start again."""
+    root = tmp_path_factory.mktemp("export")
+    for faults in (Faults(drop_after_s=1.5, connections=frozenset({1})), Faults()):
+        now_ms = int(time.time() * 1000)
+        with ServerThread(lambda f=faults: HyperliquidServer(SyntheticSource(seed=13, start_ms=now_ms, tick_ms=50), rate=20, faults=f)) as server:
+            record(root, server.ws_url, SUBS, 3.5, meta=True)
+    return root
+
+
+def archived(root: Path, channel: str) -> list[tuple[int, dict[str, Any]]]:
+    replay = Replay(root)
+    replay.subscribe({"type": channel, "coin": COIN}, lambda m: None)
+    return [(item.recv_ns, item.message) for item in replay.items() if item.stream is not None]
+
+
+def test_hftbacktest_steps_through_our_book_and_every_trade(archive, tmp_path):
+    import numpy as np
+    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+    from hftbacktest.data.validation import validate_event_order
+
+    summary = export_with_summary(archive, "hftbacktest", coin=COIN, out=tmp_path / "out")
+    files = [p for p in summary.paths if p.suffix == ".npz"]
+    assert files and all(p.name.startswith("ETH_") for p in files)
+    spec = orjson.loads((tmp_path / "out" / "ETH.json").read_bytes())
+    assert summary.specs[COIN]["tick_size"] == spec["tick_size"] and spec["lot_size"] == 10.0 ** -spec["sz_decimals"]
+    arrays = [np.load(p)["data"] for p in files]
+    for data in arrays:
+        validate_event_order(data)  # hftbacktest's own check
+        assert (data["ev"] & (EXCH_EVENT | LOCAL_EVENT) != 0).all()
+    data = np.concatenate(arrays)
+    kinds = data["ev"] & 0xFF
+    books = archived(archive, "l2Book")
+    trades = [t for _, m in archived(archive, "trades") for t in m["data"]]
+    assert int((kinds == TRADE_EVENT).sum()) == len(trades)
+    # a snapshot at the start, at the second session and after the dropped connection
+    clears = int(((kinds == DEPTH_CLEAR_EVENT) & (data["ev"] & BUY_EVENT != 0)).sum())
+    assert clears >= 3, f"{clears} bid-side clears: a snapshot is missing after a gap or a restart"
+    assert (kinds == DEPTH_SNAPSHOT_EVENT).sum() >= 3 * 20
+
+    asset = (
+        BacktestAsset()
+        .data([str(p) for p in files])
+        .linear_asset(1.0)
+        .constant_order_latency(0, 0)
+        .risk_adverse_queue_model()
+        .no_partial_fill_exchange()
+        .trading_value_fee_model(0.0, 0.0)
+        .tick_size(spec["tick_size"])
+        .lot_size(spec["lot_size"])
+        .last_trades_capacity(100_000)
+    )
+    hbt = HashMapMarketDepthBacktest([asset])
+    seen_trades, checked, i = 0, 0, -1
+    step = 7_000_000  # 7 ms: frames come every 50 ms, never at a step's edge in practice
+    while hbt.elapse(step) == 0:
+        now = hbt.current_timestamp
+        while i + 1 < len(books) and books[i + 1][0] <= now:
+            i += 1
+        seen_trades += len(hbt.last_trades(0))
+        hbt.clear_last_trades(0)
+        if i < 0:
+            continue
+        bids, asks = books[i][1]["data"]["levels"]
+        depth = hbt.depth(0)
+        assert depth.best_bid == pytest.approx(float(bids[0]["px"])) and depth.best_ask == pytest.approx(float(asks[0]["px"])), f"at {now}"
+        assert depth.best_bid_qty == pytest.approx(float(bids[0]["sz"])) and depth.best_ask_qty == pytest.approx(float(asks[0]["sz"]))
+        checked += 1
+    seen_trades += len(hbt.last_trades(0))
+    hbt.close()
+    assert checked > 100
+    assert seen_trades == len(trades)
+
+
+def test_tardis_csvs_in_tardis_layout_read_by_hftbacktests_own_converter(archive, tmp_path):
+    import numpy as np
+    from hftbacktest.data.utils import tardis
+
+    paths = export(archive, "tardis", coin=COIN, out=tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    day = time.strftime("%Y-%m-%d", time.gmtime(archived(archive, "trades")[0][0] / 1e9))
+    for data_type in ("trades", "incremental_book_L2", "quotes", "derivative_ticker"):
+        assert f"hyperliquid_{data_type}_{day}_{COIN}.csv.gz" in names
+    trades_file = next(p for p in paths if "_trades_" in p.name)
+    book_file = next(p for p in paths if "_incremental_book_L2_" in p.name)
+    rows = read_csv(str(trades_file))
+    archived_trades = [t for _, m in archived(archive, "trades") for t in m["data"]]
+    assert [(r["id"], r["price"], r["amount"], r["side"]) for r in rows] == [(str(t["tid"]), t["px"], t["sz"], "buy" if t["side"] == "B" else "sell") for t in archived_trades]
+    with gzip.open(book_file, "rt") as handle:
+        header = handle.readline().strip().split(",")
+    assert header == ["exchange", "symbol", "timestamp", "local_timestamp", "is_snapshot", "side", "price", "amount"]
+    ticker = read_csv(str(next(p for p in paths if "_derivative_ticker_" in p.name)))
+    assert ticker and ticker[0]["funding_rate"] and ticker[0]["mark_price"]
+
+    data = tardis.convert([str(trades_file), str(book_file)])  # hftbacktest's own reader of tardis files
+    ours = export(archive, "hftbacktest", coin=COIN, out=tmp_path / "npz")
+    mine = np.concatenate([np.load(p)["data"] for p in ours if p.suffix == ".npz"])
+    kinds_theirs, kinds_mine = data["ev"] & 0xFF, mine["ev"] & 0xFF
+    assert int((kinds_theirs == TRADE_EVENT).sum()) == int((kinds_mine == TRADE_EVENT).sum())
+    # the same book changes, from our CSV through their converter and from our own arrays
+    def depth_rows(arr: Any) -> list[tuple[int, float, float]]:
+        rows = arr[(arr["ev"] & 0xFF == 1) & (arr["ev"] & LOCAL_EVENT != 0)]
+        return sorted(zip(rows["local_ts"].tolist(), rows["px"].tolist(), rows["qty"].tolist()))
+
+    theirs_depth = [(t // 1000, px, qty) for t, px, qty in depth_rows(data)]
+    mine_depth = [(t // 1000, px, qty) for t, px, qty in depth_rows(mine)]
+    assert theirs_depth == mine_depth
+
+
+def test_bad_input_gets_one_line_and_leaves_nothing_half_written(archive, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+
+    def run(*args: str) -> Any:
+        return runner.invoke(main, ["export", str(archive), *args], catch_exceptions=False)
+
+    result = run("--format", "hftbacktest", "--coin", "DOGE", "--out", str(out))
+    assert result.exit_code != 0 and "no data for DOGE" in result.output and "ETH" in result.output and "Traceback" not in result.output
+    result = run("--format", "zipline", "--coin", COIN, "--out", str(out))
+    assert result.exit_code != 0 and "zipline" in result.output
+    result = run("--format", "tardis", "--coin", COIN, "--from", "2020-01-02", "--to", "2020-01-01", "--out", str(out))
+    assert result.exit_code != 0 and "empty range" in result.output
+    result = run("--format", "tardis", "--coin", COIN, "--from", "2020-01-01", "--to", "2020-01-02", "--out", str(out))
+    assert result.exit_code != 0 and "nothing to export" in result.output
+    assert not out.exists() or not any(out.iterdir())
+    result = run("--format", "tardis", "--coin", COIN, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("tardis: ") and "events in" in result.output and "tick" in result.output
+    result = run("--format", "tardis", "--coin", COIN, "--out", str(out))
+    assert result.exit_code != 0 and "--force" in result.output
+    assert run("--format", "tardis", "--coin", COIN, "--out", str(out), "--force").exit_code == 0
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
