@@ -168,3 +168,81 @@ def test_bad_input_gets_one_line_and_leaves_nothing_half_written(archive, tmp_pa
     assert result.exit_code != 0 and "--force" in result.output
     assert run("--format", "tardis", "--coin", COIN, "--out", str(out), "--force").exit_code == 0
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+
+
+def test_nautilus_catalog_reads_back_and_a_backtest_sees_every_event(archive, tmp_path):
+    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+    from nautilus_trader.common.config import LoggingConfig
+    from nautilus_trader.model.book import OrderBook
+    from nautilus_trader.model.currencies import USDC
+    from nautilus_trader.model.enums import AccountType, AggressorSide, BookType, OmsType
+    from nautilus_trader.model.identifiers import TraderId, Venue
+    from nautilus_trader.model.objects import Money
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+    from nautilus_trader.trading.strategy import Strategy
+
+    summary = export_with_summary(archive, "nautilus", coin=COIN, out=tmp_path / "catalog")
+    assert summary.specs[COIN]["instrument_id"] == "ETH-USD-PERP.HYPERLIQUID"
+    catalog = ParquetDataCatalog(str(tmp_path / "catalog"))
+    [instrument] = catalog.instruments()
+    assert str(instrument.id) == "ETH-USD-PERP.HYPERLIQUID" and instrument.size_precision == summary.specs[COIN]["sz_decimals"]
+    trades = catalog.trade_ticks()
+    archived_trades = [(recv, t) for recv, m in archived(archive, "trades") for t in m["data"]]
+    assert [str(t.trade_id) for t in trades] == [str(t["tid"]) for _, t in archived_trades]
+    assert [t.ts_event for t in trades] == [t["time"] * 1_000_000 for _, t in archived_trades] and [t.ts_init for t in trades] == [r for r, _ in archived_trades]
+    assert [t.aggressor_side for t in trades] == [(AggressorSide.BUYER if t["side"] == "B" else AggressorSide.SELLER) for _, t in archived_trades]
+    quotes = catalog.quote_ticks()
+    bbos = [m["data"] for _, m in archived(archive, "bbo") if all(m["data"]["bbo"])]
+    assert len(quotes) == len(bbos) and float(quotes[-1].bid_price) == float(bbos[-1]["bbo"][0]["px"])
+    deltas = catalog.order_book_deltas()
+    assert sum(1 for d in deltas if d.flags & 128) == len(archived(archive, "l2Book"))  # one F_LAST a frame
+
+    book = OrderBook(instrument.id, BookType.L2_MBP)
+    for delta in deltas:
+        book.apply_delta(delta)
+    bids, asks = archived(archive, "l2Book")[-1][1]["data"]["levels"]
+    assert [(float(level.price), float(level.size())) for level in book.bids()] == [(float(b["px"]), float(b["sz"])) for b in bids]
+    assert [(float(level.price), float(level.size())) for level in book.asks()] == [(float(a["px"]), float(a["sz"])) for a in asks]
+
+    class Counting(Strategy):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = {"trades": 0, "quotes": 0, "deltas": 0}
+
+        def on_start(self) -> None:
+            self.subscribe_trade_ticks(instrument.id)
+            self.subscribe_quote_ticks(instrument.id)
+            self.subscribe_order_book_deltas(instrument.id, book_type=BookType.L2_MBP)
+
+        def on_trade_tick(self, tick: Any) -> None:
+            self.seen["trades"] += 1
+
+        def on_quote_tick(self, tick: Any) -> None:
+            self.seen["quotes"] += 1
+
+        def on_order_book_deltas(self, batch: Any) -> None:
+            self.seen["deltas"] += len(batch.deltas)
+
+    engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("HLARCHIVE-001"), logging=LoggingConfig(bypass_logging=True)))
+    engine.add_venue(Venue("HYPERLIQUID"), oms_type=OmsType.NETTING, account_type=AccountType.MARGIN, base_currency=USDC, starting_balances=[Money(100_000, USDC)], book_type=BookType.L2_MBP)
+    engine.add_instrument(instrument)
+    for data in (trades, quotes, deltas):
+        engine.add_data(data)
+    strategy = Counting()
+    engine.add_strategy(strategy)
+    engine.run()
+    engine.dispose()
+    assert strategy.seen == {"trades": len(trades), "quotes": len(quotes), "deltas": len(deltas)}
+
+
+def test_nautilus_reads_our_tardis_csvs_with_the_same_counts(archive, tmp_path):
+    from nautilus_trader.adapters.tardis.loaders import TardisCSVDataLoader
+    from nautilus_trader.model.identifiers import InstrumentId
+
+    paths = export(archive, "tardis", coin=COIN, out=tmp_path / "csv")
+    loader = TardisCSVDataLoader(price_precision=2, size_precision=4, instrument_id=InstrumentId.from_str("ETH-USD-PERP.HYPERLIQUID"))
+    by_type = {kind: [p for p in paths if f"_{kind}_" in p.name] for kind in ("trades", "incremental_book_L2", "quotes", "derivative_ticker")}
+    assert sum(len(loader.load_trades(p)) for p in by_type["trades"]) == sum(len(read_csv(str(p))) for p in by_type["trades"])
+    assert sum(len(loader.load_deltas(p)) for p in by_type["incremental_book_L2"]) >= sum(len(read_csv(str(p))) for p in by_type["incremental_book_L2"])
+    assert sum(len(loader.load_quotes(p)) for p in by_type["quotes"]) == sum(len(read_csv(str(p))) for p in by_type["quotes"])
+    assert sum(len(loader.load_funding_rates(p)) for p in by_type["derivative_ticker"]) >= 1

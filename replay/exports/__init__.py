@@ -1,5 +1,5 @@
 """Export a slice of the archive as the input of another backtester: hftbacktest's event arrays,
-tardis.dev's CSV datasets (what many tools read). One module a format, over one reader of the
+NautilusTrader's Parquet data catalog, tardis.dev's CSV datasets (what many tools read). One module a format, over one reader of the
 archive's slice (``reader``); nothing here writes to the archive, and nothing half-written is left
 in the output (files are written under a temporary name and renamed)."""
 
@@ -14,8 +14,8 @@ from .files import Output
 from .reader import ArchiveSlice
 from .summary import Summary
 
-FORMATS = ("hftbacktest", "tardis")
-EXTRAS = {"hftbacktest": ("numpy", "hftbacktest")}  # format -> (module it needs, the extra that brings it)
+FORMATS = ("hftbacktest", "nautilus", "tardis")
+EXTRAS = {"hftbacktest": ("numpy", "hftbacktest"), "nautilus": ("nautilus_trader", "nautilus")}  # format -> (module it needs, the extra that brings it)
 
 
 def export(
@@ -62,6 +62,8 @@ def export_with_summary(
     summary = Summary(format)
     if format == "hftbacktest":
         from .hftbacktest import write_hftbacktest as write
+    elif format == "nautilus":
+        from .nautilus import write_nautilus as write
     else:
         from .tardis import write_tardis as write
     try:

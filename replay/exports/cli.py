@@ -33,7 +33,7 @@ class _Progress:
 
 @click.command("export")
 @click.argument("root")
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS), help="hftbacktest: .npz event arrays a coin and day; tardis: tardis.dev's CSV datasets.")
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS), help="hftbacktest: .npz event arrays a coin and day; nautilus: a ParquetDataCatalog; tardis: tardis.dev's CSV datasets.")
 @click.option("--coin", "coins", multiple=True, required=True, help="A coin to export (repeat).")
 @click.option("--from", "start", default=None, help="Start of the slice (receive time; ISO-8601 or epoch ms). Default: the archive's start.")
 @click.option("--to", "end", default=None, help="End of the slice (inclusive). Default: the archive's end.")

@@ -4,6 +4,7 @@ names safe for any coin, and whole files only (a temporary name, renamed when co
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from schemas.layout import ArchiveError
@@ -36,10 +37,35 @@ class Output:
         self._pending.discard(self.root / (name + TEMPORARY))
         return final
 
+    def staging(self, name: str) -> Path:
+        """A folder a library writes into by itself (nautilus's catalog), moved into place by ``adopt``."""
+        path = self.root / name
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        self._pending.add(path)
+        return path
+
+    def adopt(self, name: str) -> list[Path]:
+        """Move every file of the staging folder ``name`` to the same place under the output; the paths."""
+        staging = self.root / name
+        moved = []
+        for source in sorted(p for p in staging.rglob("*") if p.is_file()):
+            target = self.root / source.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            moved.append(target)
+        shutil.rmtree(staging)
+        self._pending.discard(staging)
+        return moved
+
     def discard(self) -> None:
         """An export that failed leaves no half-written file (the whole ones it finished stay)."""
         for path in self._pending:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         self._pending.clear()
 
 

@@ -21,6 +21,7 @@ class LevelDiff:
         self._day: int | None = None
         self._session: str | None = None
         self._shown: list[dict[str, str]] | None = None
+        self.shown_before: list[dict[str, str]] | None = None  # the levels before the last frame (None: it was a snapshot)
 
     def moved_to(self, recv_ns: int, session: str) -> bool:
         """Say where the stream stands before each frame (of any channel); whether a new day began."""
@@ -42,6 +43,7 @@ class LevelDiff:
         """(whether it is a snapshot, the levels to tell)."""
         now = [{level["px"]: level["sz"] for level in side} for side in levels]
         shown, self._shown = self._shown, now
+        self.shown_before = shown
         if shown is None:
             return True, [(side, level["px"], level["sz"]) for side in (0, 1) for level in levels[side]]
         changes: list[Change] = []

@@ -58,9 +58,8 @@ class ArchiveSlice:
     def has(self, coin: str, channel: str) -> bool:
         return bool(find_parts(self.store, channels=[channel], coins=[coin], start_ns=self.start_ns, end_ns=self.end_ns))
 
-    def spec(self, coin: str, price: float | None) -> dict[str, Any]:
-        """Lot and tick of ``coin``: the lot from ``szDecimals``; the tick from Hyperliquid's price rule
-        (5 significant figures, at most 6 - szDecimals decimals for perps, 8 - for spot) at ``price``."""
+    def asset(self, coin: str) -> Any:
+        """The coin's ``AssetSpec`` (lot, price decimals, leverage; spot base and quote), from the meta."""
         if self._assets is None:
             from ..paper.feeds import archive_assets
 
@@ -68,6 +67,12 @@ class ArchiveSlice:
         spec = self._assets.get(coin)
         if spec is None:
             raise ArchiveError(f"no szDecimals for {coin} in the archive's meta: record without --no-meta")
+        return spec
+
+    def spec(self, coin: str, price: float | None) -> dict[str, Any]:
+        """Lot and tick of ``coin``: the lot from ``szDecimals``; the tick from Hyperliquid's price rule
+        (5 significant figures, at most 6 - szDecimals decimals for perps, 8 - for spot) at ``price``."""
+        spec = self.asset(coin)
         decimals = spec.max_px_decimals
         tick = 10.0 ** -decimals
         if price:
