@@ -29,6 +29,7 @@ from replay.serving.server import Faults, HyperliquidServer, ServerThread
 from replay.serving.synthetic_source import SyntheticSource
 
 from .recording import record
+from .test_l4_replay import l4_archive  # noqa: F401, F811  (the imported node archive, a fixture)
 
 COIN = "ETH"
 SUBS = [{"type": "l2Book", "coin": COIN}, {"type": "trades", "coin": COIN}, {"type": "bbo", "coin": COIN}, {"type": "activeAssetCtx", "coin": COIN}]
@@ -246,3 +247,73 @@ def test_nautilus_reads_our_tardis_csvs_with_the_same_counts(archive, tmp_path):
     assert sum(len(loader.load_deltas(p)) for p in by_type["incremental_book_L2"]) >= sum(len(read_csv(str(p))) for p in by_type["incremental_book_L2"])
     assert sum(len(loader.load_quotes(p)) for p in by_type["quotes"]) == sum(len(read_csv(str(p))) for p in by_type["quotes"])
     assert sum(len(loader.load_funding_rates(p)) for p in by_type["derivative_ticker"]) >= 1
+
+
+def test_l3_from_an_l4_archive_rebuilds_our_book_in_hftbacktests_fifo_queue_model(l4_archive, tmp_path):  # noqa: F811
+    import numpy as np
+    from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
+    from hftbacktest.data.validation import validate_event_order
+
+    from replay.exports.hftbacktest import ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT
+
+    coin = "BTC"
+    summary = export_with_summary(l4_archive, "hftbacktest", coin=coin, out=tmp_path / "l3")
+    files = [p for p in summary.paths if p.suffix == ".npz"]
+    data = np.concatenate([np.load(p)["data"] for p in files])
+    validate_event_order(data)
+    kinds = data["ev"] & 0xFF
+    assert {ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT} <= set(kinds.tolist())
+    assert any("L3" in note for note in summary.notes)
+    spec = summary.specs[coin]
+    tick = 10.0 ** -spec["max_price_decimals"]  # the finest tick: every price its own level
+    asset = (
+        BacktestAsset()
+        .data([str(p) for p in files])
+        .linear_asset(1.0)
+        .constant_order_latency(0, 0)
+        .l3_fifo_queue_model()
+        .no_partial_fill_exchange()
+        .trading_value_fee_model(0.0, 0.0)
+        .tick_size(tick)
+        .lot_size(spec["lot_size"])
+    )
+    hbt = HashMapMarketDepthBacktest([asset])
+    while hbt.elapse(60_000_000_000) == 0:
+        pass
+    depth = hbt.depth(0)
+    replay = Replay(l4_archive)
+    last_ms = int(data["local_ts"].max()) // 1_000_000 + 1
+    book = replay.l4_book(coin, last_ms)
+    bids, asks = book["levels"]
+    by_px: dict[tuple[int, float], float] = {}
+    for side, orders in ((0, bids), (1, asks)):
+        for order in orders:
+            key = (side, float(order["limitPx"]))
+            by_px[key] = by_px.get(key, 0.0) + float(order["sz"])
+    assert depth.best_bid == pytest.approx(float(bids[0]["limitPx"])) and depth.best_ask == pytest.approx(float(asks[0]["limitPx"]))
+    for (side, px), size in by_px.items():
+        at = round(px / tick)
+        shown = depth.bid_qty_at_tick(at) if side == 0 else depth.ask_qty_at_tick(at)
+        assert shown == pytest.approx(size), (side, px)
+    hbt.close()
+
+
+def test_nautilus_l3_from_an_l4_archive_ends_on_our_book_order_by_order(l4_archive, tmp_path):  # noqa: F811
+    from nautilus_trader.model.book import OrderBook
+    from nautilus_trader.model.enums import BookType
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    coin = "ETH"
+    summary = export_with_summary(l4_archive, "nautilus", coin=coin, out=tmp_path / "catalog")
+    assert summary.specs[coin]["book"].startswith("L3")
+    catalog = ParquetDataCatalog(str(tmp_path / "catalog"))
+    [instrument] = catalog.instruments()
+    deltas = catalog.order_book_deltas()
+    book = OrderBook(instrument.id, BookType.L3_MBO)
+    for delta in deltas:
+        book.apply_delta(delta)
+    last_ms = max(d.ts_init for d in deltas) // 1_000_000 + 1
+    ours = Replay(l4_archive).l4_book(coin, last_ms)["levels"]
+    for levels, side in ((book.bids(), 0), (book.asks(), 1)):
+        theirs = [(o.order_id, float(o.price), float(o.size)) for level in levels for o in level.orders()]
+        assert theirs == [(o["oid"], float(o["limitPx"]), float(o["sz"])) for o in ours[side]]

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from .files import Output, safe_name
-from .levels import LevelDiff
+from .levels import DAY_NS, LevelDiff
 from .reader import ArchiveSlice, stream_of
 from .summary import Summary
 
@@ -51,6 +51,14 @@ def event_dtype() -> Any:
 
 
 def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    """L3 (market by order) where the archive holds the coin's order-level book, else L2."""
+    if source.has_l4(coin):
+        write_l3(source, coin, output, summary, progress)
+    else:
+        write_l2(source, coin, output, summary, progress)
+
+
+def write_l2(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
     items, gaps = source.items(coin, ("l2Book", "trades"))
     book_stream, trade_stream = stream_of("l2Book", coin), stream_of("trades", coin)
     resumes = sorted(g.start_ns for g in gaps if g.stream == book_stream)
@@ -87,6 +95,103 @@ def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: 
         spec = source.spec(coin, first_px)
         summary.specs[coin] = spec
         write_json(output, f"{safe_name(coin)}.json", spec)
+
+
+def write_l3(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    """The book at the start (the last snapshot before it, rebuilt by ``Replay``) as ``ADD_ORDER_EVENT``
+    rows after a clear, again at each day's start and at each snapshot the stream resyncs from; then
+    each block's diffs: ``new`` -> ``ADD_ORDER_EVENT``, ``update``/``modified`` -> ``MODIFY_ORDER_EVENT``
+    (``CANCEL_ORDER_EVENT`` at size 0), ``remove`` -> ``CANCEL_ORDER_EVENT``; ``order_id`` = oid."""
+    items, _ = source.items(coin, ("l4Book", "trades"))
+    book_stream, trade_stream = stream_of("l4Book", coin), stream_of("trades", coin)
+    rows: list[Row] = []
+    resting: dict[int, list[Any]] = {}  # oid -> [side flag, px, sz], in arrival order
+    day: int | None = None
+    first_px: float | None = None
+    sz_decimals = 0
+    for item in items:
+        recv = item.recv_ns
+        data = item.message["data"]
+        if day is not None and recv // DAY_NS != day:
+            _write_day(output, coin, day, rows, summary, progress)
+            rows = []
+            _dump(rows, resting, resting, int(item.exch_ms or recv // MS) * MS, recv)  # each day's file starts from the whole book
+        day = recv // DAY_NS
+        if item.stream == trade_stream:
+            for trade in data:
+                side = BUY_EVENT if trade["side"] == "B" else SELL_EVENT
+                rows.append((TRADE_EVENT | side, int(trade["time"]) * MS, recv, float(trade["px"]), float(trade["sz"]), 0, 0, 0.0))
+            continue
+        if item.stream != book_stream:
+            continue
+        if "Snapshot" in data:
+            snapshot = data["Snapshot"]
+            before = dict(resting)
+            resting.clear()
+            for side, flag in ((0, BUY_EVENT), (1, SELL_EVENT)):
+                for order in snapshot["levels"][side]:
+                    resting[int(order["oid"])] = [flag, float(order["limitPx"]), float(order["sz"])]
+                    sz_decimals = max(sz_decimals, _decimals(order["sz"]))
+            if first_px is None and snapshot["levels"][0]:
+                first_px = float(snapshot["levels"][0][0]["limitPx"])
+            if snapshot.get("safe") is False and not any("unsafe" in n for n in summary.notes):
+                summary.notes.append(f"{coin}: the book at the start is from a snapshot that cannot be vouched for (safe: false)")
+            _dump(rows, resting, before, int(snapshot["time"]) * MS, recv)
+            continue
+        update = data.get("Updates")
+        if update is None:
+            continue
+        exch = int(update["time"]) * MS
+        for diff in update["book_diffs"]:
+            oid = int(diff["oid"])
+            change = diff["raw_book_diff"]
+            flag = BUY_EVENT if diff.get("side") == "B" else SELL_EVENT
+            px = float(diff["px"])
+            if change == "remove":
+                held = resting.pop(oid, None)
+                rows.append((CANCEL_ORDER_EVENT | (held[0] if held else flag), exch, recv, px, 0.0, oid, 0, 0.0))
+                continue
+            if not isinstance(change, dict):
+                continue
+            if "new" in change:
+                sz = change["new"]["sz"]
+                sz_decimals = max(sz_decimals, _decimals(sz))
+                resting[oid] = [flag, px, float(sz)]
+                rows.append((ADD_ORDER_EVENT | flag, exch, recv, px, float(sz), oid, 0, 0.0))
+                continue
+            new_sz = change["update"]["newSz"] if "update" in change else change.get("modified", {}).get("sz")
+            if new_sz is None:
+                continue
+            if float(new_sz) == 0:
+                resting.pop(oid, None)
+                rows.append((CANCEL_ORDER_EVENT | flag, exch, recv, px, 0.0, oid, 0, 0.0))
+            else:
+                if oid in resting:
+                    resting[oid][2] = float(new_sz)
+                rows.append((MODIFY_ORDER_EVENT | flag, exch, recv, px, float(new_sz), oid, 0, 0.0))
+    if rows and day is not None:
+        _write_day(output, coin, day, rows, summary, progress)
+    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
+        spec = source.spec(coin, first_px, sz_decimals=sz_decimals)
+        summary.specs[coin] = spec
+        summary.notes.append(f"{coin}: L3 (market by order) from the order-level book: use BacktestAsset().l3_fifo_queue_model()")
+        write_json(output, f"{safe_name(coin)}.json", spec)
+
+
+def _dump(rows: list[Row], resting: dict[int, list[Any]], before: dict[int, list[Any]], exch: int, recv: int) -> None:
+    """Clear each side (as far as the book held before or holds now), then every resting order as
+    ``ADD_ORDER_EVENT`` rows, best price first, in arrival order within a price."""
+    for flag, best_first in ((BUY_EVENT, True), (SELL_EVENT, False)):
+        prices = [o[1] for o in (*before.values(), *resting.values()) if o[0] == flag]
+        if prices:
+            rows.append((DEPTH_CLEAR_EVENT | flag, exch, recv, min(prices) if best_first else max(prices), 0.0, 0, 0, 0.0))
+        side = [(oid, o) for oid, o in resting.items() if o[0] == flag]
+        side.sort(key=lambda entry: -entry[1][1] if best_first else entry[1][1])  # stable: arrival order within a price
+        rows.extend((ADD_ORDER_EVENT | flag, exch, recv, o[1], o[2], oid, 0, 0.0) for oid, o in side)
+
+
+def _decimals(text: str) -> int:
+    return len(text.partition(".")[2].rstrip("0"))
 
 
 def _write_day(output: Output, coin: str, day: int, rows: list[Row], summary: Summary, progress: Callable[[int, int], None] | None) -> None:
@@ -162,4 +267,4 @@ def _date(day: int) -> str:
     return datetime.fromtimestamp(day * 86_400, timezone.utc).strftime("%Y-%m-%d")
 
 
-__all__ = ["correct_event_order", "event_dtype", "write_hftbacktest"]
+__all__ = ["correct_event_order", "event_dtype", "write_hftbacktest", "write_l2", "write_l3"]

@@ -4,7 +4,8 @@
   them (``ETH-USD-PERP.HYPERLIQUID``, ``PURR-USDC-SPOT.HYPERLIQUID``): perps as ``CryptoPerpetual``,
   spot as ``CurrencyPair``. Price precision is the coin's largest number of price decimals
   (6 - szDecimals for perps, 8 - for spot), size precision its ``szDecimals``.
-- ``OrderBookDelta``s from ``l2Book``: a ``CLEAR`` and the levels flagged ``F_SNAPSHOT`` at each day,
+- With the coin's order-level (L4) book: L3 ``OrderBookDelta``s, ``order_id`` = oid (a snapshot as a
+  clear and every order, then each block's diffs). Else ``OrderBookDelta``s from ``l2Book``: a ``CLEAR`` and the levels flagged ``F_SNAPSHOT`` at each day,
   session and gap (the book starts again there), between them the levels that changed (``ADD``,
   ``UPDATE``, ``DELETE``); the last delta of each frame flagged ``F_LAST``.
 - ``TradeTick`` (trade id from ``tid``, the taker's side), ``QuoteTick`` from ``bbo``, and
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from schemas.layout import ArchiveError
+
 from .files import Output
 from .levels import LevelDiff
 from .reader import ArchiveSlice, stream_of
@@ -33,6 +36,7 @@ from .summary import Summary
 VENUE = "HYPERLIQUID"
 CHUNK = 200_000  # objects handed to the catalog's writer at once
 HOUR_NS = 3_600_000_000_000
+NO_META_DECIMALS = 8
 STAGING = ".nautilus-staging"
 
 
@@ -43,7 +47,7 @@ def instrument_id_text(spec: Any) -> str:
     return f"{spec.coin}-USD-PERP.{VENUE}"
 
 
-def make_instrument(spec: Any, ts_ns: int) -> Any:
+def make_instrument(spec: Any, ts_ns: int, px_decimals: int, sz_decimals: int) -> Any:
     from nautilus_trader.model.currencies import USDC
     from nautilus_trader.model.enums import CurrencyType
     from nautilus_trader.model.identifiers import InstrumentId, Symbol
@@ -57,7 +61,6 @@ def make_instrument(spec: Any, ts_ns: int) -> Any:
             return Currency(code, 8, 0, code, CurrencyType.CRYPTO)
 
     instrument_id = InstrumentId.from_str(instrument_id_text(spec))
-    px_decimals, sz_decimals = spec.max_px_decimals, spec.sz_decimals
     common = {
         "instrument_id": instrument_id,
         "raw_symbol": Symbol(spec.coin),
@@ -99,16 +102,23 @@ def write_nautilus(source: ArchiveSlice, coin: str, output: Output, summary: Sum
     from nautilus_trader.model.objects import Price, Quantity
     from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-    spec = source.asset(coin)
+    try:
+        spec = source.asset(coin)
+        px_decimals, sz_decimals = spec.max_px_decimals, spec.sz_decimals
+    except ArchiveError:  # no meta (an imported node archive): precisions wide enough for any price and size
+        spec = source.asset(coin, sz_decimals=NO_META_DECIMALS)
+        px_decimals = sz_decimals = NO_META_DECIMALS
+        summary.notes.append(f"{coin}: no meta in the archive, so prices and sizes carry {NO_META_DECIMALS} decimals")
+    l3 = source.has_l4(coin)
     staging = output.staging(STAGING)
     catalog = ParquetDataCatalog(str(staging))
     with_funding = funding_storable()
     if not with_funding and not spec.spot and "funding" not in " ".join(summary.notes):
         summary.notes.append("funding left out: this nautilus_trader's catalog cannot store FundingRateUpdate")
-    items, gaps = source.items(coin, ("l2Book", "trades", "bbo", "activeAssetCtx"))
-    streams = {stream_of(channel, coin): channel for channel in ("l2Book", "trades", "bbo", "activeAssetCtx")}
+    channels = ("l4Book" if l3 else "l2Book", "trades", "bbo", "activeAssetCtx")
+    items, gaps = source.items(coin, channels)
+    streams = {stream_of(channel, coin): channel for channel in channels}
     levels_of = LevelDiff(sorted(g.start_ns for g in gaps if g.stream == stream_of("l2Book", coin)))
-    px_decimals, sz_decimals = spec.max_px_decimals, spec.sz_decimals
     pending: list[Any] = []
     written = 0
     instrument = None
@@ -134,7 +144,7 @@ def write_nautilus(source: ArchiveSlice, coin: str, output: Output, summary: Sum
     for item in items:
         recv = item.recv_ns
         if instrument is None:
-            instrument = make_instrument(spec, recv)
+            instrument = make_instrument(spec, recv, px_decimals, sz_decimals)
             catalog.write_data([instrument])
         levels_of.moved_to(recv, item.session)
         if len(pending) >= CHUNK:
@@ -177,6 +187,11 @@ def write_nautilus(source: ArchiveSlice, coin: str, output: Output, summary: Sum
                 flags = (RecordFlag.F_SNAPSHOT if snapshot else 0) | (RecordFlag.F_LAST if last else 0)
                 out.append(OrderBookDelta(iid, action, order, flags, sequence, exch, recv))
             pending.extend(out)
+        elif channel == "l4Book":
+            sequence += 1
+            pending.extend(l3_deltas(iid, data, sequence, recv, price, size, sz_decimals))
+            if first_px is None and "Snapshot" in data and data["Snapshot"]["levels"][0]:
+                first_px = float(data["Snapshot"]["levels"][0][0]["limitPx"])
         elif channel == "bbo":
             bid, ask = data["bbo"]
             if bid and ask:
@@ -192,7 +207,47 @@ def write_nautilus(source: ArchiveSlice, coin: str, output: Output, summary: Sum
         return
     summary.events += written
     summary.paths.extend(output.adopt(STAGING))
-    summary.specs[coin] = source.spec(coin, first_px) | {"instrument_id": instrument_id_text(spec)}
+    summary.specs[coin] = {"coin": coin, "price_precision": px_decimals, "size_precision": sz_decimals, "book": "L3 (order ids from the L4 book)" if l3 else "L2", "instrument_id": instrument_id_text(spec)}
+    if first_px is not None:
+        summary.specs[coin] |= {"tick_size": 10.0**-px_decimals, "lot_size": 10.0**-sz_decimals}
+
+
+def l3_deltas(iid: Any, data: dict[str, Any], sequence: int, recv: int, price: Callable[[str], Any], size: Callable[[str], Any], sz_decimals: int) -> list[Any]:
+    """An ``l4Book`` frame as L3 deltas: a ``Snapshot`` as a clear and every order (``F_SNAPSHOT``), an
+    ``Updates`` block as its diffs; ``order_id`` = oid, the last delta flagged ``F_LAST``."""
+    from nautilus_trader.model.data import BookOrder, OrderBookDelta
+    from nautilus_trader.model.enums import BookAction, OrderSide, RecordFlag
+    from nautilus_trader.model.objects import Quantity
+
+    out: list[tuple[Any, Any, int]] = []  # (action, order, flags)
+    if "Snapshot" in data:
+        snapshot = data["Snapshot"]
+        exch = int(snapshot["time"]) * 1_000_000
+        clear = OrderBookDelta.clear(iid, sequence, exch, recv)
+        out.append((BookAction.CLEAR, clear.order, RecordFlag.F_SNAPSHOT))
+        for side, orders in zip((OrderSide.BUY, OrderSide.SELL), snapshot["levels"]):
+            out.extend((BookAction.ADD, BookOrder(side, price(o["limitPx"]), size(o["sz"]), int(o["oid"])), RecordFlag.F_SNAPSHOT) for o in orders)
+    else:
+        update = data.get("Updates")
+        if update is None:
+            return []
+        exch = int(update["time"]) * 1_000_000
+        for diff in update["book_diffs"]:
+            change = diff["raw_book_diff"]
+            side = OrderSide.BUY if diff.get("side") == "B" else OrderSide.SELL
+            oid, px = int(diff["oid"]), price(diff["px"])
+            if change == "remove":
+                out.append((BookAction.DELETE, BookOrder(side, px, Quantity(0, sz_decimals), oid), 0))
+            elif isinstance(change, dict) and "new" in change:
+                out.append((BookAction.ADD, BookOrder(side, px, size(change["new"]["sz"]), oid), 0))
+            elif isinstance(change, dict) and ("update" in change or "modified" in change):
+                new = change["update"]["newSz"] if "update" in change else change["modified"]["sz"]
+                action = BookAction.DELETE if float(new) == 0 else BookAction.UPDATE
+                out.append((action, BookOrder(side, px, size(new), oid), 0))
+    return [
+        OrderBookDelta(iid, action, order, flags | (RecordFlag.F_LAST if i == len(out) - 1 else 0), sequence, exch, recv)
+        for i, (action, order, flags) in enumerate(out)
+    ]
 
 
 __all__ = ["instrument_id_text", "make_instrument", "write_nautilus"]

@@ -58,21 +58,34 @@ class ArchiveSlice:
     def has(self, coin: str, channel: str) -> bool:
         return bool(find_parts(self.store, channels=[channel], coins=[coin], start_ns=self.start_ns, end_ns=self.end_ns))
 
-    def asset(self, coin: str) -> Any:
-        """The coin's ``AssetSpec`` (lot, price decimals, leverage; spot base and quote), from the meta."""
+    def has_l4(self, coin: str) -> bool:
+        """Whether the archive holds ``coin``'s order-level book (a node's rows)."""
+        from ..l4 import has_l4
+
+        return has_l4(self.store, coin)
+
+    def asset(self, coin: str, sz_decimals: int | None = None) -> Any:
+        """The coin's ``AssetSpec`` (lot, price decimals, leverage; spot base and quote), from the meta;
+        without one, from ``sz_decimals`` (the most decimals its sizes were seen with)."""
         if self._assets is None:
             from ..paper.feeds import archive_assets
 
             self._assets = {spec.coin: spec for spec in archive_assets(self.store).values()}
         spec = self._assets.get(coin)
+        if spec is None and sz_decimals is not None:
+            from ..paper.assets import AssetSpec
+
+            spot = coin.startswith("@") or "/" in coin
+            base, _, quote = coin.partition("/")
+            return AssetSpec(-1, coin, sz_decimals, 20, spot, base=base if spot else "", quote=quote or "USDC")
         if spec is None:
             raise ArchiveError(f"no szDecimals for {coin} in the archive's meta: record without --no-meta")
         return spec
 
-    def spec(self, coin: str, price: float | None) -> dict[str, Any]:
+    def spec(self, coin: str, price: float | None, *, sz_decimals: int | None = None) -> dict[str, Any]:
         """Lot and tick of ``coin``: the lot from ``szDecimals``; the tick from Hyperliquid's price rule
         (5 significant figures, at most 6 - szDecimals decimals for perps, 8 - for spot) at ``price``."""
-        spec = self.asset(coin)
+        spec = self.asset(coin, sz_decimals)
         decimals = spec.max_px_decimals
         tick = 10.0 ** -decimals
         if price:

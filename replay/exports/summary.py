@@ -16,7 +16,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        sizes = "; ".join(f"{coin} tick {spec['tick_size']:g} lot {spec['lot_size']:g}" for coin, spec in self.specs.items())
+        sizes = "; ".join(f"{coin} tick {spec['tick_size']:g} lot {spec['lot_size']:g}" for coin, spec in self.specs.items() if "tick_size" in spec)
         text = f"{self.format}: {self.events:,} events in {len(self.paths)} files" + (f" ({sizes})" if sizes else "")
         return text + "".join(f"; {note}" for note in self.notes)
 
