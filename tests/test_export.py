@@ -186,7 +186,7 @@ def test_nautilus_catalog_reads_back_and_a_backtest_sees_every_event(archive, tm
     assert summary.specs[COIN]["instrument_id"] == "ETH-USD-PERP.HYPERLIQUID"
     catalog = ParquetDataCatalog(str(tmp_path / "catalog"))
     [instrument] = catalog.instruments()
-    assert str(instrument.id) == "ETH-USD-PERP.HYPERLIQUID" and instrument.size_precision == summary.specs[COIN]["sz_decimals"]
+    assert str(instrument.id) == "ETH-USD-PERP.HYPERLIQUID" and instrument.size_precision == summary.specs[COIN]["size_precision"] == 4
     trades = catalog.trade_ticks()
     archived_trades = [(recv, t) for recv, m in archived(archive, "trades") for t in m["data"]]
     assert [str(t.trade_id) for t in trades] == [str(t["tid"]) for _, t in archived_trades]
