@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-PLOTS = {"01_microstructure_sql.ipynb": 3, "02_backtest_replay.ipynb": 1, "03_bot_test_with_pytest.ipynb": 0, "04_hyperliquid_history.ipynb": 1, "05_paper_trading.ipynb": 1, "06_l4_book.ipynb": 1}
+PLOTS = {"01_microstructure_sql.ipynb": 3, "02_backtest_replay.ipynb": 1, "03_bot_test_with_pytest.ipynb": 0, "04_hyperliquid_history.ipynb": 1, "05_paper_trading.ipynb": 1, "06_l4_book.ipynb": 1, "07_backtest_elsewhere.ipynb": 1}
 
 
 def test_there_are_notebooks_and_they_are_saved_without_outputs():

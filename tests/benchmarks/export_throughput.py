@@ -1,0 +1,145 @@
+"""``hlarchive export`` against the tool a user would otherwise run, in one run.
+
+    python -m tests.benchmarks.export_throughput [--frames 20000] [--runs 3] [--l4-minutes 3]
+
+- L2: one coin's ``l2Book`` frames (20 levels a side, the simulator's, every level moving) exported
+  to hftbacktest's arrays, against ``hftbacktest.data.utils.hyperliquid.convert`` of the same frames
+  written in its collector's format (gzip lines ``<local ns> <frame>``), warmed (its numba code
+  compiled) and in-process, both; frames/s.
+- L3: a busy coin's order-level archive (the l4_book benchmark's: every level's orders change every
+  block) exported to hftbacktest's L3 rows; events/s.
+- Memory: the L2 export's peak RSS for an archive 10x longer, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from recorder import ArchiveWriter
+from replay.exports import export_with_summary
+
+from .common import (
+    HEADER,
+    Figure,
+    interleaved,
+    machine,
+    round_lines,
+    round_ratios,
+    run_measured,
+    synthetic_frames,
+    table,
+)
+
+T0 = 1_767_225_600_000_000_000
+COIN = "BTC"
+
+
+def write_l2(root: Path, hft_file: Path | None, n: int) -> Path:
+    """``n`` l2Book frames into an archive (received 2 ms after their exchange time) and, if asked, the
+    same frames as hftbacktest's collector writes them."""
+    frames = synthetic_frames({"type": "l2Book", "coin": COIN}, n, seed=4)
+    lines = []
+    with ArchiveWriter(root) as writer:
+        for frame in frames:
+            recv = int(frame["data"]["time"]) * 1_000_000 + 2_000_000
+            writer.write(frame, recv, {"type": "l2Book", "coin": COIN})
+            if hft_file is not None:
+                lines.append(b"%d %s\n" % (recv, orjson.dumps(frame)))
+    if hft_file is not None:
+        with gzip.open(hft_file, "wb", compresslevel=1) as handle:
+            handle.writelines(lines)
+    return root
+
+
+def ours_l2(root: Path, n: int) -> float:
+    out = Path(tempfile.mkdtemp())
+    try:
+        start = time.perf_counter()
+        export_with_summary(root, "hftbacktest", coin=COIN, out=out / "x")
+        return n / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(out)
+
+
+def theirs_l2(hft_file: Path, n: int, tick: float, lot: float) -> float:
+    import contextlib
+    import io
+
+    from hftbacktest.data.utils import hyperliquid
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        hyperliquid.convert(str(hft_file), tick_size=tick, lot_size=lot, buffer_size=n * 90)
+    return n / (time.perf_counter() - start)
+
+
+def l3_events_per_second(root: Path) -> tuple[float, int]:
+    out = Path(tempfile.mkdtemp())
+    try:
+        start = time.perf_counter()
+        summary = export_with_summary(root, "hftbacktest", coin=COIN, out=out / "x")
+        return summary.events / (time.perf_counter() - start), summary.events
+    finally:
+        shutil.rmtree(out)
+
+
+PEAK_CODE = r"""
+import sys, tempfile, resource
+from pathlib import Path
+from replay.exports import export_with_summary
+from tests.benchmarks.common import vm_hwm_mb
+export_with_summary(sys.argv[1], "hftbacktest", coin="BTC", out=Path(tempfile.mkdtemp()) / "x")
+print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--l4-minutes", type=float, default=3.0)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    n = args.frames
+    root, hft_file = work / "l2", work / "collector.gz"
+    write_l2(root, hft_file, n)
+    small = work / "small.gz"
+    write_l2(work / "small-archive", small, 200)
+    theirs_l2(small, 200, 0.1, 0.00001)  # warm: numba compiles once
+    ours_l2(work / "small-archive", 200)
+    rounds = interleaved(args.runs, lambda: ours_l2(root, n), lambda: theirs_l2(hft_file, n, 1.0, 0.00001))
+    ours, theirs = rounds[0], rounds[1]
+    ratios = round_ratios(ours, theirs)
+    import statistics
+
+    figures = [
+        Figure("L2 export, l2Book frames/s (one coin, 20 levels)", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
+    ]
+
+    from .l4_book import build
+
+    l4_root, _, _, _ = build(work / "l4", args.l4_minutes, 100, 1.0)
+    l3 = [l3_events_per_second(l4_root) for _ in range(args.runs)]
+    l3_rate = statistics.median(rate for rate, _ in l3)
+    figures.append(Figure(f"L3 export, events/s ({l3[0][1]:,} events, a busy coin)", round(l3_rate), None, "-", ">= 1,000,000/s", l3_rate >= 1_000_000))
+
+    long_root = work / "l2x10"
+    write_l2(long_root, None, n * 10)
+    _, peak_1 = run_measured("", root.as_posix(), code=PEAK_CODE)
+    _, peak_10 = run_measured("", long_root.as_posix(), code=PEAK_CODE)
+    figures.append(Figure(f"L2 export peak RSS MB, {n * 10:,} frames (10x)", peak_10, peak_1, f"{n:,} frames (1x)", "within 10% of 1x", peak_10 <= peak_1 * 1.10))
+    print(f"export, median of {args.runs} runs ({machine()})")
+    print(table([f.row() for f in figures], HEADER))
+    print(round_lines(figures))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
