@@ -229,3 +229,20 @@ def test_history_import_reads_s3_sources(s3, tmp_path):
     assert from_s3.rows == from_disk.rows and from_s3.trades == from_disk.trades and from_s3.files == 7
     assert [orjson.dumps(m) for m in Replay(tmp_path / "a").messages()] == [orjson.dumps(m) for m in Replay(tmp_path / "b").messages()]
     assert import_history([url], tmp_path / "a").skipped == 7
+
+
+def test_export_reads_an_s3_archive_as_the_local_copy(s3, local_archive, tmp_path):
+    """``hlarchive export s3://...``: the same files, byte for byte, as from the local copy."""
+    import gzip
+
+    from replay.exports import export
+
+    url = fresh_prefix()
+    sync(local_archive, url)
+    local = export(local_archive, "tardis", coin="BTC", out=tmp_path / "local")
+    remote = export(url, "tardis", coin="BTC", out=tmp_path / "remote")
+    assert [p.name for p in remote] == [p.name for p in local] and local
+    for a, b in zip(local, remote):
+        assert gzip.decompress(a.read_bytes()) == gzip.decompress(b.read_bytes())
+    result = CliRunner().invoke(main, ["export", url, "--format", "tardis", "--coin", "DOGE", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "no data for DOGE" in result.output
