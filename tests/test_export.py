@@ -317,3 +317,21 @@ def test_nautilus_l3_from_an_l4_archive_ends_on_our_book_order_by_order(l4_archi
     for levels, side in ((book.bids(), 0), (book.asks(), 1)):
         theirs = [(o.order_id, float(o.price), float(o.size)) for level in levels for o in level.orders()]
         assert theirs == [(o["oid"], float(o["limitPx"]), float(o["sz"])) for o in ours[side]]
+
+
+def test_the_columnar_l2_path_writes_exactly_the_frame_paths_rows(archive, tmp_path):
+    """Sessions, a gap, trades interleaved: the Arrow path and the frame-by-frame path agree row for row."""
+    import numpy as np
+
+    from replay.exports.files import Output
+    from replay.exports.hftbacktest import write_l2, write_l2_columns
+    from replay.exports.reader import ArchiveSlice
+    from replay.exports.summary import Summary
+
+    source = ArchiveSlice(archive, [COIN])
+    arrays = []
+    for name, write in (("columns", write_l2_columns), ("frames", write_l2)):
+        summary = Summary("hftbacktest")
+        write(source, COIN, Output(tmp_path / name), summary, None)
+        arrays.append(np.concatenate([np.load(p)["data"] for p in summary.paths if p.suffix == ".npz"]))
+    assert len(arrays[0]) > 1000 and np.array_equal(arrays[0], arrays[1])

@@ -37,6 +37,10 @@ class Output:
         self._pending.discard(self.root / (name + TEMPORARY))
         return final
 
+    def forget(self, name: str) -> None:
+        """A temporary file removed by its writer: nothing left to clean up."""
+        self._pending.discard(self.root / (name + TEMPORARY))
+
     def staging(self, name: str) -> Path:
         """A folder a library writes into by itself (nautilus's catalog), moved into place by ``adopt``."""
         path = self.root / name

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from .files import Output, safe_name
+from .l2_columns import BookRows, NotColumnar, trade_rows
 from .levels import DAY_NS, LevelDiff
 from .reader import ArchiveSlice, stream_of
 from .summary import Summary
@@ -54,8 +55,92 @@ def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: 
     """L3 (market by order) where the archive holds the coin's order-level book, else L2."""
     if source.has_l4(coin):
         write_l3(source, coin, output, summary, progress)
-    else:
+        return
+    paths, events = len(summary.paths), summary.events
+    try:
+        write_l2_columns(source, coin, output, summary, progress)
+    except NotColumnar:  # rows kept whole as text, or another shape: frame by frame, the same rows
+        output.discard()
+        del summary.paths[paths:]
+        summary.events = events
         write_l2(source, coin, output, summary, progress)
+
+
+def write_l2_columns(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    """``write_l2`` from the archive's columns (``l2_columns``), merged with the trades by receive
+    time a batch at a time and written a chunk at a time (``npz.DayFile``): memory holds a batch."""
+    import numpy as np
+
+    from .npz import DayFile
+
+    book_stream, trade_stream = stream_of("l2Book", coin), stream_of("trades", coin)
+    gaps = source.gaps(coin, ("l2Book",))
+    converter = BookRows(book_stream, [g.start_ns for g in gaps if g.stream == book_stream])
+    columns = ["recv_ns", "session", "stream", "data", "raw"]
+    streams = [(source.batches("l2Book", coin, columns), converter.rows)]
+    if source.has(coin, "trades"):
+        streams.append((source.batches("trades", coin, columns), lambda batch: trade_rows(batch, trade_stream)))
+    empty = np.zeros(0, event_dtype())
+    pending = [empty for _ in streams]
+    done = [False for _ in streams]
+    day_file: DayFile | None = None
+    day: int | None = None
+    try:
+        while True:
+            for i, (batches, convert) in enumerate(streams):
+                while not done[i] and not len(pending[i]):
+                    batch = next(batches, None)
+                    if batch is None:
+                        done[i] = True
+                    else:
+                        rows = convert(batch)
+                        if len(rows) and (np.diff(rows["local_ts"]) < 0).any():
+                            raise NotColumnar("rows out of receive order")
+                        pending[i] = rows
+            live = [i for i in range(len(streams)) if len(pending[i])]
+            if not live:
+                break
+            open_streams = [int(pending[i]["local_ts"][-1]) for i in live if not done[i]]
+            watermark = min(open_streams) if open_streams else None
+            taken = []
+            for i in reversed(live):  # trades before the book at one instant, as hftbacktest's converters order them
+                rows = pending[i]
+                cut = len(rows) if watermark is None else int(np.searchsorted(rows["local_ts"], watermark, side="right"))
+                taken.append(rows[:cut])
+                pending[i] = rows[cut:]
+            merged = np.concatenate(taken)
+            merged = merged[np.argsort(merged["local_ts"], kind="stable")]
+            days = merged["local_ts"] // DAY_NS
+            starts = np.flatnonzero(np.concatenate([[True], days[1:] != days[:-1]]))
+            for k, start in enumerate(starts.tolist()):
+                end = starts[k + 1] if k + 1 < len(starts) else len(merged)
+                this_day = int(days[start])
+                if this_day != day:
+                    if day_file is not None:
+                        _finish(day_file, coin, summary, progress)
+                    day, day_file = this_day, DayFile(output, f"{safe_name(coin)}_{_date(this_day).replace('-', '')}.npz")
+                assert day_file is not None
+                day_file.add(merged[start:end])
+        if day_file is not None:
+            _finish(day_file, coin, summary, progress)
+    except BaseException:
+        if day_file is not None:
+            day_file.abandon()
+        raise
+    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
+        spec = source.spec(coin, converter.first_px)
+        summary.specs[coin] = spec
+        write_json(output, f"{safe_name(coin)}.json", spec)
+
+
+def _finish(day_file: Any, coin: str, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    path = day_file.close()
+    summary.paths.append(path)
+    summary.events += day_file.rows
+    if day_file.raised:
+        summary.notes.append(f"{coin}: {day_file.raised} rows arrived over 10 s late; their exchange time was raised to keep hftbacktest's order")
+    if progress is not None:
+        progress(day_file.rows, path.stat().st_size)
 
 
 def write_l2(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:

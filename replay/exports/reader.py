@@ -55,6 +55,15 @@ class ArchiveSlice:
             return iter(()), []
         return (item for item in replay.items() if item.stream is not None), replay.gaps()
 
+    def gaps(self, coin: str, channels: tuple[str, ...]) -> list[Any]:
+        """The gaps of ``coin``'s streams of ``channels`` in the window."""
+        return self.items(coin, channels)[1]
+
+    def batches(self, channel: str, coin: str, columns: list[str]) -> Iterator[Any]:
+        """``coin``'s Arrow batches of ``channel`` in the window, part by part in time order."""
+        replay = Replay(self.store, start=_ms(self.start_ns), end=_ms(self.end_ns))
+        return replay.batches(channel, coin=coin, columns=columns)
+
     def has(self, coin: str, channel: str) -> bool:
         return bool(find_parts(self.store, channels=[channel], coins=[coin], start_ns=self.start_ns, end_ns=self.end_ns))
 

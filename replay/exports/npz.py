@@ -1,0 +1,92 @@
+"""hftbacktest's day files written a chunk at a time: rows go to a temporary ``.npy`` on disk as they
+come (its header rewritten with the final row count at the end), then into the ``.npz`` zip as one
+stream, so memory holds one chunk, never a day. Rows are put in hftbacktest's event order chunk by
+chunk: rows received in the last ``HOLD_NS`` stay back for the next chunk, so a frame that arrives
+late (its exchange time before what was written) is ordered with what came before it."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .files import Output
+
+HOLD_NS = 10_000_000_000  # rows held back for the next chunk: 10 s of receive time
+HEADER_BYTES = 256  # the .npy header, padded to a fixed size so the row count can be written last
+
+
+class DayFile:
+    """One ``<coin>_<yyyymmdd>.npz``: ``add`` chunks of rows in receive order, then ``close``."""
+
+    def __init__(self, output: Output, name: str) -> None:
+        import numpy as np
+
+        from .hftbacktest import event_dtype
+
+        self.np = np
+        self.dtype = event_dtype()
+        self.output, self.name = output, name
+        self.npy = output.temporary(name + ".npy")
+        self.handle = open(self.npy, "wb")
+        self.handle.write(b"\0" * HEADER_BYTES)
+        self.rows = 0
+        self.held: Any = np.zeros(0, self.dtype)
+        self.last_exch = -(2**62)
+        self.raised = 0  # rows whose exchange time was raised to keep the order (arrived over HOLD_NS late)
+        self.shift = 0
+
+    def add(self, rows: Any, *, final: bool = False) -> None:
+        """Rows in receive order (without EXCH/LOCAL flags); all but the newest ``HOLD_NS`` are written."""
+        np = self.np
+        rows = np.concatenate([self.held, rows]) if len(self.held) else rows
+        if not len(rows):
+            return
+        np.maximum(rows["local_ts"], rows["exch_ts"], out=rows["local_ts"])  # a receive time is never before the exchange's
+        if final:
+            cut = len(rows)
+        else:
+            bound = int(rows["local_ts"][-1]) - HOLD_NS
+            cut = int(np.searchsorted(rows["local_ts"], bound, side="right"))
+        ready, self.held = rows[:cut], rows[cut:].copy()
+        if not len(ready):
+            return
+        late = ready["exch_ts"] < self.last_exch
+        if late.any():
+            self.raised += int(late.sum())
+            ready["exch_ts"][late] = self.last_exch
+        from .hftbacktest import EXCH_EVENT, correct_event_order
+
+        ordered = correct_event_order(ready)
+        exch_rows = ordered["exch_ts"][(ordered["ev"] & EXCH_EVENT) != 0]
+        if len(exch_rows):
+            self.last_exch = max(self.last_exch, int(exch_rows.max()))
+        self.handle.write(ordered.tobytes())
+        self.rows += len(ordered)
+
+    def close(self) -> Path:
+        np = self.np
+        self.add(np.zeros(0, self.dtype), final=True)
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(0, self.dtype))
+        header["shape"] = (self.rows,)
+        text = b"\x93NUMPY\x01\x00"
+        body = repr(header).encode("latin1")
+        padding = HEADER_BYTES - len(text) - 2 - len(body) - 1
+        if padding < 0:
+            raise ValueError("the .npy header outgrew its room")
+        header_bytes = text + (HEADER_BYTES - len(text) - 2).to_bytes(2, "little") + body + b" " * padding + b"\n"
+        self.handle.seek(0)
+        self.handle.write(header_bytes)
+        self.handle.close()
+        with zipfile.ZipFile(self.output.temporary(self.name), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive:
+            archive.write(self.npy, arcname="data.npy")
+        os.unlink(self.npy)
+        self.output.forget(self.name + ".npy")
+        return self.output.commit(self.name)
+
+    def abandon(self) -> None:
+        self.handle.close()
+
+
+__all__ = ["DayFile", "HOLD_NS"]
