@@ -16,6 +16,8 @@ from ..archive import check_root, find_parts
 from ..merge import Item
 from ..replay import Replay, to_ns
 
+BATCH_ROWS = 8_192  # frames read at once: a busy book's batch is a few MB of rows, whatever the archive's length
+
 
 class ArchiveSlice:
     def __init__(self, root: str | os.PathLike[str], coins: list[str], start: Any = None, end: Any = None) -> None:
@@ -59,10 +61,10 @@ class ArchiveSlice:
         """The gaps of ``coin``'s streams of ``channels`` in the window."""
         return self.items(coin, channels)[1]
 
-    def batches(self, channel: str, coin: str, columns: list[str]) -> Iterator[Any]:
+    def batches(self, channel: str, coin: str, columns: list[str], batch_size: int = BATCH_ROWS) -> Iterator[Any]:
         """``coin``'s Arrow batches of ``channel`` in the window, part by part in time order."""
         replay = Replay(self.store, start=_ms(self.start_ns), end=_ms(self.end_ns))
-        return replay.batches(channel, coin=coin, columns=columns)
+        return replay.batches(channel, coin=coin, columns=columns, batch_size=batch_size)
 
     def has(self, coin: str, channel: str) -> bool:
         return bool(find_parts(self.store, channels=[channel], coins=[coin], start_ns=self.start_ns, end_ns=self.end_ns))
