@@ -249,22 +249,15 @@ def test_nautilus_reads_our_tardis_csvs_with_the_same_counts(archive, tmp_path):
     assert sum(len(loader.load_funding_rates(p)) for p in by_type["derivative_ticker"]) >= 1
 
 
-def test_l3_from_an_l4_archive_rebuilds_our_book_in_hftbacktests_fifo_queue_model(l4_archive, tmp_path):  # noqa: F811
+def hftbacktest_l3_book_is_ours(root: Path, files: list[Path], spec: dict[str, Any], coin: str) -> int:
+    """Run hftbacktest's l3_fifo_queue_model through ``files``; its final book, price by price, is
+    ``Replay.l4_book``'s at the last row. The number of price levels compared."""
     import numpy as np
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
     from hftbacktest.data.validation import validate_event_order
 
-    from replay.exports.hftbacktest import ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT
-
-    coin = "BTC"
-    summary = export_with_summary(l4_archive, "hftbacktest", coin=coin, out=tmp_path / "l3")
-    files = [p for p in summary.paths if p.suffix == ".npz"]
     data = np.concatenate([np.load(p)["data"] for p in files])
     validate_event_order(data)
-    kinds = data["ev"] & 0xFF
-    assert {ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT} <= set(kinds.tolist())
-    assert any("L3" in note for note in summary.notes)
-    spec = summary.specs[coin]
     tick = 10.0 ** -spec["max_price_decimals"]  # the finest tick: every price its own level
     asset = (
         BacktestAsset()
@@ -281,10 +274,8 @@ def test_l3_from_an_l4_archive_rebuilds_our_book_in_hftbacktests_fifo_queue_mode
     while hbt.elapse(60_000_000_000) == 0:
         pass
     depth = hbt.depth(0)
-    replay = Replay(l4_archive)
-    last_ms = int(data["local_ts"].max()) // 1_000_000 + 1
-    book = replay.l4_book(coin, last_ms)
-    bids, asks = book["levels"]
+    last_ms = int(data["local_ts"].max()) // 1_000_000
+    bids, asks = Replay(root).l4_book(coin, last_ms)["levels"]
     by_px: dict[tuple[int, float], float] = {}
     for side, orders in ((0, bids), (1, asks)):
         for order in orders:
@@ -296,6 +287,41 @@ def test_l3_from_an_l4_archive_rebuilds_our_book_in_hftbacktests_fifo_queue_mode
         shown = depth.bid_qty_at_tick(at) if side == 0 else depth.ask_qty_at_tick(at)
         assert shown == pytest.approx(size), (side, px)
     hbt.close()
+    return len(by_px)
+
+
+def test_l3_from_an_l4_archive_rebuilds_our_book_in_hftbacktests_fifo_queue_model(l4_archive, tmp_path):  # noqa: F811
+    import numpy as np
+
+    from replay.exports.hftbacktest import ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT
+
+    coin = "BTC"
+    summary = export_with_summary(l4_archive, "hftbacktest", coin=coin, out=tmp_path / "l3")
+    files = [p for p in summary.paths if p.suffix == ".npz"]
+    kinds = np.concatenate([np.load(p)["data"] for p in files])["ev"] & 0xFF
+    assert {ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT} <= set(kinds.tolist())
+    assert any("L3" in note for note in summary.notes)
+    assert hftbacktest_l3_book_is_ours(l4_archive, files, summary.specs[coin], coin) > 20
+
+
+def test_l3_from_the_columns_after_a_snapshot_rebuilds_the_same_book(l4_archive, tmp_path):  # noqa: F811
+    """From a start a snapshot vouches for, the Arrow path runs (no fallback) and ends on our book."""
+    from replay.exports.files import Output
+    from replay.exports.hftbacktest import write_l3_columns
+    from replay.exports.reader import ArchiveSlice
+    from replay.exports.summary import Summary
+    from replay.simulator.market import SyntheticMarket
+
+    from .test_l4_replay import COINS, SEED, SNAPSHOT_TICKS, recv_ns_of
+
+    coin = "ETH"
+    market = SyntheticMarket(seed=SEED, coins=list(COINS))
+    start_ms = recv_ns_of(market, SNAPSHOT_TICKS[0]) // 1_000_000 + 1
+    summary = Summary("hftbacktest")
+    write_l3_columns(ArchiveSlice(l4_archive, [coin], start_ms), coin, Output(tmp_path / "cols"), summary, None)
+    files = [p for p in summary.paths if p.suffix == ".npz"]
+    assert files and summary.events > 1000
+    assert hftbacktest_l3_book_is_ours(l4_archive, files, summary.specs[coin], coin) > 20
 
 
 def test_nautilus_l3_from_an_l4_archive_ends_on_our_book_order_by_order(l4_archive, tmp_path):  # noqa: F811

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +23,7 @@ import orjson
 
 from .files import Output, safe_name
 from .l2_columns import BookRows, NotColumnar, trade_rows
+from .l3_columns import DiffRows, book_rows
 from .levels import DAY_NS, LevelDiff
 from .reader import ArchiveSlice, stream_of
 from .summary import Summary
@@ -41,6 +42,7 @@ MODIFY_ORDER_EVENT = 12
 
 EVENT_FIELDS = [("ev", "<u8"), ("exch_ts", "<i8"), ("local_ts", "<i8"), ("px", "<f8"), ("qty", "<f8"), ("order_id", "<u8"), ("ival", "<i8"), ("fval", "<f8")]
 MS = 1_000_000
+COLUMNS = ["recv_ns", "session", "stream", "data", "raw"]
 
 Row = tuple[int, int, int, float, float, int, int, float]
 
@@ -53,33 +55,92 @@ def event_dtype() -> Any:
 
 def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
     """L3 (market by order) where the archive holds the coin's order-level book, else L2."""
-    if source.has_l4(coin):
-        write_l3(source, coin, output, summary, progress)
-        return
-    paths, events = len(summary.paths), summary.events
+    columns, frames = (write_l3_columns, write_l3) if source.has_l4(coin) else (write_l2_columns, write_l2)
+    paths, events, notes = len(summary.paths), summary.events, len(summary.notes)
     try:
-        write_l2_columns(source, coin, output, summary, progress)
-    except NotColumnar:  # rows kept whole as text, or another shape: frame by frame, the same rows
+        columns(source, coin, output, summary, progress)
+    except NotColumnar:  # rows kept whole as text, another shape, an unsafe start: frame by frame
         output.discard()
-        del summary.paths[paths:]
+        del summary.paths[paths:], summary.notes[notes:]
         summary.events = events
-        write_l2(source, coin, output, summary, progress)
+        frames(source, coin, output, summary, progress)
+
+
+def write_l3_columns(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+    """``write_l3`` from the archive's ``l4Diffs`` columns (``l3_columns``): the book at the start and
+    at each day's start from ``l4_state``, then a row a diff, merged with the trades."""
+    from ..l4 import l4_state
+
+    diffs = source.batches("l4Diffs", coin, ["recv_ns", "data", "raw"])
+    first = next(diffs, None)
+    if first is None or not first.num_rows:
+        raise NotColumnar("no diff rows in the window")
+    first_recv = int(first.column("recv_ns")[0].as_py())
+    state = l4_state(source.store, coin, first_recv - 1)
+    if not state.book.safe:
+        raise NotColumnar("a start no snapshot vouches for")
+    converter = DiffRows(state.book.height)
+    start_rows = book_rows(state.book, int(state.book.time_ms) * MS, first_recv)
+
+    start = object()
+
+    def with_start() -> Iterator[Any]:
+        yield start  # the starting book first, then the diff batches
+        yield first
+        yield from diffs
+
+    def convert(batch: Any) -> Any:
+        return start_rows if batch is start else converter.rows(batch)
+
+    def day_start(day: int, local: int) -> Any:
+        at_day = l4_state(source.store, coin, day * DAY_NS - 1)
+        return book_rows(at_day.book, int(at_day.book.time_ms) * MS, local)
+
+    _write_merged([(with_start(), convert), *_trade_stream(source, coin)], output, coin, summary, progress, day_start)
+    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
+        bids = state.book.orders("B")
+        spec = source.spec(coin, float(bids[0]["limitPx"]) if bids else None, sz_decimals=converter.sz_decimals)
+        summary.specs[coin] = spec
+        summary.notes.append(f"{coin}: L3 (market by order) from the order-level book: use BacktestAsset().l3_fifo_queue_model()")
+        write_json(output, f"{safe_name(coin)}.json", spec)
 
 
 def write_l2_columns(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
     """``write_l2`` from the archive's columns (``l2_columns``), merged with the trades by receive
     time a batch at a time and written a chunk at a time (``npz.DayFile``): memory holds a batch."""
+    book_stream = stream_of("l2Book", coin)
+    gaps = source.gaps(coin, ("l2Book",))
+    converter = BookRows(book_stream, [g.start_ns for g in gaps if g.stream == book_stream])
+    streams = [(source.batches("l2Book", coin, COLUMNS), converter.rows), *_trade_stream(source, coin)]
+    _write_merged(streams, output, coin, summary, progress)
+    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
+        spec = source.spec(coin, converter.first_px)
+        summary.specs[coin] = spec
+        write_json(output, f"{safe_name(coin)}.json", spec)
+
+
+def _trade_stream(source: ArchiveSlice, coin: str) -> list[tuple[Iterator[Any], Callable[[Any], Any]]]:
+    if not source.has(coin, "trades"):
+        return []
+    trade_stream = stream_of("trades", coin)
+    return [(source.batches("trades", coin, COLUMNS), lambda batch: trade_rows(batch, trade_stream))]
+
+
+def _write_merged(
+    streams: list[tuple[Iterator[Any], Callable[[Any], Any]]],
+    output: Output,
+    coin: str,
+    summary: Summary,
+    progress: Callable[[int, int], None] | None,
+    day_start: Callable[[int, int], Any] | None = None,
+) -> None:
+    """Rows of each stream (batches -> rows, each in receive order) merged by receive time, a batch at a
+    time, into one ``DayFile`` a UTC day; ``day_start(day, first local_ts)`` gives rows each later
+    day's file opens with."""
     import numpy as np
 
     from .npz import DayFile
 
-    book_stream, trade_stream = stream_of("l2Book", coin), stream_of("trades", coin)
-    gaps = source.gaps(coin, ("l2Book",))
-    converter = BookRows(book_stream, [g.start_ns for g in gaps if g.stream == book_stream])
-    columns = ["recv_ns", "session", "stream", "data", "raw"]
-    streams = [(source.batches("l2Book", coin, columns), converter.rows)]
-    if source.has(coin, "trades"):
-        streams.append((source.batches("trades", coin, columns), lambda batch: trade_rows(batch, trade_stream)))
     empty = np.zeros(0, event_dtype())
     pending = [empty for _ in streams]
     done = [False for _ in streams]
@@ -116,9 +177,12 @@ def write_l2_columns(source: ArchiveSlice, coin: str, output: Output, summary: S
                 end = starts[k + 1] if k + 1 < len(starts) else len(merged)
                 this_day = int(days[start])
                 if this_day != day:
+                    first_day = day is None
                     if day_file is not None:
                         _finish(day_file, coin, summary, progress)
                     day, day_file = this_day, DayFile(output, f"{safe_name(coin)}_{_date(this_day).replace('-', '')}.npz")
+                    if day_start is not None and not first_day:
+                        day_file.add(day_start(this_day, int(merged["local_ts"][start])))
                 assert day_file is not None
                 day_file.add(merged[start:end])
         if day_file is not None:
@@ -127,10 +191,6 @@ def write_l2_columns(source: ArchiveSlice, coin: str, output: Output, summary: S
         if day_file is not None:
             day_file.abandon()
         raise
-    if any(p.name.startswith(safe_name(coin) + "_") for p in summary.paths):
-        spec = source.spec(coin, converter.first_px)
-        summary.specs[coin] = spec
-        write_json(output, f"{safe_name(coin)}.json", spec)
 
 
 def _finish(day_file: Any, coin: str, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
