@@ -7,7 +7,7 @@
   written in its collector's format (gzip lines ``<local ns> <frame>``), warmed (its numba code
   compiled) and in-process, both writing the ``.npz``; frames/s.
 - L3: a busy coin's order-level archive (the l4_book benchmark's: every level's orders change every
-  block) exported to hftbacktest's L3 rows; events/s.
+  block), from its first node snapshot, exported to hftbacktest's L3 rows; events/s.
 - Memory: the L2 export's peak RSS for an archive 10x longer, each in a fresh process.
 """
 
@@ -39,6 +39,7 @@ from .common import (
 
 T0 = 1_767_225_600_000_000_000
 COIN = "BTC"
+PART_ROWS = 600  # a minute of a 10 Hz book
 
 
 def write_l2(root: Path, hft_file: Path | None, n: int) -> Path:
@@ -46,7 +47,7 @@ def write_l2(root: Path, hft_file: Path | None, n: int) -> Path:
     same frames as hftbacktest's collector writes them."""
     frames = synthetic_frames({"type": "l2Book", "coin": COIN}, n, seed=4)
     lines = []
-    with ArchiveWriter(root) as writer:
+    with ArchiveWriter(root, flush_rows=PART_ROWS) as writer:  # a part a minute, as the recorder commits them
         for frame in frames:
             recv = int(frame["data"]["time"]) * 1_000_000 + 2_000_000
             writer.write(frame, recv, {"type": "l2Book", "coin": COIN})
@@ -84,11 +85,11 @@ def theirs_l2(hft_file: Path, n: int, tick: float, lot: float) -> float:
         shutil.rmtree(out)
 
 
-def l3_events_per_second(root: Path) -> tuple[float, int]:
+def l3_events_per_second(root: Path, start_ms: int) -> tuple[float, int]:
     out = Path(tempfile.mkdtemp())
     try:
         start = time.perf_counter()
-        summary = export_with_summary(root, "hftbacktest", coin=COIN, out=out / "x")
+        summary = export_with_summary(root, "hftbacktest", coin=COIN, out=out / "x", start=start_ms)
         return summary.events / (time.perf_counter() - start), summary.events
     finally:
         shutil.rmtree(out)
@@ -127,10 +128,11 @@ def main() -> None:
         Figure("L2 export, l2Book frames/s (one coin, 20 levels)", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
     ]
 
-    from .l4_book import build
+    from .l4_book import build, recv_ns
 
-    l4_root, _, _, _ = build(work / "l4", args.l4_minutes, 100, 1.0)
-    l3 = [l3_events_per_second(l4_root) for _ in range(args.runs)]
+    l4_root, _, market, _ = build(work / "l4", args.l4_minutes, 100, 1.0)
+    after_snapshot_ms = recv_ns(market, 600) // 1_000_000 + 1  # from the first node snapshot (a minute in): a start it vouches for
+    l3 = [l3_events_per_second(l4_root, after_snapshot_ms) for _ in range(args.runs)]
     l3_rate = statistics.median(rate for rate, _ in l3)
     figures.append(Figure(f"L3 export, events/s ({l3[0][1]:,} events, a busy coin)", round(l3_rate), None, "-", ">= 1,000,000/s", l3_rate >= 1_000_000))
 
