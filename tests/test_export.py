@@ -361,3 +361,28 @@ def test_the_columnar_l2_path_writes_exactly_the_frame_paths_rows(archive, tmp_p
         write(source, COIN, Output(tmp_path / name), summary, None)
         arrays.append(np.concatenate([np.load(p)["data"] for p in summary.paths if p.suffix == ".npz"]))
     assert len(arrays[0]) > 1000 and np.array_equal(arrays[0], arrays[1])
+
+
+def test_spot_pairs_are_currency_pairs_and_their_files_have_safe_names(tmp_path):
+    from nautilus_trader.model.instruments import CurrencyPair
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    root = tmp_path / "spot"
+    now_ms = int(time.time() * 1000)
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=5, start_ms=now_ms, tick_ms=50), rate=20)) as server:
+        record(root, server.ws_url, [{"type": "l2Book", "coin": "PURR/USDC"}, {"type": "trades", "coin": "PURR/USDC"}], 1.5, meta=True)
+    summary = export_with_summary(root, "nautilus", coin="PURR/USDC", out=tmp_path / "catalog")
+    [instrument] = ParquetDataCatalog(str(tmp_path / "catalog")).instruments()
+    assert isinstance(instrument, CurrencyPair) and str(instrument.id) == "PURR-USDC-SPOT.HYPERLIQUID"
+    assert summary.specs["PURR/USDC"]["instrument_id"] == "PURR-USDC-SPOT.HYPERLIQUID"
+    paths = export(root, "hftbacktest", coin="PURR/USDC", out=tmp_path / "hft")
+    assert {p.name.split("_")[0] for p in paths} == {"PURR-USDC"} and (tmp_path / "hft" / "PURR-USDC.json").exists()
+
+
+def test_a_missing_extra_is_one_line_naming_the_install(archive, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nautilus_trader", None)  # as if not installed
+    result = CliRunner().invoke(main, ["export", str(archive), "--format", "nautilus", "--coin", COIN, "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "pip install 'hlarchive[nautilus]'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()

@@ -179,28 +179,28 @@ def _write_merged(
                 if this_day != day:
                     first_day = day is None
                     if day_file is not None:
-                        _finish(day_file, coin, summary, progress)
+                        _finish(day_file, coin, summary)
                     day, day_file = this_day, DayFile(output, f"{safe_name(coin)}_{_date(this_day).replace('-', '')}.npz")
                     if day_start is not None and not first_day:
                         day_file.add(day_start(this_day, int(merged["local_ts"][start])))
                 assert day_file is not None
                 day_file.add(merged[start:end])
+                if progress is not None:  # as it goes: rows, and the bytes they take in the day's array
+                    progress(end - start, (end - start) * merged.dtype.itemsize)
         if day_file is not None:
-            _finish(day_file, coin, summary, progress)
+            _finish(day_file, coin, summary)
     except BaseException:
         if day_file is not None:
             day_file.abandon()
         raise
 
 
-def _finish(day_file: Any, coin: str, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
+def _finish(day_file: Any, coin: str, summary: Summary) -> None:
     path = day_file.close()
     summary.paths.append(path)
     summary.events += day_file.rows
     if day_file.raised:
         summary.notes.append(f"{coin}: {day_file.raised} rows arrived over 10 s late; their exchange time was raised to keep hftbacktest's order")
-    if progress is not None:
-        progress(day_file.rows, path.stat().st_size)
 
 
 def write_l2(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
