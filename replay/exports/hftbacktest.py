@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from schemas.layout import ArchiveError
+
 from .files import Output, safe_name
 from .l2_columns import BookRows, NotColumnar, trade_rows
 from .l3_columns import DiffRows, book_rows
@@ -79,7 +81,12 @@ def write_l3_columns(source: ArchiveSlice, coin: str, output: Output, summary: S
     state = l4_state(source.store, coin, first_recv - 1)
     if not state.book.safe:
         raise NotColumnar("a start no snapshot vouches for")
-    converter = DiffRows(state.book.height)
+    try:
+        source.asset(coin)
+        no_meta = False
+    except ArchiveError:
+        no_meta = True
+    converter = DiffRows(state.book.height, track_decimals=no_meta)
     start_rows = book_rows(state.book, int(state.book.time_ms) * MS, first_recv)
 
     start = object()

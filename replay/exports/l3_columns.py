@@ -13,8 +13,7 @@ import pyarrow.compute as pc
 from .l2_columns import BUY_EVENT, MS, SELL_EVENT, NotColumnar
 
 DEPTH_CLEAR_EVENT, ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT = 3, 10, 11, 12
-KIND = r'^(?:\{"(?P<kind>new|update|modified)":\{|"(?P<remove>remove)"$)'
-SIZE = r'"(?:sz|newSz)":"(?P<sz>[^"]+)"\}\}$'
+NEW, MODIFIED, UPDATE, NEW_SIZE = '{"new":{"sz":"', '{"modified":{"sz":"', '{"update":{"origSz":"', '","newSz":"'
 
 
 def book_rows(book: Any, exch: int, local: int) -> Any:
@@ -32,12 +31,37 @@ def book_rows(book: Any, exch: int, local: int) -> Any:
     return np.array(out, dtype=event_dtype()) if out else np.zeros(0, event_dtype())
 
 
+def sizes(raw: pa.Array, new: Any, modified: Any, update: Any) -> tuple[Any, list[pa.Array]]:
+    """Each diff's size as a float (0 for a remove), cut from the JSON text by its shape's fixed
+    prefix (``{"new":{"sz":"S"}}``, ``{"modified":{"sz":"S"}}``; an update's ``newSz`` follows its
+    ``origSz``), and the size texts (for a lot read from them)."""
+
+    texts = []
+    as_bytes = raw.cast(pa.binary())
+    text = pc.binary_slice(as_bytes, len(NEW), -3)  # right for every new: the most common shape
+    if modified.any():
+        text = pc.if_else(pa.array(modified), pc.binary_slice(as_bytes, len(MODIFIED), -3), text)
+    sized = new | modified
+    text = pc.if_else(pa.array(sized), text, b"0").cast(pa.string())
+    out = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).copy()
+    texts.append(text.filter(pa.array(sized)))
+    if update.any():
+        parts = pc.split_pattern(raw.filter(pa.array(update)), NEW_SIZE, max_splits=1)
+        if pc.any(pc.not_equal(pc.list_value_length(parts), 2)).as_py():
+            raise NotColumnar("an update without newSz")
+        text = pc.binary_slice(pc.list_element(parts, 1).cast(pa.binary()), 0, -3).cast(pa.string())
+        out[update] = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+        texts.append(text)
+    return out, texts
+
+
 class DiffRows:
     """``l4Diffs`` batches (one coin, receive order) as L3 rows; blocks up to ``after_block`` skipped
     (they are in the starting book already)."""
 
-    def __init__(self, after_block: int) -> None:
+    def __init__(self, after_block: int, *, track_decimals: bool = False) -> None:
         self.after_block = after_block
+        self.track_decimals = track_decimals  # without a meta: the lot from the most decimals a size shows
         self.sz_decimals = 0
 
     def rows(self, batch: pa.RecordBatch) -> Any:
@@ -47,25 +71,29 @@ class DiffRows:
 
         if batch.column("raw").null_count != batch.num_rows or batch.column("data").null_count:
             raise NotColumnar("rows kept whole as text")
+        keep = pc.greater(batch.column("data").field("block"), self.after_block)
+        if not pc.all(keep).as_py():  # only the first batches hold blocks the starting book has
+            batch = batch.filter(keep)
         data = batch.column("data")
-        keep = pc.greater(data.field("block"), self.after_block)
-        batch, data = batch.filter(keep), data.filter(keep)
         if not batch.num_rows:
             return np.zeros(0, event_dtype())
         raw = data.field("raw_book_diff")
-        kind = pc.extract_regex(raw, KIND)
-        if kind.null_count:
+        # the node's four shapes, their key order proven by exact prefixes (anything else: the frame path)
+        remove = pc.equal(raw, '"remove"').to_numpy(zero_copy_only=False)
+        new = pc.starts_with(raw, NEW).to_numpy(zero_copy_only=False)
+        update = pc.starts_with(raw, UPDATE).to_numpy(zero_copy_only=False)
+        modified = pc.starts_with(raw, MODIFIED).to_numpy(zero_copy_only=False)
+        closed = pc.ends_with(raw, '"}}').to_numpy(zero_copy_only=False)
+        if not ((remove | ((new | update | modified) & closed)).all()):
             raise NotColumnar("a book diff of another shape")
-        remove = pc.equal(kind.field("remove"), "remove").to_numpy(zero_copy_only=False)
-        new = pc.equal(kind.field("kind"), "new").to_numpy(zero_copy_only=False)
-        sized = pc.extract_regex(raw, SIZE)  # a struct's field keeps its values where the struct is null
-        has_size = pc.invert(pc.is_null(sized)).to_numpy(zero_copy_only=False)
-        if (has_size == remove).any():
-            raise NotColumnar("a book diff without its size")
-        size = pc.if_else(pc.is_null(sized), "0", sized.field("sz"))
-        decimals = pc.utf8_length(pc.extract_regex(size, r"\.(?P<d>\d*?)0*$").field("d"))
-        self.sz_decimals = max(self.sz_decimals, pc.max(decimals).as_py() or 0)
-        sz = pc.cast(size, pa.float64()).to_numpy(zero_copy_only=False)
+        try:
+            sz, texts = sizes(raw, new, modified, update)
+        except pa.ArrowInvalid as exc:
+            raise NotColumnar(f"a size that is not a number: {exc}") from None
+        if self.track_decimals:
+            for text in texts:
+                decimals = pc.utf8_length(pc.extract_regex(text, r"\.(?P<d>\d*?)0*$").field("d"))
+                self.sz_decimals = max(self.sz_decimals, pc.max(decimals).as_py() or 0)
         kinds = np.where(remove | (~new & (sz == 0)), CANCEL_ORDER_EVENT, np.where(new, ADD_ORDER_EVENT, MODIFY_ORDER_EVENT))
         buy = pc.equal(data.field("side"), "B").to_numpy(zero_copy_only=False)
         out = np.zeros(batch.num_rows, event_dtype())
