@@ -449,14 +449,15 @@ class Replay:
     ) -> Iterator[pa.RecordBatch]:
         """The archive's Arrow batches of one channel, part by part in time order, for vectorised work.
 
-        Columns are the typed archive columns (``data`` nested as received); rows outside
+        Columns are the typed archive columns (``data`` nested as received, or only some of its
+        fields: ``"data.px"``); rows outside
         ``[start, end]`` are dropped. Parts of different coins are not interleaved.
         """
         parts = find_parts(self._store, channels=[channel], coins=[coin] if coin else None, start_ns=self.start_ns, end_ns=self.end_ns)
         parts.sort(key=lambda p: (p.name.first_recv_ns, p.coin))
         for part in parts:
             parquet = open_part(part)
-            wanted = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+            wanted = None if columns is None else [c for c in columns if c.split(".")[0] in parquet.schema_arrow.names]  # "data.px": one field of data
             for batch in parquet.iter_batches(batch_size=batch_size, columns=_with_recv(wanted)):
                 if self.start_ns is not None or self.end_ns is not None:
                     batch = _in_range(batch, self.start_ns, self.end_ns)

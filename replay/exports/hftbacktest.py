@@ -45,6 +45,7 @@ MODIFY_ORDER_EVENT = 12
 EVENT_FIELDS = [("ev", "<u8"), ("exch_ts", "<i8"), ("local_ts", "<i8"), ("px", "<f8"), ("qty", "<f8"), ("order_id", "<u8"), ("ival", "<i8"), ("fval", "<f8")]
 MS = 1_000_000
 COLUMNS = ["recv_ns", "session", "stream", "data", "raw"]
+DIFF_ROWS = 65_536  # diff rows read at once (4 MB of event rows)
 
 Row = tuple[int, int, int, float, float, int, int, float]
 
@@ -73,7 +74,7 @@ def write_l3_columns(source: ArchiveSlice, coin: str, output: Output, summary: S
     at each day's start from ``l4_state``, then a row a diff, merged with the trades."""
     from ..l4 import l4_state
 
-    diffs = source.batches("l4Diffs", coin, ["recv_ns", "data", "raw"])
+    diffs = source.batches("l4Diffs", coin, ["recv_ns", *(f"data.{name}" for name in DiffRows.FIELDS), "raw"], batch_size=DIFF_ROWS)
     first = next(diffs, None)
     if first is None or not first.num_rows:
         raise NotColumnar("no diff rows in the window")
@@ -176,8 +177,11 @@ def _write_merged(
                 cut = len(rows) if watermark is None else int(np.searchsorted(rows["local_ts"], watermark, side="right"))
                 taken.append(rows[:cut])
                 pending[i] = rows[cut:]
-            merged = np.concatenate(taken)
-            merged = merged[np.argsort(merged["local_ts"], kind="stable")]
+            if len(taken) == 1:
+                merged = taken[0]  # one stream: already in receive order
+            else:
+                merged = np.concatenate(taken)
+                merged = merged[np.argsort(merged["local_ts"], kind="stable")]
             days = merged["local_ts"] // DAY_NS
             starts = np.flatnonzero(np.concatenate([[True], days[1:] != days[:-1]]))
             for k, start in enumerate(starts.tolist()):
@@ -381,6 +385,10 @@ def correct_event_order(data: Any) -> Any:
     a row that stands at the same place in both carrying both (hftbacktest's ``correct_event_order``
     documents this split)."""
     import numpy as np
+
+    if (np.diff(data["exch_ts"]) >= 0).all() and (np.diff(data["local_ts"]) >= 0).all():  # the common case: both in order already
+        data["ev"] |= EXCH_EVENT | LOCAL_EVENT  # in place: the rows are the caller's to give
+        return data
 
     by_exch = np.argsort(data["exch_ts"], kind="stable")
     by_local = np.argsort(data["local_ts"], kind="stable")

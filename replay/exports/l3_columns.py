@@ -59,6 +59,8 @@ class DiffRows:
     """``l4Diffs`` batches (one coin, receive order) as L3 rows; blocks up to ``after_block`` skipped
     (they are in the starting book already)."""
 
+    FIELDS = ("block", "block_ms", "oid", "side", "px", "raw_book_diff")  # what is read of a diff row (not its user)
+
     def __init__(self, after_block: int, *, track_decimals: bool = False) -> None:
         self.after_block = after_block
         self.track_decimals = track_decimals  # without a meta: the lot from the most decimals a size shows

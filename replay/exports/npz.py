@@ -62,7 +62,7 @@ class DayFile:
         exch_rows = ordered["exch_ts"][(ordered["ev"] & EXCH_EVENT) != 0]
         if len(exch_rows):
             self.last_exch = max(self.last_exch, int(exch_rows.max()))
-        self.handle.write(ordered.tobytes())
+        self.handle.write(memoryview(np.ascontiguousarray(ordered)).cast("B"))
         self.rows += len(ordered)
 
     def close(self) -> Path:
