@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replay import Replay
 from replay.cli import main
@@ -386,3 +388,23 @@ def test_a_missing_extra_is_one_line_naming_the_install(archive, tmp_path, monke
     result = CliRunner().invoke(main, ["export", str(archive), "--format", "nautilus", "--coin", COIN, "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "pip install 'hlarchive[nautilus]'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(head=st.binary(max_size=300), chunks=st.lists(st.binary(min_size=0, max_size=3000), max_size=6))
+def test_a_zip_compressed_on_another_core_with_its_head_written_last_reads_back(tmp_path_factory, head, chunks):
+    import zipfile
+    import zlib
+
+    from replay.exports.deflate_zip import DeflateEntry, crc32_combine, write_zip
+
+    work = tmp_path_factory.mktemp("zip")
+    body = DeflateEntry(work / "body")
+    for chunk in chunks:
+        body.write(chunk)
+    body.finish()
+    write_zip(work / "x.npz", "data.npy", head, body)
+    with zipfile.ZipFile(work / "x.npz") as archive:
+        assert archive.testzip() is None and archive.read("data.npy") == head + b"".join(chunks)
+    tail = b"".join(chunks)
+    assert crc32_combine(zlib.crc32(head), zlib.crc32(tail), len(tail)) == zlib.crc32(head + tail)
