@@ -46,7 +46,7 @@ class DeflateEntry:
         if self._error is not None:
             raise self._error
         if len(chunk):
-            self._queue.put(bytes(chunk))
+            self._queue.put(chunk)  # the caller hands the rows over: no copy
 
     def finish(self) -> None:
         self._queue.put(_SENTINEL)

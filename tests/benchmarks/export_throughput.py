@@ -105,46 +105,50 @@ print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
 """
 
 
+def figures(frames: int = 20_000, runs: int = 3, l4_minutes: float = 3.0) -> list[Figure]:
+    import statistics
+
+    from .l4_book import build, recv_ns
+
+    work = Path(tempfile.mkdtemp())
+    try:
+        n = frames
+        root, hft_file = work / "l2", work / "collector.gz"
+        write_l2(root, hft_file, n)
+        small = work / "small.gz"
+        write_l2(work / "small-archive", small, 200)
+        theirs_l2(small, 200, 0.1, 0.00001)  # warm: numba compiles once
+        ours_l2(work / "small-archive", 200)
+        ours, theirs = interleaved(runs, lambda: ours_l2(root, n), lambda: theirs_l2(hft_file, n, 1.0, 0.00001))
+        ratios = round_ratios(ours, theirs)
+        out = [
+            Figure("export L2 to hftbacktest, l2Book frames/s", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
+        ]
+        l4_root, _, market, _ = build(work / "l4", l4_minutes, 100, 1.0)
+        after_snapshot_ms = recv_ns(market, 600) // 1_000_000 + 1  # from the first node snapshot (a minute in): a start it vouches for
+        l3 = [l3_events_per_second(l4_root, after_snapshot_ms) for _ in range(runs)]
+        l3_rate = statistics.median(rate for rate, _ in l3)
+        out.append(Figure(f"export L3 to hftbacktest, events/s ({l3[0][1]:,}, a busy coin)", round(l3_rate), None, "-", ">= 1,000,000/s", l3_rate >= 1_000_000))
+        long_root = work / "l2x10"
+        write_l2(long_root, None, n * 10)
+        _, peak_1 = run_measured("", root.as_posix(), code=PEAK_CODE)
+        _, peak_10 = run_measured("", long_root.as_posix(), code=PEAK_CODE)
+        out.append(Figure(f"export L2 peak RSS MB, {n * 10:,} frames (10x)", peak_10, peak_1, f"{n:,} frames (1x)", "within 10% of 1x", peak_10 <= peak_1 * 1.10))
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--l4-minutes", type=float, default=3.0)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp())
-    n = args.frames
-    root, hft_file = work / "l2", work / "collector.gz"
-    write_l2(root, hft_file, n)
-    small = work / "small.gz"
-    write_l2(work / "small-archive", small, 200)
-    theirs_l2(small, 200, 0.1, 0.00001)  # warm: numba compiles once
-    ours_l2(work / "small-archive", 200)
-    rounds = interleaved(args.runs, lambda: ours_l2(root, n), lambda: theirs_l2(hft_file, n, 1.0, 0.00001))
-    ours, theirs = rounds[0], rounds[1]
-    ratios = round_ratios(ours, theirs)
-    import statistics
-
-    figures = [
-        Figure("L2 export, l2Book frames/s (one coin, 20 levels)", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
-    ]
-
-    from .l4_book import build, recv_ns
-
-    l4_root, _, market, _ = build(work / "l4", args.l4_minutes, 100, 1.0)
-    after_snapshot_ms = recv_ns(market, 600) // 1_000_000 + 1  # from the first node snapshot (a minute in): a start it vouches for
-    l3 = [l3_events_per_second(l4_root, after_snapshot_ms) for _ in range(args.runs)]
-    l3_rate = statistics.median(rate for rate, _ in l3)
-    figures.append(Figure(f"L3 export, events/s ({l3[0][1]:,} events, a busy coin)", round(l3_rate), None, "-", ">= 1,000,000/s", l3_rate >= 1_000_000))
-
-    long_root = work / "l2x10"
-    write_l2(long_root, None, n * 10)
-    _, peak_1 = run_measured("", root.as_posix(), code=PEAK_CODE)
-    _, peak_10 = run_measured("", long_root.as_posix(), code=PEAK_CODE)
-    figures.append(Figure(f"L2 export peak RSS MB, {n * 10:,} frames (10x)", peak_10, peak_1, f"{n:,} frames (1x)", "within 10% of 1x", peak_10 <= peak_1 * 1.10))
+    results = figures(args.frames, args.runs, args.l4_minutes)
     print(f"export, median of {args.runs} runs ({machine()})")
-    print(table([f.row() for f in figures], HEADER))
-    print(round_lines(figures))
-    shutil.rmtree(work, ignore_errors=True)
+    print(table([f.row() for f in results], HEADER))
+    print(round_lines(results))
 
 
 if __name__ == "__main__":
