@@ -55,29 +55,11 @@ def archived(root: Path, channel: str) -> list[tuple[int, dict[str, Any]]]:
     return [(item.recv_ns, item.message) for item in replay.items() if item.stream is not None]
 
 
-def test_hftbacktest_steps_through_our_book_and_every_trade(archive, tmp_path):
-    import numpy as np
+def steps_show_our_book(files: list[Any], spec: dict[str, Any], books: list[tuple[int, dict[str, Any]]]) -> int:
+    """Step hftbacktest's HashMapMarketDepthBacktest through ``files`` every 7 ms: at each step its best
+    bid and ask (and their sizes) are those of the last ``l2Book`` frame received by then. The
+    number of trades it saw."""
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
-    from hftbacktest.data.validation import validate_event_order
-
-    summary = export_with_summary(archive, "hftbacktest", coin=COIN, out=tmp_path / "out")
-    files = [p for p in summary.paths if p.suffix == ".npz"]
-    assert files and all(p.name.startswith("ETH_") for p in files)
-    spec = orjson.loads((tmp_path / "out" / "ETH.json").read_bytes())
-    assert summary.specs[COIN]["tick_size"] == spec["tick_size"] and spec["lot_size"] == 10.0 ** -spec["sz_decimals"]
-    arrays = [np.load(p)["data"] for p in files]
-    for data in arrays:
-        validate_event_order(data)  # hftbacktest's own check
-        assert (data["ev"] & (EXCH_EVENT | LOCAL_EVENT) != 0).all()
-    data = np.concatenate(arrays)
-    kinds = data["ev"] & 0xFF
-    books = archived(archive, "l2Book")
-    trades = [t for _, m in archived(archive, "trades") for t in m["data"]]
-    assert int((kinds == TRADE_EVENT).sum()) == len(trades)
-    # a snapshot at the start, at the second session and after the dropped connection
-    clears = int(((kinds == DEPTH_CLEAR_EVENT) & (data["ev"] & BUY_EVENT != 0)).sum())
-    assert clears >= 3, f"{clears} bid-side clears: a snapshot is missing after a gap or a restart"
-    assert (kinds == DEPTH_SNAPSHOT_EVENT).sum() >= 3 * 20
 
     asset = (
         BacktestAsset()
@@ -110,7 +92,33 @@ def test_hftbacktest_steps_through_our_book_and_every_trade(archive, tmp_path):
     seen_trades += len(hbt.last_trades(0))
     hbt.close()
     assert checked > 100
-    assert seen_trades == len(trades)
+    return seen_trades
+
+
+def test_hftbacktest_steps_through_our_book_and_every_trade(archive, tmp_path):
+    import numpy as np
+    from hftbacktest.data.validation import validate_event_order
+
+    summary = export_with_summary(archive, "hftbacktest", coin=COIN, out=tmp_path / "out")
+    files = [p for p in summary.paths if p.suffix == ".npz"]
+    assert files and all(p.name.startswith("ETH_") for p in files)
+    spec = orjson.loads((tmp_path / "out" / "ETH.json").read_bytes())
+    assert summary.specs[COIN]["tick_size"] == spec["tick_size"] and spec["lot_size"] == 10.0 ** -spec["sz_decimals"]
+    arrays = [np.load(p)["data"] for p in files]
+    for data in arrays:
+        validate_event_order(data)  # hftbacktest's own check
+        assert (data["ev"] & (EXCH_EVENT | LOCAL_EVENT) != 0).all()
+    data = np.concatenate(arrays)
+    kinds = data["ev"] & 0xFF
+    books = archived(archive, "l2Book")
+    trades = [t for _, m in archived(archive, "trades") for t in m["data"]]
+    assert int((kinds == TRADE_EVENT).sum()) == len(trades)
+    # a snapshot at the start, at the second session and after the dropped connection
+    clears = int(((kinds == DEPTH_CLEAR_EVENT) & (data["ev"] & BUY_EVENT != 0)).sum())
+    assert clears >= 3, f"{clears} bid-side clears: a snapshot is missing after a gap or a restart"
+    assert (kinds == DEPTH_SNAPSHOT_EVENT).sum() >= 3 * 20
+
+    assert steps_show_our_book(files, spec, books) == len(trades)
 
 
 def test_tardis_csvs_in_tardis_layout_read_by_hftbacktests_own_converter(archive, tmp_path):
@@ -133,7 +141,9 @@ def test_tardis_csvs_in_tardis_layout_read_by_hftbacktests_own_converter(archive
     ticker = read_csv(str(next(p for p in paths if "_derivative_ticker_" in p.name)))
     assert ticker and ticker[0]["funding_rate"] and ticker[0]["mark_price"]
 
-    data = tardis.convert([str(trades_file), str(book_file)])  # hftbacktest's own reader of tardis files
+    data = tardis.convert([str(trades_file), str(book_file)], output_filename=str(tmp_path / "from_tardis.npz"))  # hftbacktest's own reader of tardis files
+    spec = export_with_summary(archive, "hftbacktest", coin=COIN, out=tmp_path / "spec").specs[COIN]
+    assert steps_show_our_book([tmp_path / "from_tardis.npz"], spec, archived(archive, "l2Book")) == len(archived_trades)
     ours = export(archive, "hftbacktest", coin=COIN, out=tmp_path / "npz")
     mine = np.concatenate([np.load(p)["data"] for p in ours if p.suffix == ".npz"])
     kinds_theirs, kinds_mine = data["ev"] & 0xFF, mine["ev"] & 0xFF
