@@ -11,7 +11,8 @@ from . import FORMATS
 
 
 class _Progress:
-    """Rows and MB written, and MB/s, on one line of a terminal (nothing when not on one)."""
+    """Rows and MB exported (the rows' size before compression), and MB/s, on one line of a terminal
+    (nothing when not on one)."""
 
     def __init__(self) -> None:
         self.rows = 0
@@ -24,7 +25,7 @@ class _Progress:
         self.bytes += written
         if self.shown:
             seconds = max(1e-9, time.monotonic() - self.started)
-            click.echo(f"\r{self.rows:,} rows, {self.bytes / 1e6:,.1f} MB written, {self.bytes / 1e6 / seconds:,.1f} MB/s", nl=False, err=True)
+            click.echo(f"\r{self.rows:,} rows, {self.bytes / 1e6:,.1f} MB, {self.bytes / 1e6 / seconds:,.1f} MB/s", nl=False, err=True)
 
     def done(self) -> None:
         if self.shown:
