@@ -31,27 +31,29 @@ def book_rows(book: Any, exch: int, local: int) -> Any:
     return np.array(out, dtype=event_dtype()) if out else np.zeros(0, event_dtype())
 
 
-def sizes(raw: pa.Array, new: Any, modified: Any, update: Any) -> tuple[Any, list[pa.Array]]:
+def sizes(raw: pa.Array, new: Any, modified: Any, update: Any, *, with_texts: bool = False) -> tuple[Any, list[pa.Array]]:
     """Each diff's size as a float (0 for a remove), cut from the JSON text by its shape's fixed
     prefix (``{"new":{"sz":"S"}}``, ``{"modified":{"sz":"S"}}``; an update's ``newSz`` follows its
-    ``origSz``), and the size texts (for a lot read from them)."""
+    ``origSz``), and, if asked, the size texts (for a lot read from them)."""
+    import numpy as np
 
+    out = np.zeros(len(raw), np.float64)
     texts = []
     as_bytes = raw.cast(pa.binary())
-    text = pc.binary_slice(as_bytes, len(NEW), -3)  # right for every new: the most common shape
-    if modified.any():
-        text = pc.if_else(pa.array(modified), pc.binary_slice(as_bytes, len(MODIFIED), -3), text)
-    sized = new | modified
-    text = pc.if_else(pa.array(sized), text, b"0").cast(pa.string())
-    out = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).copy()
-    texts.append(text.filter(pa.array(sized)))
+    for mask, prefix in ((new, NEW), (modified, MODIFIED)):
+        if mask.any():
+            text = pc.binary_slice(as_bytes.filter(pa.array(mask)), len(prefix), -3).cast(pa.string())
+            out[mask] = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
+            if with_texts:
+                texts.append(text)
     if update.any():
         parts = pc.split_pattern(raw.filter(pa.array(update)), NEW_SIZE, max_splits=1)
         if pc.any(pc.not_equal(pc.list_value_length(parts), 2)).as_py():
             raise NotColumnar("an update without newSz")
         text = pc.binary_slice(pc.list_element(parts, 1).cast(pa.binary()), 0, -3).cast(pa.string())
         out[update] = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
-        texts.append(text)
+        if with_texts:
+            texts.append(text)
     return out, texts
 
 
@@ -89,7 +91,7 @@ class DiffRows:
         if not ((remove | ((new | update | modified) & closed)).all()):
             raise NotColumnar("a book diff of another shape")
         try:
-            sz, texts = sizes(raw, new, modified, update)
+            sz, texts = sizes(raw, new, modified, update, with_texts=self.track_decimals)
         except pa.ArrowInvalid as exc:
             raise NotColumnar(f"a size that is not a number: {exc}") from None
         if self.track_decimals:

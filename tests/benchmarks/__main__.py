@@ -38,7 +38,7 @@ def main() -> None:
     figures += history_import.figures(mb=5 if args.quick else 50, runs=runs)
     figures += object_storage.figures(hours=1 if args.quick else 24, runs=runs)
     figures += paper_throughput.figures(frames=5_000 if args.quick else 40_000, runs=runs, orders=200 if args.quick else 2_000)
-    figures += export_throughput.figures(frames=2_000 if args.quick else 20_000, runs=runs, l4_minutes=1.5 if args.quick else 3.0)
+    figures += export_throughput.figures(frames=2_000 if args.quick else 20_000, runs=runs, l4_minutes=1.5 if args.quick else 5.0)
     print(f"hlarchive benchmarks: median of {runs} run(s); {machine()}; {time.strftime('%Y-%m-%d', time.gmtime())}; took {time.time() - started:.0f}s")
     print(table([f.row() for f in figures], HEADER))
     print(round_lines(figures))

@@ -105,7 +105,7 @@ print(f"PEAK_RSS_MB={vm_hwm_mb():.1f}", file=sys.stderr)
 """
 
 
-def figures(frames: int = 20_000, runs: int = 3, l4_minutes: float = 3.0) -> list[Figure]:
+def figures(frames: int = 20_000, runs: int = 3, l4_minutes: float = 5.0) -> list[Figure]:
     import statistics
 
     from .l4_book import build, recv_ns
@@ -143,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--l4-minutes", type=float, default=3.0)
+    parser.add_argument("--l4-minutes", type=float, default=5.0)
     args = parser.parse_args()
     results = figures(args.frames, args.runs, args.l4_minutes)
     print(f"export, median of {args.runs} runs ({machine()})")
