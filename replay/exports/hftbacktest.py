@@ -7,9 +7,10 @@
   ``l2Book`` stream; between them ``DEPTH_EVENT`` rows for the levels that changed from the previous
   frame, quantity 0 for a level that left the 20 shown. Trades: ``TRADE_EVENT`` with the taker's side.
 - Order: where exchange and receive orders differ, rows are split as hftbacktest's
-  ``correct_event_order`` documents; a negative feed latency is shifted away as its
-  ``correct_local_timestamp`` documents (said in the summary). Numpy only: hftbacktest itself is not
-  needed to write its files.
+  ``correct_event_order`` documents. On the columnar paths a receive time before the exchange's is
+  raised to it (``npz``); the frame path shifts a negative feed latency away as hftbacktest's
+  ``correct_local_timestamp`` documents (said in the summary). Numpy only: hftbacktest itself is
+  not needed to write its files.
 - Tick and lot size go beside the data as ``<coin>.json``, for ``BacktestAsset().tick_size(...).lot_size(...)``.
 """
 

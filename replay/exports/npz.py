@@ -1,8 +1,12 @@
 """hftbacktest's day files written a chunk at a time: rows are compressed on another core as they come
 (``deflate_zip``) and the ``.npy`` header, which holds the final row count, is put in front at the
-end, so memory holds one chunk, never a day, and compression costs the exporter no time of its own. Rows are put in hftbacktest's event order chunk by
-chunk: rows received in the last ``HOLD_NS`` stay back for the next chunk, so a frame that arrives
-late (its exchange time before what was written) is ordered with what came before it."""
+end, so memory holds one chunk, never a day, and compression costs the exporter no time of its own.
+
+Rows are put in hftbacktest's event order chunk by chunk: rows received in the last ``HOLD_NS``
+stay back for the next chunk, so a frame that arrives late is ordered with what came before it. A
+row later than that (its exchange time before what was already written) gets the last written
+exchange time, counted in the summary. A receive time before the exchange time is raised to it
+(a feed latency is never negative)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from .deflate_zip import DeflateEntry, write_zip
 from .files import Output
 
 HOLD_NS = 10_000_000_000  # rows held back for the next chunk: 10 s of receive time
-HEADER_BYTES = 256  # the .npy header, padded to a fixed size so the row count can be written last
+HEADER_BYTES = 256  # the .npy header, padded to a fixed size
 
 
 class DayFile:
@@ -32,7 +36,6 @@ class DayFile:
         self.held: Any = np.zeros(0, self.dtype)
         self.last_exch = -(2**62)
         self.raised = 0  # rows whose exchange time was raised to keep the order (arrived over HOLD_NS late)
-        self.shift = 0
 
     def add(self, rows: Any, *, final: bool = False) -> None:
         """Rows in receive order (without EXCH/LOCAL flags); all but the newest ``HOLD_NS`` are written."""
