@@ -256,7 +256,7 @@ def test_nautilus_reads_our_tardis_csvs_with_the_same_counts(archive, tmp_path):
     loader = TardisCSVDataLoader(price_precision=2, size_precision=4, instrument_id=InstrumentId.from_str("ETH-USD-PERP.HYPERLIQUID"))
     by_type = {kind: [p for p in paths if f"_{kind}_" in p.name] for kind in ("trades", "incremental_book_L2", "quotes", "derivative_ticker")}
     assert sum(len(loader.load_trades(p)) for p in by_type["trades"]) == sum(len(read_csv(str(p))) for p in by_type["trades"])
-    assert sum(len(loader.load_deltas(p)) for p in by_type["incremental_book_L2"]) >= sum(len(read_csv(str(p))) for p in by_type["incremental_book_L2"])
+    assert sum(len(loader.load_deltas(p)) for p in by_type["incremental_book_L2"]) == sum(len(read_csv(str(p))) for p in by_type["incremental_book_L2"])
     assert sum(len(loader.load_quotes(p)) for p in by_type["quotes"]) == sum(len(read_csv(str(p))) for p in by_type["quotes"])
     assert sum(len(loader.load_funding_rates(p)) for p in by_type["derivative_ticker"]) >= 1
 
