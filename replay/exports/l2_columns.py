@@ -13,10 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .events import BUY_EVENT, DEPTH_CLEAR_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, SELL_EVENT, TRADE_EVENT
 from .levels import DAY_NS
 
-BUY_EVENT, SELL_EVENT = 1 << 29, 1 << 28
-DEPTH_EVENT, TRADE_EVENT, DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT = 1, 2, 3, 4
 MS = 1_000_000
 
 
@@ -41,7 +40,7 @@ class BookRows:
 
     def rows(self, batch: pa.RecordBatch) -> Any:
         np = self.np
-        from .hftbacktest import event_dtype
+        from .events import event_dtype
 
         batch = batch.filter(pc.equal(batch.column("stream"), self.stream))
         if not batch.num_rows:
@@ -137,7 +136,7 @@ def trade_rows(batch: pa.RecordBatch, stream: str) -> Any:
     """``trades`` batches as ``TRADE_EVENT`` rows, the taker's side, in receive order."""
     import numpy as np
 
-    from .hftbacktest import event_dtype
+    from .events import event_dtype
 
     batch = batch.filter(pc.equal(batch.column("stream"), stream))
     if not batch.num_rows:

@@ -10,9 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .l2_columns import BUY_EVENT, MS, SELL_EVENT, NotColumnar
+from .events import ADD_ORDER_EVENT, BUY_EVENT, CANCEL_ORDER_EVENT, DEPTH_CLEAR_EVENT, MODIFY_ORDER_EVENT, SELL_EVENT
+from .l2_columns import MS, NotColumnar
 
-DEPTH_CLEAR_EVENT, ADD_ORDER_EVENT, CANCEL_ORDER_EVENT, MODIFY_ORDER_EVENT = 3, 10, 11, 12
 NEW, MODIFIED, UPDATE, NEW_SIZE = '{"new":{"sz":"', '{"modified":{"sz":"', '{"update":{"origSz":"', '","newSz":"'
 
 
@@ -20,7 +20,7 @@ def book_rows(book: Any, exch: int, local: int) -> Any:
     """A whole L4 book as a clear a side then ``ADD_ORDER_EVENT`` rows, best price first, in priority order."""
     import numpy as np
 
-    from .hftbacktest import event_dtype
+    from .events import event_dtype
 
     out: list[tuple[int, int, int, float, float, int, int, float]] = []
     for side, flag, best in (("B", BUY_EVENT, min), ("A", SELL_EVENT, max)):
@@ -71,7 +71,7 @@ class DiffRows:
     def rows(self, batch: pa.RecordBatch) -> Any:
         import numpy as np
 
-        from .hftbacktest import event_dtype
+        from .events import event_dtype
 
         if batch.column("raw").null_count != batch.num_rows or batch.column("data").null_count:
             raise NotColumnar("rows kept whole as text")

@@ -26,7 +26,7 @@ class DayFile:
     def __init__(self, output: Output, name: str) -> None:
         import numpy as np
 
-        from .hftbacktest import event_dtype
+        from .events import event_dtype
 
         self.np = np
         self.dtype = event_dtype()
@@ -56,7 +56,7 @@ class DayFile:
         if late.any():
             self.raised += int(late.sum())
             ready["exch_ts"][late] = self.last_exch
-        from .hftbacktest import EXCH_EVENT, correct_event_order
+        from .events import EXCH_EVENT, correct_event_order
 
         ordered = correct_event_order(ready)
         exch_rows = ordered["exch_ts"][(ordered["ev"] & EXCH_EVENT) != 0]
