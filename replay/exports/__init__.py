@@ -1,18 +1,19 @@
 """Export a slice of the archive as the input of another backtester: hftbacktest's event arrays,
-NautilusTrader's Parquet data catalog, tardis.dev's CSV datasets (what many tools read). One module a format, over one reader of the
-archive's slice (``reader``); nothing here writes to the archive, and nothing half-written is left
-in the output (files are written under a temporary name and renamed)."""
+NautilusTrader's Parquet data catalog, tardis.dev's CSV datasets (what many tools read). One module
+a format, over one reader of the archive's slice (``reader``); nothing here writes to the archive,
+and nothing half-written is left in the output (files are written under a temporary name and
+renamed). Arrow loads on the first export, not on import: ``hlarchive record`` lists this command
+without it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .files import Output
-from .reader import ArchiveSlice
-from .summary import Summary
+if TYPE_CHECKING:
+    from .summary import Summary
 
 FORMATS = ("hftbacktest", "nautilus", "tardis")
 EXTRAS = {"hftbacktest": ("numpy", "hftbacktest"), "nautilus": ("nautilus_trader", "nautilus")}  # format -> (module it needs, the extra that brings it)
@@ -47,6 +48,10 @@ def export_with_summary(
 ) -> Summary:
     """As :func:`export`, with the summary the CLI prints (events, files, tick and lot sizes)."""
     from schemas.layout import ArchiveError
+
+    from .files import Output
+    from .reader import ArchiveSlice
+    from .summary import Summary
 
     if format not in FORMATS:
         raise ArchiveError(f"unknown export format {format!r}: use one of {', '.join(FORMATS)}")
