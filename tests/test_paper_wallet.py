@@ -385,3 +385,39 @@ def test_an_archive_without_meta_or_users_serves_every_wallet_stream(tmp_path):
     assert {f["channel"] for f in streams.frames} >= {"userFills", "userFundings", "userNonFundingLedgerUpdates", "webData2", "activeAssetData", "user", "orderUpdates"}
     assert [fill["oid"] for f in streams.of("user") for fill in f["data"]["fills"]] == [filled["filled"]["oid"]]
     assert [f for f in sent_frames(log) if f.get("channel") == "error"] == []
+
+
+def test_basic_tpsl_with_a_fresh_wallet_and_its_order_updates(server):
+    """The SDK's basic_tpsl flow on both servers: a long, a reduce-only stop below the market (shown as
+    a trigger, canceled), and a normalTpsl entry with its take profit; orderUpdates says each step."""
+    from hyperliquid.exchange import Exchange
+    from hyperliquid.info import Info
+
+    wallet = fresh_wallet()
+    me = wallet.address
+    info = Info(server.base_url, skip_ws=False)
+    updates: list[dict[str, Any]] = []
+    try:
+        info.subscribe({"type": "orderUpdates", "user": me}, updates.append)
+        ex = Exchange(wallet, server.base_url)
+        assert statuses(ex.market_open("ETH", True, 0.05))[0]["filled"]["totalSz"] == "0.05"
+        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
+        stop = {"trigger": {"triggerPx": round(bid * 0.5, 1), "isMarket": True, "tpsl": "sl"}}
+        [resting] = statuses(ex.order("ETH", False, 0.05, round(bid * 0.4, 1), stop, reduce_only=True))
+        oid = resting["resting"]["oid"]
+        [shown] = [o for o in info.frontend_open_orders(me) if o["oid"] == oid]
+        assert shown["isTrigger"] is True and shown["orderType"] == "Stop Market" and shown["triggerCondition"].startswith("Price below")
+        assert statuses(ex.cancel("ETH", oid)) == ["success"]
+        entry = {"coin": "ETH", "is_buy": True, "sz": 0.05, "limit_px": round(bid * 0.9, 1), "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}
+        take_profit = {"coin": "ETH", "is_buy": False, "sz": 0.05, "limit_px": round(bid * 1.5, 1), "order_type": {"trigger": {"triggerPx": round(bid * 1.5, 1), "isMarket": True, "tpsl": "tp"}}, "reduce_only": True}
+        placed = statuses(ex.bulk_orders([entry, take_profit], grouping="normalTpsl"))
+        assert "resting" in placed[0] and placed[1] == "waitingForFill"
+        deadline = time.time() + 10
+        while len(updates) < 5 and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        info.disconnect_websocket()
+    seen = [(u["order"]["oid"], u["status"]) for frame in updates for u in frame["data"]]
+    assert (oid, "open") in seen and (oid, "canceled") in seen
+    assert [status for _, status in seen][:1] == ["filled"]  # the market order came first
+    assert info.user_state(me)["assetPositions"][0]["position"]["szi"] == "0.05"
