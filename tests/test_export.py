@@ -49,9 +49,9 @@ def archive(tmp_path_factory) -> Path:
     return root
 
 
-def archived(root: Path, channel: str) -> list[tuple[int, dict[str, Any]]]:
+def archived(root: Path, channel: str, coin: str = COIN) -> list[tuple[int, dict[str, Any]]]:
     replay = Replay(root)
-    replay.subscribe({"type": channel, "coin": COIN}, lambda m: None)
+    replay.subscribe({"type": channel, "coin": coin}, lambda m: None)
     return [(item.recv_ns, item.message) for item in replay.items() if item.stream is not None]
 
 
@@ -418,3 +418,29 @@ def test_a_zip_compressed_on_another_core_with_its_head_written_last_reads_back(
         assert archive.testzip() is None and archive.read("data.npy") == head + b"".join(chunks)
     tail = b"".join(chunks)
     assert crc32_combine(zlib.crc32(head), zlib.crc32(tail), len(tail)) == zlib.crc32(head + tail)
+
+
+def test_an_imported_history_archive_exports_to_every_format(tmp_path):
+    """The exchange's own history imported (books, fills paired into trades, asset contexts; no meta):
+    every format exports it, hftbacktest's arrays pass its own order check and count every trade."""
+    import numpy as np
+    from hftbacktest.data.validation import validate_event_order
+    from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+    from recorder.imports.history import import_history
+
+    from .history_files import make_history
+
+    source, root = tmp_path / "bucket", tmp_path / "archive"
+    make_history(source)
+    import_history([str(source)], root)
+    trades = [t for _, m in archived(root, "trades", "BTC") for t in m["data"]]
+    assert trades and archived(root, "l2Book", "BTC")
+    hft = export_with_summary(root, "hftbacktest", coin="BTC", out=tmp_path / "hft")
+    data = np.concatenate([np.load(p)["data"] for p in hft.paths if p.suffix == ".npz"])
+    validate_event_order(data)
+    assert int(((data["ev"] & 0xFF) == TRADE_EVENT).sum()) == len(trades)
+    tardis_paths = export(root, "tardis", coin="BTC", out=tmp_path / "tardis")
+    assert sum(len(read_csv(str(p))) for p in tardis_paths if "_trades_" in p.name) == len(trades)
+    export(root, "nautilus", coin="BTC", out=tmp_path / "catalog")
+    assert len(ParquetDataCatalog(str(tmp_path / "catalog")).trade_ticks()) == len(trades)

@@ -880,23 +880,3 @@ def test_simulate_writes_the_report_of_the_accounts_that_traded_when_stopped(tmp
     assert "wrote the paper report of 1 account(s)" in err
     page = report.read_text()
     assert WALLET.address.lower() in page and 'id="chart"' in page
-
-
-def test_the_sdk_places_and_cancels_a_stop_loss_over_the_wire():
-    """The SDK's basic_tpsl flow, unchanged: a long, then a reduce-only stop below the market."""
-    from hyperliquid.exchange import Exchange
-    from hyperliquid.info import Info
-
-    with simulate() as server:
-        info = Info(server.base_url, skip_ws=True)
-        ex = Exchange(WALLET, server.base_url)
-        assert statuses(ex.market_open("ETH", True, 0.05))[0]["filled"]["totalSz"] == "0.05"
-        bid = float(info.l2_snapshot("ETH")["levels"][0][0]["px"])
-        stop = {"trigger": {"triggerPx": round(bid * 0.5, 1), "isMarket": True, "tpsl": "sl"}}
-        [resting] = statuses(ex.order("ETH", False, 0.05, round(bid * 0.4, 1), stop, reduce_only=True))
-        oid = resting["resting"]["oid"]
-        [shown] = [o for o in info.frontend_open_orders(WALLET.address) if o["oid"] == oid]
-        assert shown["isTrigger"] is True and shown["orderType"] == "Stop Market" and shown["triggerCondition"].startswith("Price below")
-        assert statuses(ex.cancel("ETH", oid)) == ["success"]
-        assert info.query_order_by_oid(WALLET.address, oid)["order"]["status"] == "canceled"
-        assert info.user_state(WALLET.address)["assetPositions"][0]["position"]["szi"] == "0.05"

@@ -408,6 +408,7 @@ def test_basic_tpsl_with_a_fresh_wallet_and_its_order_updates(server):
         [shown] = [o for o in info.frontend_open_orders(me) if o["oid"] == oid]
         assert shown["isTrigger"] is True and shown["orderType"] == "Stop Market" and shown["triggerCondition"].startswith("Price below")
         assert statuses(ex.cancel("ETH", oid)) == ["success"]
+        assert info.query_order_by_oid(me, oid)["order"]["status"] == "canceled"
         entry = {"coin": "ETH", "is_buy": True, "sz": 0.05, "limit_px": round(bid * 0.9, 1), "order_type": {"limit": {"tif": "Gtc"}}, "reduce_only": False}
         take_profit = {"coin": "ETH", "is_buy": False, "sz": 0.05, "limit_px": round(bid * 1.5, 1), "order_type": {"trigger": {"triggerPx": round(bid * 1.5, 1), "isMarket": True, "tpsl": "tp"}}, "reduce_only": True}
         placed = statuses(ex.bulk_orders([entry, take_profit], grouping="normalTpsl"))
