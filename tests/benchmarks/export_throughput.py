@@ -2,7 +2,8 @@
 
     python -m tests.benchmarks.export_throughput [--frames 20000] [--runs 3] [--l4-minutes 3]
 
-- L2: one coin's ``l2Book`` frames (20 levels a side, the simulator's, every level moving) exported
+- L2: one coin's ``l2Book`` frames (20 levels a side, the simulator's, every level moving) and its
+  ``trades`` frames, interleaved by receive time as recorded, exported
   to hftbacktest's arrays, against ``hftbacktest.data.utils.hyperliquid.convert`` of the same frames
   written in its collector's format (gzip lines ``<local ns> <frame>``), warmed (its numba code
   compiled) and in-process, both writing the ``.npz``; frames/s.
@@ -43,16 +44,18 @@ PART_ROWS = 600  # a minute of a 10 Hz book
 
 
 def write_l2(root: Path, hft_file: Path | None, n: int) -> Path:
-    """``n`` l2Book frames into an archive (received 2 ms after their exchange time) and, if asked, the
-    same frames as hftbacktest's collector writes them."""
-    frames = synthetic_frames({"type": "l2Book", "coin": COIN}, n, seed=4)
+    """``n`` l2Book frames and as many trades frames, interleaved as recorded (each received 2 ms after
+    its exchange time), into an archive and, if asked, as hftbacktest's collector writes them."""
+    books = synthetic_frames({"type": "l2Book", "coin": COIN}, n, seed=4)
+    trades = synthetic_frames({"type": "trades", "coin": COIN}, n, seed=4)
     lines = []
     with ArchiveWriter(root, flush_rows=PART_ROWS) as writer:  # a part a minute, as the recorder commits them
-        for frame in frames:
-            recv = int(frame["data"]["time"]) * 1_000_000 + 2_000_000
-            writer.write(frame, recv, {"type": "l2Book", "coin": COIN})
-            if hft_file is not None:
-                lines.append(b"%d %s\n" % (recv, orjson.dumps(frame)))
+        for book, trade in zip(books, trades):
+            recv = int(book["data"]["time"]) * 1_000_000 + 2_000_000
+            for frame, channel, at in ((trade, "trades", recv - 500_000), (book, "l2Book", recv)):
+                writer.write(frame, at, {"type": channel, "coin": COIN})
+                if hft_file is not None:
+                    lines.append(b"%d %s\n" % (at, orjson.dumps(frame)))
     if hft_file is not None:
         with gzip.open(hft_file, "wb", compresslevel=1) as handle:
             handle.writelines(lines)
@@ -122,7 +125,7 @@ def figures(frames: int = 20_000, runs: int = 3, l4_minutes: float = 5.0) -> lis
         ours, theirs = interleaved(runs, lambda: ours_l2(root, n), lambda: theirs_l2(hft_file, n, 1.0, 0.00001))
         ratios = round_ratios(ours, theirs)
         out = [
-            Figure("export L2 to hftbacktest, l2Book frames/s", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
+            Figure("export L2 to hftbacktest, l2Book frames/s (+ as many trades frames)", round(statistics.median(ours)), round(statistics.median(theirs)), "hftbacktest's hyperliquid.convert, warmed", ">= 3x", statistics.median(ratios) >= 3.0, ratios),
         ]
         l4_root, _, market, _ = build(work / "l4", l4_minutes, 100, 1.0)
         after_snapshot_ms = recv_ns(market, 600) // 1_000_000 + 1  # from the first node snapshot (a minute in): a start it vouches for
