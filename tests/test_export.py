@@ -406,7 +406,7 @@ def test_a_zip_compressed_on_another_core_with_its_head_written_last_reads_back(
     import zipfile
     import zlib
 
-    from replay.exports.deflate_zip import DeflateEntry, crc32_combine, write_zip
+    from replay.exports.hftbacktest.deflate_zip import DeflateEntry, crc32_combine, write_zip
 
     work = tmp_path_factory.mktemp("zip")
     body = DeflateEntry(work / "body")

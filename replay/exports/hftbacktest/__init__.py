@@ -24,6 +24,10 @@ import orjson
 
 from schemas.layout import ArchiveError
 
+from ..files import Output, safe_name
+from ..levels import DAY_NS, LevelDiff
+from ..reader import ArchiveSlice, stream_of
+from ..summary import Summary
 from .events import (
     ADD_ORDER_EVENT,
     BUY_EVENT,
@@ -40,12 +44,8 @@ from .events import (
     correct_local_timestamp,
     event_dtype,
 )
-from .files import Output, safe_name
 from .l2_columns import BookRows, NotColumnar, trade_rows
 from .l3_columns import DiffRows, book_rows
-from .levels import DAY_NS, LevelDiff
-from .reader import ArchiveSlice, stream_of
-from .summary import Summary
 
 MS = 1_000_000
 COLUMNS = ["recv_ns", "session", "stream", "data", "raw"]
@@ -70,7 +70,7 @@ def write_hftbacktest(source: ArchiveSlice, coin: str, output: Output, summary: 
 def write_l3_columns(source: ArchiveSlice, coin: str, output: Output, summary: Summary, progress: Callable[[int, int], None] | None) -> None:
     """``write_l3`` from the archive's ``l4Diffs`` columns (``l3_columns``): the book at the start and
     at each day's start from ``l4_state``, then a row a diff, merged with the trades."""
-    from ..l4 import l4_state
+    from ...l4 import l4_state
 
     diffs = source.batches("l4Diffs", coin, ["recv_ns", *(f"data.{name}" for name in DiffRows.FIELDS), "raw"], batch_size=DIFF_ROWS)
     first = next(diffs, None)

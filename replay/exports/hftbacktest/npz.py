@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..files import Output
 from .deflate_zip import DeflateEntry, write_zip
-from .files import Output
 
 HOLD_NS = 10_000_000_000  # rows held back for the next chunk: 10 s of receive time
 HEADER_BYTES = 256  # the .npy header, padded to a fixed size
