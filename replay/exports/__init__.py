@@ -1,5 +1,6 @@
 """Export a slice of the archive as the input of another backtester: hftbacktest's event arrays,
-NautilusTrader's Parquet data catalog, tardis.dev's CSV datasets (what many tools read). One module
+NautilusTrader's Parquet data catalog, tardis.dev's CSV datasets (what many tools read), freqtrade's
+data directory (candles, mark and funding, trades). One module
 a format, over one reader of the archive's slice (``reader``); nothing here writes to the archive,
 and nothing half-written is left in the output (files are written under a temporary name and
 renamed). Arrow loads on the first export, not on import: ``hlarchive record`` lists this command
@@ -15,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .summary import Summary
 
-FORMATS = ("hftbacktest", "nautilus", "tardis")
-EXTRAS = {"hftbacktest": ("numpy", "hftbacktest"), "nautilus": ("nautilus_trader", "nautilus")}  # format -> (module it needs, the extra that brings it)
+FORMATS = ("hftbacktest", "nautilus", "tardis", "freqtrade")
+EXTRAS = {"hftbacktest": ("numpy", "hftbacktest"), "nautilus": ("nautilus_trader", "nautilus"), "freqtrade": ("numpy", "freqtrade")}  # format -> (module it needs, the extra that brings it)
 
 
 def export(
@@ -29,10 +30,13 @@ def export(
     end: Any = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    timeframes: list[str] | None = None,
+    trades: bool = False,
 ) -> list[Path]:
     """Write ``coin``'s slice ``[start, end]`` of the archive at ``root`` as ``format`` under ``out``;
-    the paths written. ``progress(rows, bytes_written)`` is called as it goes."""
-    return export_with_summary(root, format, coin=coin, out=out, start=start, end=end, force=force, progress=progress).paths
+    the paths written. ``progress(rows, bytes_written)`` is called as it goes. freqtrade only:
+    ``timeframes`` (default 1m and 5m) and ``trades`` (also its ``-trades.feather`` files)."""
+    return export_with_summary(root, format, coin=coin, out=out, start=start, end=end, force=force, progress=progress, timeframes=timeframes, trades=trades).paths
 
 
 def export_with_summary(
@@ -45,6 +49,8 @@ def export_with_summary(
     end: Any = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    timeframes: list[str] | None = None,
+    trades: bool = False,
 ) -> Summary:
     """As :func:`export`, with the summary the CLI prints (events, files, tick and lot sizes)."""
     from schemas.layout import ArchiveError
@@ -61,7 +67,10 @@ def export_with_summary(
             __import__(needs[0])
         except ImportError:
             raise ArchiveError(f"--format {format} needs {needs[0]}: pip install 'hlarchive[{needs[1]}]'") from None
+    if format != "freqtrade" and (timeframes or trades):
+        raise ArchiveError("--timeframe and --trades are freqtrade's: the other formats carry every event as it came")
     coins = [coin] if isinstance(coin, str) else list(coin)
+    options: dict[str, Any] = {}
     source = ArchiveSlice(root, coins, start, end)
     output = Output(Path(out), force=force)
     summary = Summary(format)
@@ -69,11 +78,16 @@ def export_with_summary(
         from .hftbacktest import write_hftbacktest as write
     elif format == "nautilus":
         from .nautilus import write_nautilus as write
-    else:
+    elif format == "tardis":
         from .tardis import write_tardis as write
+    else:
+        from .freqtrade import check_timeframes
+        from .freqtrade import write_freqtrade as write
+
+        options = {"timeframes": check_timeframes(timeframes), "trades": trades}
     try:
         for name in source.coins:
-            write(source, name, output, summary, progress)
+            write(source, name, output, summary, progress, **options)
     except BaseException:
         output.discard()
         raise

@@ -14,6 +14,8 @@ class Summary:
     paths: list[Path] = field(default_factory=list)
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)  # coin -> tick and lot it used
     notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)  # lines after the summary (freqtrade: where each coin's candles came from)
+    warnings: list[str] = field(default_factory=list)  # lines for stderr (a coin with no data in the range)
 
     def line(self) -> str:
         sizes = "; ".join(f"{coin} tick {spec['tick_size']:g} lot {spec['lot_size']:g}" for coin, spec in self.specs.items() if "tick_size" in spec)
