@@ -32,7 +32,7 @@ from .l4 import CoinBook, Deriver, book_snapshot, derivable, l4_state, row_subsc
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
-    pass
+    import pyarrow.parquet as pq
 
 Callback = Callable[[Any], None]
 
@@ -457,7 +457,7 @@ class Replay:
         parts.sort(key=lambda p: (p.name.first_recv_ns, p.coin))
         for part in parts:
             parquet = open_part(part)
-            wanted = None if columns is None else [c for c in columns if c.split(".")[0] in parquet.schema_arrow.names]  # "data.px": one field of data
+            wanted = None if columns is None else _column_paths(parquet, columns)  # "data.px": one field of data
             for batch in parquet.iter_batches(batch_size=batch_size, columns=_with_recv(wanted)):
                 if self.start_ns is not None or self.end_ns is not None:
                     batch = _in_range(batch, self.start_ns, self.end_ns)
@@ -532,6 +532,25 @@ def _disjoint(parts: list[Part]) -> list[tuple[Part, Any]] | None:
 
 def _subscription(subscription: Mapping[str, Any] | Subscription) -> Subscription:
     return subscription if isinstance(subscription, Subscription) else parse_subscription(subscription, allow_unknown=True)
+
+
+def _column_paths(parquet: pq.ParquetFile, columns: list[str]) -> list[str]:
+    """The part's column paths of ``columns``: top-level names it has, and ``data.px`` as the path
+    Parquet gives a field of ``data`` (``data.list.element.px`` when ``data`` is a list of objects,
+    as ``trades`` is). A field the part lacks is left out, as a column is."""
+    paths = {parquet.schema.column(i).path for i in range(len(parquet.schema))}
+    wanted = []
+    for column in columns:
+        top, _, rest = column.partition(".")
+        if not rest:
+            if top in parquet.schema_arrow.names:
+                wanted.append(column)
+            continue
+        for path in (column, f"{top}.list.element.{rest}", f"{top}.list.item.{rest}"):
+            if path in paths or any(p.startswith(path + ".") for p in paths):
+                wanted.append(path)
+                break
+    return wanted
 
 
 def _with_recv(columns: list[str] | None) -> list[str] | None:

@@ -363,3 +363,32 @@ def test_an_s3_archive_exports_to_freqtrade(s3, history, tmp_path):
     got = load_pair_history(pair=PAIR, timeframe="1h", datadir=out, candle_type=CandleType.FUTURES, fill_up_missing=False)
     assert rows(got) == candles_from([t for t in archived_trades(root, "ETH") if t["time"] < T0_MS + 6 * 3_600_000], 3_600_000)
     assert len(got) == 6
+
+
+def test_small_chunks_give_the_same_files(history, tmp_path, monkeypatch):
+    """Trades folded a few hundred at a time (the reading thread well ahead, candles and repeats across
+    chunk edges) write the same candles and trades file as a day at a time."""
+    import replay.exports.freqtrade as freqtrade
+
+    root, _ = history
+    whole = export_with_summary(root, "freqtrade", coin="ETH", out=tmp_path / "whole", timeframes=["1m", "1h"], trades=True)
+    monkeypatch.setattr(freqtrade, "CHUNK_TRADES", 300)
+    small = export_with_summary(root, "freqtrade", coin="ETH", out=tmp_path / "small", timeframes=["1m", "1h"], trades=True)
+    assert [p.name for p in small.paths] == [p.name for p in whole.paths]
+    for a, b in zip(whole.paths, small.paths):
+        assert feather.read_table(a).equals(feather.read_table(b)), a.name
+    assert small.details == whole.details
+
+
+def test_interval_open_times():
+    from datetime import datetime, timezone
+
+    from replay.exports.ohlcv import open_time
+
+    def ms(text: str) -> int:
+        return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+    times = np.array([ms("2026-02-15T13:45:10"), ms("2026-03-01T00:00:00"), ms("2024-02-29T23:59:59")])
+    assert list(open_time(times, "1M")) == [ms("2026-02-01T00:00:00"), ms("2026-03-01T00:00:00"), ms("2024-02-01T00:00:00")]
+    assert list(open_time(times, "1w")) == [ms("2026-02-12T00:00:00"), ms("2026-02-26T00:00:00"), ms("2024-02-29T00:00:00")]  # Thursdays
+    assert list(open_time(times, "4h")) == [ms("2026-02-15T12:00:00"), ms("2026-03-01T00:00:00"), ms("2024-02-29T20:00:00")]

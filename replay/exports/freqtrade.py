@@ -10,14 +10,18 @@ freqtrade 2026.9's ``FeatherDataHandler`` names and reads it:
   them, else built from trades (recorded, or imported history) by ``ohlcv``;
 - ``-trades.feather`` (``timestamp, id, type, side, price, amount, cost``) with ``trades=True``.
 
-Trades are read a UTC day at a time (memory follows a day, not the archive); the last minute of
-each day is held back into the next so the trades file stays in time order across days.
+Trades are read a chunk at a time (a UTC day, at most ``CHUNK_TRADES``: memory follows the chunk, not
+the archive), by a thread while the chunk before is folded; the last minute of each chunk is held
+back into the next, so candles and the trades file stay in time order across chunks.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from queue import Full, Queue
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,15 +37,17 @@ from .files import Output
 from .ohlcv import (
     TIMEFRAME_MS,
     Candles,
+    Piece,
     Recorded,
     Trades,
     candles_of,
+    columns_of,
     floats,
     hourly_funding,
     hourly_mark,
     merge,
     recorded_candles,
-    trades_of_batches,
+    trades_of,
 )
 from .reader import ArchiveSlice
 from .summary import Summary
@@ -50,6 +56,8 @@ DEFAULT_TIMEFRAMES = ("1m", "5m")  # what `freqtrade download-data` asks for by 
 FUTURES_TIMEFRAME = "1h"  # the futures, mark and funding candles a futures backtest on Hyperliquid reads
 DAY_NS = 86_400_000_000_000
 HOLD_BACK_MS = 60_000
+CHUNK_TRADES = 500_000  # trades sorted and folded at once (or a day's, if fewer): the reading thread reads the next meanwhile
+TRADE_COLUMNS = ["recv_ns", "raw", "data.time", "data.tid", "data.px", "data.sz", "data.side"]  # not hashes nor users: a tenth of the reading
 DISAGREE_REL = 1e-9
 
 
@@ -206,16 +214,19 @@ def write_freqtrade(
 
 
 def _read_trades(source: ArchiveSlice, coin: str, timeframes: list[str], built: dict[str, list[Candles]], trades_file: _TradesFile | None) -> int:
-    """Trades a UTC day (of receive time) at a time into candle parts; the repeats dropped."""
+    """Trades a chunk at a time (a UTC day of receive time, at most ``CHUNK_TRADES``) into candle
+    parts; the repeats dropped (a tid counts once if its copies are at most a chunk apart). A thread
+    reads the parts and takes their columns apart (Parquet and Arrow let go of the GIL) while this
+    one sorts and folds the day before: both cores."""
     dropped = 0
     carry: Trades | None = None
     seen: np.ndarray | None = None
     day: int | None = None
-    pending: list[pa.RecordBatch] = []
+    pending: list[Piece] = []
 
     def flush(last: bool) -> None:
         nonlocal carry, seen, dropped
-        chunk, repeats = trades_of_batches(pending, carry, seen)
+        chunk, repeats = trades_of(pending, carry, seen)
         pending.clear()
         dropped += repeats
         if last or not len(chunk):
@@ -228,15 +239,54 @@ def _read_trades(source: ArchiveSlice, coin: str, timeframes: list[str], built: 
         if trades_file is not None:
             trades_file.write(done)
 
-    for batch in source.batches("trades", coin, ["recv_ns", "raw", "data"]):
-        batch_day = int(batch.column("recv_ns")[0].as_py()) // DAY_NS
-        if day is not None and batch_day != day and pending:
+    rows = 0
+    for batch_day, pieces in _prefetched(source.batches("trades", coin, TRADE_COLUMNS)):
+        if pending and (batch_day != day or rows >= CHUNK_TRADES):
             flush(False)
+            rows = 0
         day = batch_day
-        pending.append(batch)
+        pending.extend(pieces)
+        rows += sum(len(p[0]) for p in pieces)
     if pending or (carry is not None and len(carry)):
         flush(True)
     return dropped
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[tuple[int, list[Piece]]]:
+    """``(UTC day of its first receive time, its columns)`` of each batch, read ahead by a thread."""
+    done = object()
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                item = (int(batch.column("recv_ns")[0].as_py()) // DAY_NS, columns_of(batch))
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # raised again in the reading thread
+            queue.put(exc)
+
+    thread = threading.Thread(target=read, name="freqtrade-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _recorded(source: ArchiveSlice, coin: str, timeframe: str) -> Recorded | None:

@@ -6,11 +6,12 @@ Rules, the same everywhere:
 
 - A trade's place in time is ``(time, recv_ns, its index in its frame)``: ``open`` is the first trade
   of the interval, ``close`` the last. A ``tid`` seen twice (a resubscription's snapshot, two
-  recorder sessions, recorded and imported history) counts once: its first arrival.
+  recorder sessions, recorded and imported history) counts once: its first arrival (copies a chunk
+  apart at most, about half a million trades: the copies of one trade arrive close together).
 - Volume is the exact decimal sum of the sizes' text (integers scaled by the most decimals seen),
   rounded once to float: the same float as ``float(sum(Decimal(sz)))``.
-- Intervals are UTC and epoch-aligned (``1w`` opens on Thursdays, as the exchange's do), ``1M`` is
-  the calendar month. Empty intervals are left out.
+- Intervals are UTC and epoch-aligned, as ccxt's ``round_timeframe`` counts them (``1w`` opens on
+  Thursdays), ``1M`` is the calendar month. Empty intervals are left out.
 - Funding dated ``H`` is the rate paid at ``H``: the last ``funding`` an asset context showed in the
   hour before it (the rate the exchange settles at the end of that hour).
 """
@@ -66,10 +67,15 @@ class Trades:
 
 
 def trades_of_batches(batches: list[pa.RecordBatch], carry: Trades | None = None, seen: np.ndarray | None = None) -> tuple[Trades, int]:
-    """The trades of ``trades`` batches (columns ``recv_ns``, ``raw``, ``data``) and of ``carry`` (the
-    previous chunk's last trades, held back), sorted, with every ``tid`` once and none of ``seen``
-    (the previous chunk's); and how many repeats were dropped."""
-    pieces = [piece for batch in batches for piece in _columns(batch)]
+    """The trades of ``trades`` batches (columns ``recv_ns``, ``raw``, ``data``); as ``trades_of``."""
+    return trades_of([piece for batch in batches for piece in columns_of(batch)], carry, seen)
+
+
+def trades_of(pieces: list[Piece], carry: Trades | None = None, seen: np.ndarray | None = None) -> tuple[Trades, int]:
+    """The trades of ``pieces`` (``columns_of`` of batches) and of ``carry`` (the previous chunk's
+    last trades, held back), sorted, with every ``tid`` once and none of ``seen`` (the previous
+    chunk's); and how many repeats were dropped."""
+    pieces = list(pieces)
     if carry is not None and len(carry):
         pieces.append((carry.time, carry.recv, carry.index, carry.tid, carry.px, carry.units, carry.buy, carry.scale))
     if not pieces:
@@ -80,15 +86,33 @@ def trades_of_batches(batches: list[pa.RecordBatch], carry: Trades | None = None
     index = np.concatenate([p[2] for p in pieces])
     tid = np.concatenate([p[3] for p in pieces])
     px = np.concatenate([p[4] for p in pieces])
-    units = np.concatenate([p[5] * 10 ** (scale - p[7]) for p in pieces])
+    units = np.concatenate([p[5] * 10 ** (scale - p[7]) if p[7] != scale else p[5] for p in pieces])
     buy = np.concatenate([p[6] for p in pieces])
-    order = np.lexsort((index, recv, time))
-    keep = _first_of_each(tid[order])
+    order = None if _in_order(time, recv, index) else np.lexsort((index, recv, time))
+    if order is not None:
+        time, recv, index, tid, px, units, buy = (a[order] for a in (time, recv, index, tid, px, units, buy))
+    keep = _first_of_each(tid)
     if seen is not None and len(seen):
-        keep &= ~np.isin(tid[order], seen)
-    order = order[keep]
-    chunk = Trades(time[order], recv[order], index[order], tid[order], px[order], units[order], scale, buy[order])
-    return chunk, len(time) - len(order)
+        keep &= ~np.isin(tid, seen)
+    dropped = len(time) - int(keep.sum())
+    if dropped:
+        time, recv, index, tid, px, units, buy = (a[keep] for a in (time, recv, index, tid, px, units, buy))
+    return Trades(time, recv, index, tid, px, units, scale, buy), dropped
+
+
+def _in_order(time: np.ndarray, recv: np.ndarray, index: np.ndarray) -> bool:
+    """Whether the rows are already sorted by ``(time, recv, index)`` (one session's trades nearly
+    always are: then no sort)."""
+    if len(time) < 2:
+        return True
+    dt = np.diff(time)
+    if (dt < 0).any():
+        return False
+    tie = dt == 0
+    if not tie.any():
+        return True
+    dr = np.diff(recv)[tie]
+    return bool(((dr > 0) | ((dr == 0) & (np.diff(index)[tie] > 0))).all())
 
 
 def _first_of_each(tid: np.ndarray) -> np.ndarray:
@@ -99,7 +123,10 @@ def _first_of_each(tid: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _columns(batch: pa.RecordBatch) -> list[tuple[Any, ...]]:
+Piece = tuple[Any, ...]  # (time, recv, index, tid, px, units, buy, scale) of some trades, unsorted
+
+
+def columns_of(batch: pa.RecordBatch) -> list[Piece]:
     """``(time, recv, index, tid, px, units, buy, scale)`` of a batch: its columnar rows, and its rows
     kept as text (parsed one by one: the archive keeps a frame as text only when its shape was new)."""
     out = []
@@ -338,4 +365,4 @@ def floats(column: pa.Array) -> np.ndarray:
     return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
 
 
-__all__ = ["TIMEFRAME_MS", "Candles", "Recorded", "Trades", "candles_of", "floats", "hourly_funding", "hourly_mark", "merge", "open_time", "recorded_candles", "trades_of_batches"]
+__all__ = ["TIMEFRAME_MS", "Candles", "Piece", "Recorded", "Trades", "candles_of", "columns_of", "trades_of", "floats", "hourly_funding", "hourly_mark", "merge", "open_time", "recorded_candles", "trades_of_batches"]

@@ -12,6 +12,7 @@ import time
 from . import (
     archive_size,
     export_throughput,
+    freqtrade_export,
     history_import,
     object_storage,
     paper_throughput,
@@ -39,6 +40,7 @@ def main() -> None:
     figures += object_storage.figures(hours=1 if args.quick else 24, runs=runs)
     figures += paper_throughput.figures(frames=5_000 if args.quick else 40_000, runs=runs, orders=200 if args.quick else 2_000)
     figures += export_throughput.figures(frames=2_000 if args.quick else 20_000, runs=runs, l4_minutes=1.5 if args.quick else 5.0)
+    figures += freqtrade_export.figures(trades=200_000 if args.quick else 2_000_000, coins=10 if args.quick else 100, days=3 if args.quick else 30, runs=runs)
     print(f"hlarchive benchmarks: median of {runs} run(s); {machine()}; {time.strftime('%Y-%m-%d', time.gmtime())}; took {time.time() - started:.0f}s")
     print(table([f.row() for f in figures], HEADER))
     print(round_lines(figures))
