@@ -51,6 +51,8 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False), help="A TOML file with the same settings (coins, channels, users, subs, out, url...).")
 @click.option("--duration", default=None, type=float, help="Stop after this many seconds (default: run until Ctrl-C / SIGTERM).")
 @click.option("--flush-seconds", default=60.0, show_default=True, type=float, help="Commit parts and trim the journal at least this often.")
+@click.option("--compact-every", default="1h", show_default=True, help="Merge each partition's parts of every span this long into one, behind the recording (30s, 10m, 1h...; 0: off).")
+@click.option("--compact-after", default="10m", show_default=True, help="How long past a span's end its compaction waits (late parts).")
 @click.option("--no-meta", is_flag=True, help="Do not snapshot the info endpoint's meta and spotMeta.")
 @click.option("--per-connection", default=200, show_default=True, type=int, help="At most this many subscriptions per websocket connection.")
 @click.option("--ping-seconds", default=50.0, show_default=True, type=float, help="Ping interval (Hyperliquid drops connections silent for 60 s).")
@@ -70,7 +72,7 @@ def record(
     out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
     excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
-    no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
+    compact_every: str, compact_after: str, no_meta: bool, per_connection: int, ping_seconds: float, stall_seconds: float, status_seconds: float, quiet: bool,
     upload_url: str | None, keep_local_days: float | None, metrics_at: str | None, health_at: str | None,
 ) -> None:
     """Record Hyperliquid websocket subscriptions into a Parquet archive, through disconnects and crashes;
@@ -126,6 +128,8 @@ def record(
         keep_local_days=keep_local_days if keep_local_days is not None else config.get("keep_local_days"),
         metrics_address=parse_address(metrics_at or config["metrics"], "--metrics") if (metrics_at or config.get("metrics")) else None,
         health_address=parse_address(health_at or config["health"], "--health") if (health_at or config.get("health")) else None,
+        compact_every_s=_duration(config.get("compact_every", compact_every) if compact_every == "1h" else compact_every, "--compact-every"),
+        compact_after_s=_duration(config.get("compact_after", compact_after) if compact_after == "10m" else compact_after, "--compact-after"),
     )
     if recorder.recovered:
         click.echo(f"recovered from a previous crash: {orjson.dumps(recorder.recovered).decode()}", err=True)
@@ -307,3 +311,15 @@ def _import_json_lines(files: tuple[str, ...], root: str, start: str | None, sil
 
     report = import_files(list(files), root, start_ns=start_ns, progress=progress)
     click.echo(f"imported {report.frames:,} frames from {report.files} file(s)" + (f"; {report.bad_lines} bad line(s) kept as malformed events" if report.bad_lines else ""))
+
+
+def _duration(value: str | float, option: str) -> float:
+    from .compactor import parse_duration
+
+    try:
+        seconds = parse_duration(value, option)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if 0 < seconds < 1:
+        raise click.BadParameter(f"{option} {value!r}: at least 1s (or 0: off)")
+    return seconds

@@ -30,6 +30,8 @@ from schemas.layout import JOURNAL_DIR, check_session, session_id
 from schemas.subscriptions import Subscription
 
 from .archiver import Archiver
+from .catalog import catch_up, start_catalog
+from .compactor import BackgroundCompactor
 from .connection import MAINNET_URL, Connection, ConnectionConfig
 from .journal import DATA, EVENT, META, Journal
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
@@ -78,6 +80,8 @@ class Recorder:
         keep_local_days: float | None = None,
         metrics_address: tuple[str, int] | None = None,
         health_address: tuple[str, int] | None = None,
+        compact_every_s: float = 3600.0,
+        compact_after_s: float = 600.0,
     ) -> None:
         self.root = Path(root)
         self.subscriptions = list(subscriptions)
@@ -100,6 +104,9 @@ class Recorder:
         self.lag_warning_frames = lag_warning_frames
         prepare_root(self.root)
         self.recovered = _recover(self.root)
+        start_catalog(self.root)
+        catch_up(self.root)  # a crash between a part and its catalog entry
+        self.compactor = BackgroundCompactor(self.root, compact_every_s, compact_after_s, on_round=self._compacted) if compact_every_s and upload_url is None else None  # with --upload the store would keep both the small parts and the merged ones: compact it with `hlarchive compact URL`
         self.uploader = None
         if upload_url is not None:  # every committed part goes to the store in the background
             from .upload import Uploader
@@ -124,6 +131,11 @@ class Recorder:
             self._define(sub)
         self.connections: list[Connection] = []
         self._connection_tasks: list[asyncio.Task[None]] = []
+
+    def _compacted(self, round_: dict[str, Any]) -> None:
+        """A compaction round behind the recorder finished: an event in the archive (thread-safe)."""
+        if round_.get("partitions") and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_event, "compacted", 0, dict(round_))
 
     def _define(self, sub: Subscription) -> None:
         self._sub_ids[sub] = len(self._sub_ids) + 1
@@ -229,6 +241,8 @@ class Recorder:
         self.archiver.start()
         if self.uploader is not None:
             self.uploader.start()
+        if self.compactor is not None:
+            self.compactor.start()
         self.on_event("session_start", 0, {"url": self.url, "subscriptions": [s.to_dict() for s in self.subscriptions], "connections": len(self.plan), "recovered": self.recovered})
         self.connections = [
             Connection(i + 1, self.url, group, self, self.connection_config) for i, group in enumerate(self.plan)
@@ -260,6 +274,8 @@ class Recorder:
                 self.journal.sync()
             except OSError as exc:
                 self._journal_failed(exc)
+            if self.compactor is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.compactor.stop)
             if not await asyncio.get_running_loop().run_in_executor(None, self.archiver.stop) and self._writer_error is None:
                 self._writer_error = self.archiver.error
             if self.uploader is not None:  # the last parts: a bounded wait, the rest goes next start

@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from schemas.layout import ArchiveError, parse_part_name
+from schemas.catalog import CATALOG_DIR, COMPLETE, Entry, added_line, entry_of_footer, log_name
+from schemas.layout import ArchiveError, escape, parse_part_name
 
+from .catalog import CatalogLog
+
+CATALOG_EVERY_S = 30.0  # uploaded parts' entries are written to the store's catalog at least this often
 UPLOADED_DIR = "_uploaded"  # one empty marker a part uploaded and verified, so restarts skip it quickly
 
 
@@ -69,6 +75,8 @@ class Uploader:
         self._stopping = threading.Event()
         self.uploaded = 0
         self.failures = 0
+        self._cataloged: list[tuple[Path, Entry]] = []  # uploaded, entry not yet in the store's catalog
+        self._cataloged_at = time.monotonic()
 
     @property
     def backlog(self) -> int:
@@ -76,6 +84,7 @@ class Uploader:
             return len(self._pending)
 
     def start(self) -> Uploader:
+        self._start_remote_catalog()
         for part in sorted(self.root.glob("channel=*/coin=*/date=*/part-*.parquet")):  # left by an earlier run
             if not self._marker(part).exists():
                 self.submit(part)
@@ -98,6 +107,24 @@ class Uploader:
         self._stopping.set()
         self._queue.put(None)
         self._thread.join(timeout=10)
+        try:
+            self.flush_catalog()
+        except OSError:
+            pass  # unmarked: checked and cataloged at the next start
+
+    def _start_remote_catalog(self) -> None:
+        """A store with no part yet starts with its catalog complete: every part uploaded is listed."""
+        complete = f"{self.base}/{CATALOG_DIR}/{COMPLETE}"
+        try:
+            if self.fs.get_file_info(complete).type != pafs.FileType.NotFound:
+                return
+            listed = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
+            if any(i.base_name.startswith("channel=") for i in listed):
+                return  # parts from before: the first reader builds the catalog from them
+            with self.fs.open_output_stream(complete, compression=None) as sink:
+                sink.write(orjson.dumps({"format": 1, "since_ns": time.time_ns()}))
+        except OSError as exc:
+            self.on_event("upload_retry", {"part": COMPLETE, "attempt": 0, "delay_s": 0, "error": str(exc).splitlines()[0][:300]})
 
     def _marker(self, part: Path) -> Path:
         return self.root / UPLOADED_DIR / part.relative_to(self.root).as_posix().replace("/", "~")
@@ -137,13 +164,42 @@ class Uploader:
                     sink.write(chunk)
             if self.fs.get_file_info(target).size != size or self._rows(target) != rows:
                 raise UploadError(f"the upload of {relative} did not verify")
-        marker = self._marker(part)
-        marker.parent.mkdir(exist_ok=True)
-        marker.touch()
+        entry = entry_of_footer(relative, pq.read_metadata(part), size)
+        with self._lock:
+            self._cataloged.append((part, entry))
         self.uploaded += 1
         self.on_event("uploaded", {"part": relative, "bytes": size})
-        if self.keep_local_days is not None and self._older_than_kept(part):
-            part.unlink()
+        if self._queue.empty() or time.monotonic() - self._cataloged_at >= CATALOG_EVERY_S:
+            self.flush_catalog()
+
+    def flush_catalog(self) -> None:
+        """The uploaded parts' entries into the store's catalog (a file of lines a date: a store
+        cannot append), then their markers; a crash before leaves them unmarked, so the next start
+        checks them again (no copy if the copy verifies) and writes their entries."""
+        with self._lock:
+            done, self._cataloged = self._cataloged, []
+            self._cataloged_at = time.monotonic()
+        if not done:
+            return
+        by_date: dict[str, list[bytes]] = {}
+        for _, entry in done:
+            by_date.setdefault(entry.date, []).append(added_line(entry))
+        name = log_name(time.strftime("%Y%m%d%H", time.gmtime()), f"upload-{secrets.token_hex(4)}")
+        try:
+            for date, lines in by_date.items():
+                with self.fs.open_output_stream(f"{self.base}/{CATALOG_DIR}/date={escape(date)}/{name}", compression=None) as sink:
+                    sink.write(b"".join(lines))
+        except OSError:
+            with self._lock:
+                self._cataloged = done + self._cataloged  # the next flush tries again
+            raise
+        for part, _ in done:
+            marker = self._marker(part)
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
+            if self.keep_local_days is not None and self._older_than_kept(part):
+                part.unlink()
+                CatalogLog(self.root, "upload").removed([part.relative_to(self.root).as_posix()])
 
     def _rows(self, target: str) -> int | None:
         try:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
+from schemas.catalog import entry_of_table
 from schemas.channels import channel_spec
 from schemas.layout import (
     ALL,
@@ -40,6 +41,7 @@ from schemas.layout import (
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, FrameError, Row, data_schema, rows_to_batch, to_row
 from schemas.subscriptions import Subscription, parse_subscription
 
+from .catalog import CatalogLog, start_catalog
 from .root import prepare_root
 
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -106,6 +108,8 @@ class ArchiveWriter:
         self.row_group_rows = row_group_rows
         self.compression_level = compression_level
         self.on_commit = on_commit
+        start_catalog(self.root)
+        self._catalog = CatalogLog(self.root, self.session)  # each committed part's entry, appended after its rename
         # ``background``: parts are encoded and written by a thread while the caller goes on (Parquet
         # releases the GIL), one part at a time; ``flush`` and ``close`` wait for them. For bulk
         # imports, whose parsing then overlaps the writing of the part before.
@@ -378,6 +382,7 @@ class ArchiveWriter:
 
     def _write(self, directory: Path, name: PartName, table: pa.Table) -> tuple[Path, int, int]:
         path = write_part(directory, name, table, self.row_group_rows, self.compression_level)
+        self._catalog.added([entry_of_table(path.relative_to(self.root).as_posix(), table, path.stat().st_size)])
         return path, table.num_rows, int(pc.max(table.column("seq")).as_py())
 
     def _committed(self, written: tuple[Path, int, int]) -> None:

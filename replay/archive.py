@@ -8,9 +8,11 @@ directory or an object-store URL: the same code reads both through ``storage.Sto
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Collection
+from typing import Any, Collection
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -109,12 +111,74 @@ def find_parts(
 ) -> list[Part]:
     """The committed parts of the chosen partitions that may hold rows in ``[start_ns, end_ns]``.
 
-    Partitions are chosen by directory names (on an object store, only the prefixes needed are
-    listed); a part by its name (first receive time) and, when it starts before ``start_ns``, by its
-    footer statistics, so no data is read to prune it."""
+    Planned from the catalog (``catalog``): the dates' entries are read, nothing is listed and no
+    footer is read. An archive without a catalog (an older version wrote it) gets one, built from
+    the tree once; where it cannot be written, the tree is walked: partitions chosen by directory
+    names (on an object store, only the prefixes needed are listed), a part by its name (first
+    receive time) and, when it starts before ``start_ns``, by its footer statistics."""
     store = check_root(root)
     first_date = utc_date(start_ns) if start_ns is not None else None
     last_date = utc_date(end_ns) if end_ns is not None else None
+    entries = planned(store, first_date, last_date, dates)
+    if entries is None:
+        return _walked(store, channels, coins, start_ns, end_ns, include_special, dates, first_date, last_date)
+    wanted_channels = set(channels) if channels is not None else None
+    wanted_coins = set(coins) if coins is not None else None
+    parts: list[Part] = []
+    for entry in sorted(entries, key=lambda e: e.path):
+        if wanted_channels is not None and entry.channel not in wanted_channels:
+            continue
+        if not include_special and entry.channel in (EVENTS_CHANNEL, META_CHANNEL):
+            continue
+        if wanted_coins is not None and entry.coin not in wanted_coins:
+            continue
+        if (end_ns is not None and entry.first_recv_ns > end_ns) or (start_ns is not None and entry.last_recv_ns < start_ns):
+            continue
+        name = parse_part_name(entry.path.rsplit("/", 1)[-1])
+        if name is None:
+            continue
+        parts.append(Part(store, store.path(entry.path), entry.channel, entry.coin, entry.date, name, entry.bytes))
+    return parts
+
+
+def planned(store: Store, first_date: str | None = None, last_date: str | None = None, dates: Collection[str] | None = None) -> list[Any] | None:
+    """The catalog's entries of the dates asked for; ``None`` when there is no catalog and none can be
+    written (the caller walks the tree)."""
+    from . import catalog
+
+    if not catalog.is_complete(store):
+        if os.environ.get("HLARCHIVE_NO_CATALOG") or not any(i.base_name.startswith("channel=") for i in store.entries(store.root)):
+            return None
+        try:
+            with _REBUILDING:
+                if not catalog.is_complete(store):
+                    catalog.rebuild(store, walk_parts(store))
+        except (OSError, ArchiveError) as exc:
+            print(f"catalog: none in this archive and it cannot be written ({exc}): walking the tree", file=sys.stderr)
+            return None
+    return catalog.read_catalog(store, first_date, last_date, dates)
+
+
+_REBUILDING = threading.Lock()
+
+
+def walk_parts(store: Store, *, dates: Collection[str] | None = None) -> list[Part]:
+    """Every part in the tree (of ``dates``), special channels included: what the catalog is built from."""
+    return _walked(store, None, None, None, None, True, dates, None, None, footers=False)
+
+
+def _walked(
+    store: Store,
+    channels: Collection[str] | None,
+    coins: Collection[str] | None,
+    start_ns: int | None,
+    end_ns: int | None,
+    include_special: bool,
+    dates: Collection[str] | None,
+    first_date: str | None,
+    last_date: str | None,
+    footers: bool = True,
+) -> list[Part]:
     parts: list[Part] = []
     for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
@@ -130,7 +194,7 @@ def find_parts(
                     if end_ns is not None and name.first_recv_ns > end_ns:
                         continue
                     part = Part(store, path, channel, coin, date, name, size)
-                    if start_ns is not None and name.first_recv_ns < start_ns and _ends_before(part, start_ns):
+                    if footers and start_ns is not None and name.first_recv_ns < start_ns and _ends_before(part, start_ns):
                         continue
                     parts.append(part)
     return parts
@@ -145,6 +209,19 @@ def list_dates(
 ) -> list[str]:
     """The UTC dates that the chosen partitions hold, in order: replay works through them one by one."""
     store = check_root(root)
+    if planned(store, dates=()) is not None:  # a catalog: a date at a time (memory: one date's entries)
+        from .catalog import catalog_dates, read_date
+
+        wanted_channels = set(channels) if channels is not None else None
+        wanted_coins = set(coins) if coins is not None else None
+        return [
+            date for date in catalog_dates(store)
+            if any(
+                (wanted_channels is None or e.channel in wanted_channels) and (wanted_coins is None or e.coin in wanted_coins)
+                and (include_special or e.channel not in (EVENTS_CHANNEL, META_CHANNEL))
+                for e in read_date(store, date).values()
+            )
+        ]  # fmt: skip
     found: set[str] = set()
     for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):

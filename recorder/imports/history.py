@@ -45,6 +45,7 @@ from schemas.layout import IMPORTS_DIR, ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
+from ..catalog import CatalogLog
 from ..writer import ArchiveWriter
 from .pairing import pair_across_files
 from .workers import FileProgress, run_files
@@ -510,10 +511,13 @@ def _write_line(writer: ArchiveWriter, dataset: str, line: bytes, pairer: FillPa
 
 
 def _remove_session(root: Path, session: str) -> None:
+    removed = []
     for part in root.glob(f"channel=*/coin=*/date=*/part-*-{session}-*.parquet"):
         name = parse_part_name(part.name)
         if name is not None and name.session == session:
             part.unlink()
+            removed.append(part.relative_to(root).as_posix())
+    CatalogLog(root, "import-cleanup").removed(removed)
 
 
 def _write_marker(marker: Path, record: dict[str, Any]) -> None:

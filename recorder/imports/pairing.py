@@ -20,6 +20,7 @@ from schemas.imports.history import FillPairer
 from schemas.layout import IMPORTS_DIR, parse_part_name
 from schemas.subscriptions import parse_subscription
 
+from ..catalog import CatalogLog
 from ..writer import ArchiveWriter
 
 MARKERS = IMPORTS_DIR
@@ -77,3 +78,4 @@ def _remove_orphans(root: Path, sessions_with_markers: set[str]) -> None:
         name = parse_part_name(part.name)
         if name is not None and name.session.startswith(PAIRS_SESSION_PREFIX) and name.session not in sessions_with_markers:
             part.unlink()
+            CatalogLog(root, "import-cleanup").removed([part.relative_to(root).as_posix()])

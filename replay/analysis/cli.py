@@ -228,17 +228,44 @@ def verify(root: str) -> None:
 @click.option("--date", "dates", multiple=True, help="Only these UTC dates (YYYY-MM-DD).")
 @click.option("--target-rows", default=1_000_000, show_default=True, type=int, help="Rows per compacted part at most.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Partitions compacted at once, each by its own process (default: one a core).")
-def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int, jobs: int | None) -> None:
-    """Merge each partition's small parts into large ones, atomically and in order."""
+@click.option("--into", type=click.Choice(["day", "hour"]), default="day", show_default=True, help="One part a partition and day (merging a recorder's hourly parts), or a part an hour.")
+def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int, jobs: int | None, into: str) -> None:
+    """Merge each partition's small parts into large ones, atomically and in order. A recorder
+    compacts behind itself (record --compact-every); this is for archives written without it, and
+    for merging its hours into days."""
     import os
 
     from .compaction import compact as compact_archive
 
     jobs = jobs or len(os.sched_getaffinity(0))
-    report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"), jobs=jobs)
+    report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"), jobs=jobs, into=into)
     if report.finished_interrupted:
         click.echo(f"finished {report.finished_interrupted} interrupted compaction(s)")
     click.echo(f"{report.partitions} partitions: {report.parts_before} parts -> {report.parts_after}, {report.rows:,} rows")
+
+
+@click.command("catalog")
+@click.argument("root")
+@click.option("--rebuild", is_flag=True, help="Build the catalog again from the tree (after a crash between a part and its entry, or parts copied in by hand).")
+def catalog_command(root: str, rebuild: bool) -> None:
+    """The archive's catalog (_catalog/: every part's entry, what readers plan from): its dates,
+    parts and rows; with --rebuild, built again from the tree."""
+    from ..archive import check_root, walk_parts
+    from ..catalog import catalog_dates, is_complete, read_date
+    from ..catalog import rebuild as rebuild_catalog
+
+    store = check_root(root)
+    if rebuild:
+        rebuild_catalog(store, walk_parts(store), say=False)
+        click.echo("catalog rebuilt from the tree")
+    if not is_complete(store):
+        click.echo("no complete catalog: readers build it from the tree the first time they read (or run with --rebuild)")
+        return
+    rows = []
+    for date in catalog_dates(store):
+        entries = list(read_date(store, date).values())
+        rows.append((date, len(entries), len({(e.channel, e.coin) for e in entries}), f"{sum(e.rows for e in entries):,}", _human_bytes(sum(e.bytes for e in entries))))
+    print_table(["date", "parts", "partitions", "rows", "bytes"], rows, sys.stdout)
 
 
 @click.command("sync")

@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
+from schemas.catalog import entry_of_footer, entry_of_table
 from schemas.layout import PartName, parquet_options, part_metadata, read_metadata
 
 from ..archive import Part, check_root, find_parts, open_part
+from ..catalog import write_ops
 from ..storage import Store
 
 COMPACT_DIR = "_compact"
@@ -39,6 +41,9 @@ class CompactionReport:
     finished_interrupted: int = 0
 
 
+SPANS_NS = {"hour": 3_600_000_000_000, "day": 86_400_000_000_000}
+
+
 def compact(
     root: str | os.PathLike[str],
     *,
@@ -47,17 +52,28 @@ def compact(
     target_rows: int = 1_000_000,
     progress: Callable[[int, int], None] | None = None,
     jobs: int = 1,
+    into: str = "day",
+    span_ns: int | None = None,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
     _after_write: Callable[[], None] | None = None,
 ) -> CompactionReport:
-    """Merge the small parts of each partition into parts of up to ``target_rows`` rows, in order;
-    ``jobs`` partitions at a time (worker processes when more than one)."""
+    """Merge the small parts of each partition into parts of up to ``target_rows`` rows, in order:
+    the parts of each ``into`` span (``hour`` or ``day``, or ``span_ns``; by a part's first receive time), of the
+    parts that start in ``[start_ns, end_ns)`` when given; ``jobs`` partitions at a time (worker
+    processes when more than one). The catalog records each swap, and the dates touched are folded."""
     store = check_root(root)
     report = CompactionReport()
     report.finished_interrupted = finish_interrupted(store)
-    groups: dict[str, list[Part]] = defaultdict(list)
-    for part in find_parts(store, channels=channels, include_special=True, dates=dates):
-        groups[part.directory].append(part)
-    todo = [(d, ps) for d, ps in sorted(groups.items()) if len(ps) > 1]
+    span = span_ns or SPANS_NS[into]
+    groups: dict[tuple[str, int], list[Part]] = defaultdict(list)
+    for part in find_parts(store, channels=channels, include_special=True, dates=dates, start_ns=start_ns, end_ns=end_ns):
+        first = part.name.first_recv_ns
+        if (start_ns is not None and first < start_ns) or (end_ns is not None and first >= end_ns):
+            continue
+        groups[(part.directory, first // span)].append(part)
+    todo = [(d, ps) for (d, _), ps in sorted(groups.items()) if len(ps) > 1]
+    touched = {p.date for ps in groups.values() for p in ps}
     report.partitions = len(todo)
     report.parts_before = sum(len(ps) for _, ps in todo)
     if jobs <= 1 or len(todo) <= 1:
@@ -67,6 +83,7 @@ def compact(
             rows, written = _compact_partition(store, directory, parts, target_rows, _after_write)
             report.rows += rows
             report.parts_after += written
+        _fold(store, touched)
         return report
     with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(_compact_partition, store, directory, parts, target_rows, None) for directory, parts in todo]
@@ -76,7 +93,16 @@ def compact(
             report.parts_after += written
             if progress:
                 progress(done, len(todo))
+    _fold(store, touched)
     return report
+
+
+def _fold(store: Store, dates: set[str]) -> None:
+    from ..catalog import fold_date, is_complete
+
+    if is_complete(store):
+        for date in sorted(dates):
+            fold_date(store, date)
 
 
 def _compact_partition(store: Store, directory: str, parts: list[Part], target_rows: int, after_write: Callable[[], None] | None) -> tuple[int, int]:
@@ -110,14 +136,32 @@ def _compact_partition(store: Store, directory: str, parts: list[Part], target_r
         "old": [p.file_name for p in parts],
         "new": [str(name) for name, _ in new_parts],
     }))
+    added = []
     for name, chunk in new_parts:
-        store.write(f"{directory}/{name}", lambda sink, chunk=chunk: pq.write_table(chunk, sink, **parquet_options(chunk.schema, row_group_rows=65_536)))
+        path = f"{directory}/{name}"
+        store.write(path, lambda sink, chunk=chunk: pq.write_table(chunk, sink, **parquet_options(chunk.schema, row_group_rows=65_536)))
+        added.append(entry_of_table(_relative(store, path), chunk, store.size(path)))
+    _kill_point("written")
     if after_write is not None:
         after_write()  # tests interrupt here: new parts written, old ones not yet removed
-    for part in parts:
+    write_ops(store, compaction, added=added, removed=[_relative(store, p.path) for p in parts])
+    _kill_point("cataloged")
+    for i, part in enumerate(parts):
         store.delete(part.path)
+        if i == 0:
+            _kill_point("deleting")
     store.delete(manifest)
     return table.num_rows, len(new_parts)
+
+
+def _relative(store: Store, path: str) -> str:
+    return path[len(store.root.rstrip("/")) + 1 :]
+
+
+def _kill_point(where: str) -> None:
+    """Tests kill -9 the compaction here (``HLARCHIVE_KILL_COMPACTION=written|cataloged|deleting``)."""
+    if os.environ.get("HLARCHIVE_KILL_COMPACTION") == where:
+        os.kill(os.getpid(), 9)
 
 
 def compaction_manifests(store: Store) -> list[str]:
@@ -132,11 +176,32 @@ def finish_interrupted(root: Store) -> int:
         plan = orjson.loads(root.read_bytes(manifest))
         directory = root.path(plan["directory"])
         if all(root.exists(f"{directory}/{name}") for name in plan["new"]):
+            added = []
+            for name in plan["new"]:  # the new parts hold every row: finish the swap, the catalog first
+                path = f"{directory}/{name}"
+                with root.open(path) as handle:
+                    added.append(entry_of_footer(_relative(root, path), pq.ParquetFile(handle).metadata, root.size(path)))
+            write_ops(root, "compact-finish", added=added, removed=[_relative(root, f"{directory}/{name}") for name in plan["old"]])
             for name in plan["old"]:
-                root.delete(f"{directory}/{name}")  # the new parts hold every row: finish the swap
+                root.delete(f"{directory}/{name}")
         else:
             for name in plan["new"]:
                 root.delete(f"{directory}/{name}")  # not all written: the old parts stay, undo
+            write_ops(root, "compact-undo", removed=[_relative(root, f"{directory}/{name}") for name in plan["new"]])
         root.delete(manifest)
         finished += 1
     return finished
+
+
+def main(argv: list[str]) -> None:
+    """``python -m replay.analysis.compaction ROOT START_NS END_NS SPAN_NS``: what a recorder runs,
+    in its own low-priority process, behind itself (``record --compact-every``)."""
+    root, start_ns, end_ns, span_ns = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    report = compact(root, start_ns=start_ns, end_ns=end_ns, span_ns=span_ns, jobs=1)
+    print(orjson.dumps({"partitions": report.partitions, "parts_before": report.parts_before, "parts_after": report.parts_after, "rows": report.rows, "finished_interrupted": report.finished_interrupted}).decode())
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

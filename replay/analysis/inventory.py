@@ -20,7 +20,7 @@ from schemas.layout import (
     read_metadata,
 )
 
-from ..archive import Part, check_root, find_parts, open_part, read_footer
+from ..archive import Part, check_root, find_parts, open_part, read_footer, walk_parts
 from ..gaps import archive_gaps
 from ..storage import Store
 from .compaction import compaction_manifests
@@ -152,7 +152,7 @@ def verify(root: str | os.PathLike[str], progress: Callable[[int, int], None] | 
     """Read every part whole; check metadata, versions, duplicates and the journal."""
     store = check_root(root)
     result = Verification()
-    parts = all_parts(store)
+    parts = walk_parts(store)  # the tree, not the catalog: verify checks the catalog against it
     seen_keys: list[pa.Table] = []
     for i, part in enumerate(parts):
         if progress:
@@ -185,7 +185,23 @@ def verify(root: str | os.PathLike[str], progress: Callable[[int, int], None] | 
             result.problems.append(f"session {entry['session']} left a journal ({entry['bytes']:,} bytes not in parts): run `hlarchive recover {store.url}`")
     for manifest in compaction_manifests(store):
         result.problems.append(f"an interrupted compaction ({manifest.rsplit('/', 1)[-1]}): run `hlarchive compact {store.url}` to finish it")
+    result.problems.extend(catalog_problems(store))
     stale = list(Path(store.root).glob("channel=*/coin=*/date=*/.part-*.tmp")) if store.local else []
     if stale:
         result.notes.append(f"{len(stale)} temporary files from interrupted writes (never visible as parts; safe to delete)")
     return result
+
+
+def catalog_problems(store: Store) -> list[str]:
+    """Where the catalog and the tree disagree (the tree is the truth): one line each way."""
+    from ..catalog import differences, is_complete
+
+    if not is_complete(store):
+        return []
+    missing, gone = differences(store, walk_parts(store))
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} part(s) the catalog does not list, e.g. {missing[0].path}: run `hlarchive catalog {store.url} --rebuild`")
+    if gone:
+        problems.append(f"{len(gone)} catalog entr(ies) whose part is gone, e.g. {gone[0]}: run `hlarchive catalog {store.url} --rebuild`")
+    return problems

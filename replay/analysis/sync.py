@@ -18,12 +18,15 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from schemas.catalog import Entry, entry_of_footer
 from schemas.layout import ArchiveError
 
 from ..archive import Part, check_root, find_parts, read_footer
+from ..catalog import mark_complete, write_ops
 from ..storage import Store, open_store, storage_error
 
 COPY_CHUNK = 8 << 20
+CATALOG_BATCH = 500  # parts copied between two writes of their catalog entries
 
 
 @dataclass
@@ -80,22 +83,40 @@ def sync(
         _check_reachable(target)
     parts = find_parts(source, include_special=True)
     report = SyncReport(parts=len(parts))
+    if not any(i.base_name.startswith("channel=") for i in target.entries(target.root)):
+        mark_complete(target)  # a new copy: its catalog lists every part synced into it
+    copied: list[Entry] = []
+    removed: list[str] = []
     for part in parts:
         size = part.size if part.size is not None else os.path.getsize(part.path)
-        rows = read_footer(part).num_rows
+        footer = read_footer(part)
         relative = part.path[len(source.root.rstrip("/")) + 1 :]
-        if copy_verified(source, part.path, size, rows, target, target.path(relative)):
+        if copy_verified(source, part.path, size, footer.num_rows, target, target.path(relative)):
             report.copied += 1
             report.bytes_copied += size
         else:
             report.skipped += 1
+        copied.append(entry_of_footer(relative, footer, size))  # skipped ones too: re-listing is harmless
         if delete_source:
             source.delete(part.path)
+            removed.append(relative)
             report.deleted += 1
+        if len(copied) >= CATALOG_BATCH:
+            _catalog(source, target, copied, removed)
         if progress:
             progress(report, len(parts))
+    _catalog(source, target, copied, removed)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _catalog(source: Store, target: Store, copied: list[Entry], removed: list[str]) -> None:
+    """The copies' entries in the target's catalog, the removed sources' in the source's: after the
+    parts themselves, so no entry names a part that is not there."""
+    write_ops(target, "sync", added=copied)
+    write_ops(source, "sync", removed=removed)
+    copied.clear()
+    removed.clear()
 
 
 def _check_reachable(store: Store) -> None:
