@@ -1,0 +1,222 @@
+"""The catalog (``_catalog/``): every committed part listed as it is committed, compacted, synced,
+imported; readers plan from it and touch only the parts they need; a catalog that is missing or
+behind is rebuilt or caught up from the tree, once, with one line; ``verify`` checks the two agree;
+compaction through ``kill -9`` at each step loses and doubles nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import replay.archive as archive
+from recorder.catalog import catch_up
+from replay import Replay
+from replay.analysis.compaction import compact
+from replay.analysis.inventory import verify
+from replay.archive import find_parts, walk_parts
+from replay.catalog import differences, fold_date, read_catalog
+from replay.cli import main
+from replay.storage import open_store
+
+from .archives import T0, make_archive
+
+SUBS = [{"type": "trades", "coin": c} for c in ("ETH", "BTC", "SOL")] + [{"type": "bbo", "coin": "ETH"}]
+MINUTE_NS = 60_000_000_000
+
+
+def minute_parts(root: Path, minutes: int = 150, per_minute: int = 6, session: str = "s1") -> list[tuple[int, dict]]:
+    """Frames of four streams, a part a partition a minute (as the recorder commits them), over
+    ``minutes`` minutes: hours 0, 1 and half of 2."""
+    frames = make_archive(root, SUBS, minutes * per_minute, step_ns=MINUTE_NS // (per_minute * len(SUBS)), flush_rows=per_minute, session=session)
+    return frames
+
+
+def agree(root: Path) -> None:
+    store = open_store(root)
+    missing, gone = differences(store, walk_parts(store))
+    assert (missing, gone) == ([], []), (missing[:2], gone[:2])
+
+
+def messages(root: Path) -> list[bytes]:
+    return [orjson.dumps(m) for m in Replay(root).messages()]
+
+
+def test_every_commit_is_listed_with_its_rows_times_and_seqs(tmp_path):
+    minute_parts(tmp_path, minutes=20)
+    assert (tmp_path / "_catalog" / "COMPLETE").exists()
+    agree(tmp_path)
+    entries = {e.path: e for e in read_catalog(open_store(tmp_path))}
+    assert len(entries) == len(list(tmp_path.glob("channel=*/coin=*/date=*/part-*.parquet"))) > 60
+    for path, entry in list(entries.items())[:10]:
+        table = pq.read_table(tmp_path / path)
+        assert entry.rows == table.num_rows and entry.bytes == (tmp_path / path).stat().st_size
+        assert (entry.first_recv_ns, entry.last_recv_ns) == (min(table.column("recv_ns").to_pylist()), max(table.column("recv_ns").to_pylist()))
+        assert (entry.first_seq, entry.last_seq) == (min(table.column("seq").to_pylist()), max(table.column("seq").to_pylist()))
+        assert entry.session == "s1" and path.startswith(f"channel={entry.channel}/coin={entry.coin}/date={entry.date}/")
+
+
+def test_readers_plan_from_the_catalog_and_open_only_the_parts_they_need(tmp_path, monkeypatch):
+    minute_parts(tmp_path, minutes=150)
+    everything = messages(tmp_path)
+    opened: list[str] = []
+    real_open = archive.open_part
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("a reader walked the tree although the catalog is there")
+
+    def open_part(part, *args, **kwargs):
+        opened.append(part.path)
+        return real_open(part, *args, **kwargs)
+
+    monkeypatch.setattr(archive, "_values", no_walk)
+    monkeypatch.setattr(archive, "_files", no_walk)
+    monkeypatch.setattr(archive, "open_part", open_part)
+    import replay.replay as replay_module
+
+    monkeypatch.setattr(replay_module, "open_part", open_part)
+    start, end = T0 + 60 * MINUTE_NS, T0 + 120 * MINUTE_NS - 1  # hour 1
+    hour = Replay(tmp_path, start=start / 1e6, end=end / 1e6)
+    hour.subscribe({"type": "trades", "coin": "BTC"}, lambda m: None)
+    got = [item.recv_ns for item in hour.items() if item.stream is not None]
+    assert got and all(start <= t <= end for t in got)
+    wanted = {p.path for p in find_parts(tmp_path, channels=["trades"], coins=["BTC"], start_ns=start, end_ns=end)}
+    assert 59 <= len(wanted) <= 61  # a part a minute of that hour (and the one straddling its start)
+    assert set(opened) <= wanted
+    monkeypatch.undo()
+    assert messages(tmp_path) == everything
+
+
+def test_an_archive_without_a_catalog_gets_one_once_with_one_line(tmp_path, capfd):
+    minute_parts(tmp_path, minutes=10)
+    before = messages(tmp_path)
+    import shutil
+
+    shutil.rmtree(tmp_path / "_catalog")  # as an older version left it
+    capfd.readouterr()
+    assert messages(tmp_path) == before
+    err = capfd.readouterr().err
+    assert err.count("catalog: built from the tree, once") == 1, err
+    agree(tmp_path)
+    assert messages(tmp_path) == before
+    assert "catalog:" not in capfd.readouterr().err
+
+
+def test_a_crash_between_a_part_and_its_entry_is_caught_up_and_verify_says_so(tmp_path, capfd):
+    minute_parts(tmp_path, minutes=10)
+    log = next((tmp_path / "_catalog").glob("date=*/*.jsonl"))
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-3]) + lines[-3][:20])  # the last entries never written, one cut short
+    result = verify(tmp_path)
+    assert not result.ok and any("3 part(s) the catalog does not list" in p for p in result.problems), result.problems
+    capfd.readouterr()
+    assert catch_up(tmp_path) == 3
+    assert "catalog: caught up with the tree (3 parts added" in capfd.readouterr().err
+    agree(tmp_path)
+    assert verify(tmp_path).ok
+
+
+def test_compaction_into_hours_keeps_every_row_and_the_catalog_folds(tmp_path):
+    minute_parts(tmp_path, minutes=150)
+    before = messages(tmp_path)
+    report = compact(tmp_path, into="hour")
+    assert report.parts_before > 500 and report.parts_after == 4 * 3  # 4 partitions x hours 0, 1, 2
+    assert messages(tmp_path) == before
+    agree(tmp_path)
+    # the date's folded file holds the whole state; this hour's files stay (a writer may append),
+    # and folding them in later (once their hour is over) gives the same
+    tree = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("channel=*/coin=*/date=*/part-*.parquet"))
+    assert sorted(pq.read_table(tmp_path / "_catalog" / "date=2026-01-01.parquet").column("path").to_pylist()) == tree
+    fold_date(open_store(tmp_path), "2026-01-01", before_hour="9999999999")
+    assert not list((tmp_path / "_catalog").glob("date=*/*.jsonl"))
+    agree(tmp_path)
+    assert verify(tmp_path).ok
+    result = CliRunner().invoke(main, ["compact", str(tmp_path), "--into", "day"])
+    assert result.exit_code == 0 and "4 partitions: 12 parts -> 4" in result.output, result.output
+    assert messages(tmp_path) == before
+    agree(tmp_path)
+
+
+@pytest.mark.parametrize("point", ["written", "cataloged", "deleting"])
+def test_kill_9_at_each_step_of_a_compaction_loses_and_doubles_nothing(tmp_path, point):
+    minute_parts(tmp_path, minutes=30)
+    before = messages(tmp_path)
+    code = f"from replay.analysis.compaction import compact; compact({str(tmp_path)!r}, into='hour')"
+    done = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "HLARCHIVE_KILL_COMPACTION": point}, capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()[-500:]
+    assert list((tmp_path / "_compact").glob("*.json"))  # the swap it was in the middle of
+    assert not verify(tmp_path).ok  # said, until finished
+    compact(tmp_path, into="hour")  # the next compaction (or the recorder's next round) finishes it
+    assert messages(tmp_path) == before
+    agree(tmp_path)
+    assert verify(tmp_path).ok
+
+
+def test_recorder_compacts_behind_itself(tmp_path):
+    """A recorder with 2-second spans, a second after each: the spans that are over hold one part a
+    partition, with every frame, and the catalog agrees."""
+    import time
+
+    from replay.serving.server import HyperliquidServer, ServerThread
+    from replay.serving.synthetic_source import SyntheticSource
+
+    from .recording import record
+
+    subs = [{"type": "trades", "coin": "ETH"}, {"type": "bbo", "coin": "ETH"}, {"type": "bbo", "coin": "BTC"}]
+    with ServerThread(lambda: HyperliquidServer(SyntheticSource(seed=2, start_ms=int(time.time() * 1000)), rate=50)) as server:
+        started = time.time_ns()
+        recorder = record(tmp_path, server.ws_url, subs, 9.0, writer_options={"flush_seconds": 0.5}, compact_every_s=2.0, compact_after_s=1.0)
+    assert recorder.compactor is not None and recorder.compactor.rounds >= 2 and recorder.compactor.error is None
+    compacted_until = recorder.compactor._done_until_ns
+    assert compacted_until is not None and compacted_until > started
+    by_span: dict[tuple[str, int], int] = {}
+    for part in find_parts(tmp_path, channels=["trades", "bbo"]):
+        if part.name.first_recv_ns < compacted_until:
+            key = (part.directory, part.name.first_recv_ns // 2_000_000_000)
+            by_span[key] = by_span.get(key, 0) + 1
+    assert by_span and max(by_span.values()) == 1, by_span
+    agree(tmp_path)
+    frames = [m for m in Replay(tmp_path).messages()]
+    seqs = [row for p in find_parts(tmp_path) for row in pq.read_table(p.path, columns=["session", "seq"]).to_pylist()]
+    assert len(seqs) == len({(r["session"], r["seq"]) for r in seqs})  # nothing doubled
+    assert len(frames) > 200
+    assert recorder.compactor.cpu_s > 0 and recorder.compactor.last["end_ns"] == compacted_until
+
+
+def test_catalog_command_and_bad_durations(tmp_path):
+    minute_parts(tmp_path, minutes=5)
+    result = CliRunner().invoke(main, ["catalog", str(tmp_path)])
+    assert result.exit_code == 0 and "2026-01-01" in result.output and "parts" in result.output, result.output
+    result = CliRunner().invoke(main, ["catalog", str(tmp_path), "--rebuild"])
+    assert result.exit_code == 0 and "catalog rebuilt from the tree" in result.output
+    agree(tmp_path)
+    result = CliRunner().invoke(main, ["record", "--coin", "ETH", "--out", str(tmp_path / "x"), "--compact-every", "soon", "--duration", "1"])
+    assert result.exit_code != 0 and "give a duration like 30s, 10m or 1h" in result.output and "Traceback" not in result.output
+
+
+def test_an_s3_copy_has_its_catalog_and_readers_list_no_partition(s3, tmp_path, monkeypatch):
+    from replay.analysis.sync import sync
+
+    from .test_object_storage import fresh_prefix
+
+    minute_parts(tmp_path, minutes=30)
+    url = fresh_prefix()
+    sync(tmp_path, url)
+    store = open_store(url)
+    assert store.exists(store.path("_catalog", "COMPLETE"))
+    before = messages(tmp_path)
+
+    def no_walk(*args, **kwargs):
+        raise AssertionError("a reader listed the bucket's partitions although the catalog is there")
+
+    with monkeypatch.context() as patched:  # (the fixture's AWS environment stays)
+        patched.setattr(archive, "_values", no_walk)
+        patched.setattr(archive, "_files", no_walk)
+        assert [orjson.dumps(m) for m in Replay(url).messages()] == before
+    agree_remote = differences(store, walk_parts(store))
+    assert agree_remote == ([], [])
