@@ -8,12 +8,16 @@ task (Spark's, or a re-run) never leaves a part twice.
 
 from __future__ import annotations
 
+import secrets
+import time
 from pathlib import Path
 
 import orjson
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-from schemas.layout import IMPORTS_DIR, parse_part_name
+from schemas.catalog import CATALOG_DIR, COMPLETE, added_line, entry_of_footer, log_name, removed_line
+from schemas.layout import IMPORTS_DIR, escape, parse_part_name
 
 from ..upload import open_target
 
@@ -74,11 +78,31 @@ class RemoteRoot:
             if self.exists(f"{MARKERS}/{unfinished}.json"):
                 self.delete(f"{MARKERS}/{name}")
                 continue
-            for relative in orjson.loads(self.read(f"{MARKERS}/{name}")):
+            relatives = orjson.loads(self.read(f"{MARKERS}/{name}"))
+            for relative in relatives:
                 self.delete(relative)
                 removed += 1
+            self._catalog([removed_line(r) for r in relatives], f"{unfinished}-cleanup")
             self.delete(f"{MARKERS}/{name}")
         return removed
+
+    def _start_catalog(self) -> None:
+        """A store with no part yet starts with its catalog complete: every part imported is listed."""
+        if self.exists(f"{CATALOG_DIR}/{COMPLETE}"):
+            return
+        listed = self.fs.get_file_info(pafs.FileSelector(self.base, allow_not_found=True))
+        if not any(i.base_name.startswith("channel=") for i in listed):
+            self.write(f"{CATALOG_DIR}/{COMPLETE}", orjson.dumps({"format": 1, "since_ns": time.time_ns()}))
+
+    def _catalog(self, lines: list[bytes], writer: str) -> None:
+        """Entries of parts uploaded (or removed) as a file of lines a date: after the parts, before
+        the marker, so a marker means the catalog lists them too."""
+        by_date: dict[str, list[bytes]] = {}
+        for line in lines:
+            by_date.setdefault(orjson.loads(line)["date"], []).append(line)
+        name = log_name(time.strftime("%Y%m%d%H", time.gmtime()), f"{writer}-{secrets.token_hex(3)}")
+        for date, texts in by_date.items():
+            self.write(f"{CATALOG_DIR}/date={escape(date)}/{name}", b"".join(texts))
 
     def put_session(self, local_root: Path, session: str, before_marker: object = None) -> int:
         """Upload the parts of ``session`` under ``local_root``, then its marker; returns the parts sent."""
@@ -88,8 +112,10 @@ class RemoteRoot:
         )
         relatives = [p.relative_to(local_root).as_posix() for p in parts]
         self.write(f"{MARKERS}/{session}.pending.json", orjson.dumps(relatives))
+        self._start_catalog()
         for part, relative in zip(parts, relatives):
             self.upload(part, relative)
+        self._catalog([added_line(entry_of_footer(r, pq.read_metadata(p), p.stat().st_size)) for p, r in zip(parts, relatives)], session)
         if callable(before_marker):
             before_marker()
         self.upload(local_root / MARKERS / f"{session}.json", f"{MARKERS}/{session}.json")
