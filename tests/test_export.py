@@ -55,10 +55,10 @@ def archived(root: Path, channel: str, coin: str = COIN) -> list[tuple[int, dict
     return [(item.recv_ns, item.message) for item in replay.items() if item.stream is not None]
 
 
-def steps_show_our_book(files: list[Any], spec: dict[str, Any], books: list[tuple[int, dict[str, Any]]]) -> int:
+def steps_show_our_book(files: list[Any], spec: dict[str, Any], books: list[tuple[int, dict[str, Any]]], resolution_ns: int = 1) -> int:
     """Step hftbacktest's HashMapMarketDepthBacktest through ``files`` every 7 ms: at each step its best
-    bid and ask (and their sizes) are those of the last ``l2Book`` frame received by then. The
-    number of trades it saw."""
+    bid and ask (and their sizes) are those of the last ``l2Book`` frame received by then (receive
+    times cut to ``resolution_ns``: tardis CSVs carry µs). The number of trades it saw."""
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
     asset = (
@@ -78,7 +78,7 @@ def steps_show_our_book(files: list[Any], spec: dict[str, Any], books: list[tupl
     step = 7_000_000  # 7 ms: frames come every 50 ms, never at a step's edge in practice
     while hbt.elapse(step) == 0:
         now = hbt.current_timestamp
-        while i + 1 < len(books) and books[i + 1][0] <= now:
+        while i + 1 < len(books) and books[i + 1][0] // resolution_ns * resolution_ns <= now:
             i += 1
         seen_trades += len(hbt.last_trades(0))
         hbt.clear_last_trades(0)
@@ -143,7 +143,7 @@ def test_tardis_csvs_in_tardis_layout_read_by_hftbacktests_own_converter(archive
 
     data = tardis.convert([str(trades_file), str(book_file)], output_filename=str(tmp_path / "from_tardis.npz"))  # hftbacktest's own reader of tardis files
     spec = export_with_summary(archive, "hftbacktest", coin=COIN, out=tmp_path / "spec").specs[COIN]
-    assert steps_show_our_book([tmp_path / "from_tardis.npz"], spec, archived(archive, "l2Book")) == len(archived_trades)
+    assert steps_show_our_book([tmp_path / "from_tardis.npz"], spec, archived(archive, "l2Book"), resolution_ns=1_000) == len(archived_trades)
     ours = export(archive, "hftbacktest", coin=COIN, out=tmp_path / "npz")
     mine = np.concatenate([np.load(p)["data"] for p in ours if p.suffix == ".npz"])
     kinds_theirs, kinds_mine = data["ev"] & 0xFF, mine["ev"] & 0xFF
