@@ -17,6 +17,7 @@ import orjson
 from schemas.catalog import (
     CATALOG_DIR,
     COMPLETE,
+    FOLDED,
     Entry,
     Folding,
     added_line,
@@ -76,12 +77,12 @@ def catch_up(root: str | os.PathLike[str], *, days: int = 2, say: bool = True) -
     if not (catalog / COMPLETE).exists():
         return 0
     import pyarrow.parquet as pq  # here, not at import: the receiving process loads no Arrow
-    known = sorted({p.name[5:].removesuffix(".parquet") for p in catalog.iterdir() if p.name.startswith("date=")})
+    known = sorted({p.name[5:].removesuffix(FOLDED) for p in catalog.iterdir() if p.name.startswith("date=")})
     dates = sorted({*known[-days:], utc_date(time.time_ns())})
     listed: dict[str, Entry] = {}
     for date in dates:
         folding = Folding()
-        folded = catalog / f"date={escape(date)}.parquet"
+        folded = catalog / f"date={escape(date)}{FOLDED}"
         if folded.exists():
             folding.rows(pq.read_table(folded))
         directory = catalog / f"date={escape(date)}"

@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Collection
 
 import pyarrow as pa
@@ -44,6 +44,7 @@ class Part:
     date: str
     name: PartName
     size: int | None = None
+    entry: Any = field(default=None, compare=False)  # its catalog entry (rows, receive times, hours) when planned from the catalog
 
     @property
     def file_name(self) -> str:
@@ -137,7 +138,7 @@ def find_parts(
         name = parse_part_name(entry.path.rsplit("/", 1)[-1])
         if name is None:
             continue
-        parts.append(Part(store, store.path(entry.path), entry.channel, entry.coin, entry.date, name, entry.bytes))
+        parts.append(Part(store, store.path(entry.path), entry.channel, entry.coin, entry.date, name, entry.bytes, entry))
     return parts
 
 

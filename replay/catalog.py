@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from schemas.catalog import (
     CATALOG_DIR,
     COMPLETE,
+    FOLDED,
     Entry,
     Folding,
     added_line,
@@ -42,13 +43,13 @@ def mark_complete(store: Store) -> None:
 
 def catalog_dates(store: Store) -> list[str]:
     """The dates the catalog holds entries for (one listing of ``_catalog/``)."""
-    return sorted({i.base_name[5:].removesuffix(".parquet") for i in store.entries(store.path(CATALOG_DIR)) if i.base_name.startswith("date=")})
+    return sorted({i.base_name[5:].removesuffix(FOLDED) for i in store.entries(store.path(CATALOG_DIR)) if i.base_name.startswith("date=")})
 
 
 def read_date(store: Store, date: str) -> dict[str, Entry]:
     """A date's entries (path -> entry): its folded file, then every writer's lines."""
     folding = Folding()
-    folded = store.path(CATALOG_DIR, f"date={escape(date)}.parquet")
+    folded = store.path(CATALOG_DIR, f"date={escape(date)}{FOLDED}")
     if store.exists(folded):
         with store.open(folded) as handle:
             folding.rows(pq.read_table(handle))
@@ -91,7 +92,7 @@ def fold_date(store: Store, date: str, *, before_hour: str | None = None) -> int
     directory = store.path(CATALOG_DIR, f"date={escape(date)}")
     done = [i.path for i in store.entries(directory) if i.base_name.endswith(".jsonl") and i.base_name[:10] < before_hour]
     folding = Folding()
-    folded = store.path(CATALOG_DIR, f"date={escape(date)}.parquet")
+    folded = store.path(CATALOG_DIR, f"date={escape(date)}{FOLDED}")
     if store.exists(folded):
         with store.open(folded) as handle:
             folding.rows(pq.read_table(handle))
@@ -105,21 +106,37 @@ def fold_date(store: Store, date: str, *, before_hour: str | None = None) -> int
     return table.num_rows
 
 
-def entries_of(store: Store, parts: Iterable[Any]) -> list[Entry]:
+def entries_of(store: Store, parts: Iterable[Any], *, skip_unreadable: bool = False) -> list[Entry]:
     """The entries of parts found in the tree (``archive.walk_parts``), from their footers: what the
-    catalog should say."""
+    catalog should say. A part whose footer cannot be read is left out with ``skip_unreadable``
+    (``verify`` reports it as unreadable), else listed by its name alone."""
     out = []
     root = store.root.rstrip("/")
     for part in parts:
-        if store.local:
-            meta = pq.read_metadata(part.path)
-            size = part.size if part.size is not None else os.path.getsize(part.path)
-        else:
-            with store.open(part.path) as handle:
-                meta = pq.ParquetFile(handle).metadata
-                size = part.size if part.size is not None else handle.size()
-        out.append(entry_of_footer(part.path[len(root) + 1 :], meta, size))
+        try:
+            out.append(_entry_of_part(store, part, root))
+        except (OSError, pa.ArrowInvalid):
+            if not skip_unreadable:
+                out.append(_unread_entry(part, root))
     return out
+
+
+def _entry_of_part(store: Store, part: Any, root: str) -> Entry:
+    if store.local:
+        meta = pq.read_metadata(part.path)
+        size = part.size if part.size is not None else os.path.getsize(part.path)
+    else:
+        with store.open(part.path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+            size = part.size if part.size is not None else handle.size()
+    return entry_of_footer(part.path[len(root) + 1 :], meta, size)
+
+
+def _unread_entry(part: Any, root: str) -> Entry:
+    """A part whose footer cannot be read, listed by its name alone (never pruned by time), so a
+    reader still opens it and says it is unreadable rather than skip it."""
+    relative = part.path[len(root) + 1 :]
+    return Entry(relative, part.channel, part.coin, part.date, 0, part.size or 0, part.name.first_recv_ns, 2**63 - 1, 0, 0, part.name.session)
 
 
 def rebuild(store: Store, parts: Iterable[Any], *, say: bool = True) -> int:
@@ -132,14 +149,14 @@ def rebuild(store: Store, parts: Iterable[Any], *, say: bool = True) -> int:
         by_date.setdefault(entry.date, []).append(entry)
     for info in store.entries(store.path(CATALOG_DIR)):  # what an earlier catalog said goes
         if info.base_name.startswith("date="):
-            if info.base_name.endswith(".parquet"):
+            if info.base_name.endswith(FOLDED):
                 store.delete(info.path)
             else:
                 for child in store.entries(info.path):
                     store.delete(child.path)
     for date, items in by_date.items():
         table = pa.Table.from_pylist([e.as_dict() for e in sorted(items, key=lambda e: e.path)], schema=schema())
-        store.write(store.path(CATALOG_DIR, f"date={escape(date)}.parquet"), lambda sink, table=table: pq.write_table(table, sink, compression="zstd"))
+        store.write(store.path(CATALOG_DIR, f"date={escape(date)}{FOLDED}"), lambda sink, table=table: pq.write_table(table, sink, compression="zstd"))
     mark_complete(store)
     if say:
         print(f"catalog: built from the tree, once ({len(entries):,} parts in {len(by_date)} dates, {time.monotonic() - started:.1f} s): this archive had none", file=sys.stderr)
@@ -149,9 +166,11 @@ def rebuild(store: Store, parts: Iterable[Any], *, say: bool = True) -> int:
 def differences(store: Store, parts: Iterable[Any]) -> tuple[list[Entry], list[str]]:
     """``(parts in the tree the catalog lacks, entries whose part is gone)``: ``parts`` is the whole
     tree (``archive.walk_parts``)."""
-    tree = {e.path: e for e in entries_of(store, parts)}
+    root = store.root.rstrip("/")
+    tree = {part.path[len(root) + 1 :]: part for part in parts}
     listed = {e.path for e in read_catalog(store)}
-    return [e for p, e in sorted(tree.items()) if p not in listed], sorted(listed - set(tree))
+    unlisted = [part for relative, part in sorted(tree.items()) if relative not in listed]
+    return entries_of(store, unlisted, skip_unreadable=True), sorted(listed - set(tree))
 
 
 __all__ = ["catalog_dates", "differences", "fold_date", "is_complete", "mark_complete", "read_catalog", "read_date", "rebuild", "entries_of", "write_ops"]

@@ -10,8 +10,8 @@ Layout under the archive root, plain files any tool can read:
   hour, a JSON line a part added (``{"op": "add", "path", "channel", "coin", "date", "rows",
   "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session"}``) or removed
   (``{"op": "remove", "path", "date"}``).
-- ``_catalog/date=<YYYY-MM-DD>.parquet``: the date's entries folded (adds less removes), rewritten
-  whole; the hourly files it took in are then deleted. Folding twice gives the same: a part's path is
+- ``_catalog/date=<YYYY-MM-DD>.pq``: the date's entries folded (adds less removes), a Parquet file
+  (not named ``.parquet``, so no glob for the data's parts takes it), rewritten whole; the hourly files it took in are then deleted. Folding twice gives the same: a part's path is
   never reused, and a removal is final.
 """
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:  # Arrow is loaded where entries are made from rows or footers
 
 CATALOG_DIR = "_catalog"
 COMPLETE = "COMPLETE"
-FIELDS = ("path", "channel", "coin", "date", "rows", "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session")
+FOLDED = ".pq"  # a date's folded entries: date=<YYYY-MM-DD>.pq
+FIELDS = ("path", "channel", "coin", "date", "rows", "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session", "hours")
+HOUR_NS = 3_600_000_000_000
 
 
 def schema() -> pa.Schema:
@@ -41,6 +43,7 @@ def schema() -> pa.Schema:
         ("path", pa.string()), ("channel", pa.string()), ("coin", pa.string()), ("date", pa.string()),
         ("rows", pa.int64()), ("bytes", pa.int64()), ("first_recv_ns", pa.int64()), ("last_recv_ns", pa.int64()),
         ("first_seq", pa.int64()), ("last_seq", pa.int64()), ("session", pa.string()),
+        ("hours", pa.list_(pa.list_(pa.int64()))),
     ])  # fmt: skip
 
 
@@ -57,9 +60,16 @@ class Entry:
     first_seq: int
     last_seq: int
     session: str
+    hours: tuple[tuple[int, int], ...] = ()  # (UTC hour start ns, rows received in it): coverage reads no row
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in FIELDS}
+        out = {k: getattr(self, k) for k in FIELDS}
+        out["hours"] = [list(h) for h in self.hours]
+        return out
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Entry:
+        return cls(**{k: values[k] for k in FIELDS[:-1]}, hours=tuple(tuple(h) for h in values.get("hours") or ()))
 
 
 def _where(relative: str) -> tuple[str, str, str, str]:
@@ -74,7 +84,12 @@ def entry_of_table(relative: str, table: pa.Table, size: int) -> Entry:
 
     channel, coin, date, session = _where(relative)
     recv, seq = pc.min_max(table.column("recv_ns")).as_py(), pc.min_max(table.column("seq")).as_py()
-    return Entry(relative, channel, coin, date, table.num_rows, size, recv["min"], recv["max"], seq["min"], seq["max"], session)
+    if recv["min"] // HOUR_NS == recv["max"] // HOUR_NS:
+        hours = ((recv["min"] // HOUR_NS * HOUR_NS, table.num_rows),)
+    else:
+        counts = pc.value_counts(pc.multiply(pc.divide(table.column("recv_ns"), HOUR_NS), HOUR_NS)).to_pylist()
+        hours = tuple(sorted((c["values"], c["counts"]) for c in counts))
+    return Entry(relative, channel, coin, date, table.num_rows, size, recv["min"], recv["max"], seq["min"], seq["max"], session, hours)
 
 
 def entry_of_footer(relative: str, meta: pq.FileMetaData, size: int) -> Entry:
@@ -90,7 +105,9 @@ def entry_of_footer(relative: str, meta: pq.FileMetaData, size: int) -> Entry:
             stats = [s for s in stats if s is not None and s.has_min_max]
             if stats:
                 bounds[column] = [min(s.min for s in stats), max(s.max for s in stats)]
-    return Entry(relative, channel, coin, date, meta.num_rows, size, *bounds["recv_ns"], *bounds["seq"], session)
+    first, last = bounds["recv_ns"]
+    hours = ((first // HOUR_NS * HOUR_NS, meta.num_rows),) if meta.num_rows and first // HOUR_NS == last // HOUR_NS else ()
+    return Entry(relative, channel, coin, date, meta.num_rows, size, first, last, *bounds["seq"], session, hours)
 
 
 def added_line(entry: Entry) -> bytes:
@@ -119,7 +136,7 @@ class Folding:
 
     def rows(self, table: pa.Table) -> None:
         for row in table.to_pylist():
-            self.entries[row["path"]] = Entry(**{k: row[k] for k in FIELDS})
+            self.entries[row["path"]] = Entry.of(row)
 
     def lines(self, text: bytes) -> None:
         for line in text.splitlines():
@@ -127,7 +144,7 @@ class Folding:
                 continue  # cut short by a crash: its part is caught up from the tree
             op = orjson.loads(line)
             if op.get("op") == "add":
-                self.entries[op["path"]] = Entry(**{k: op[k] for k in FIELDS})
+                self.entries[op["path"]] = Entry.of(op)
             elif op.get("op") == "remove":
                 self.removed.add(op["path"])
 
@@ -141,6 +158,6 @@ class Folding:
 
 
 __all__ = [
-    "CATALOG_DIR", "COMPLETE", "FIELDS", "Entry", "Folding", "added_line", "date_of", "entry_of_footer",
+    "CATALOG_DIR", "COMPLETE", "FIELDS", "FOLDED", "Entry", "Folding", "added_line", "date_of", "entry_of_footer",
     "entry_of_table", "log_name", "removed_line", "schema",
 ]  # fmt: skip

@@ -131,7 +131,7 @@ def test_compaction_into_hours_keeps_every_row_and_the_catalog_folds(tmp_path):
     # the date's folded file holds the whole state; this hour's files stay (a writer may append),
     # and folding them in later (once their hour is over) gives the same
     tree = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("channel=*/coin=*/date=*/part-*.parquet"))
-    assert sorted(pq.read_table(tmp_path / "_catalog" / "date=2026-01-01.parquet").column("path").to_pylist()) == tree
+    assert sorted(pq.read_table(tmp_path / "_catalog" / "date=2026-01-01.pq").column("path").to_pylist()) == tree
     fold_date(open_store(tmp_path), "2026-01-01", before_hour="9999999999")
     assert not list((tmp_path / "_catalog").glob("date=*/*.jsonl"))
     agree(tmp_path)

@@ -103,6 +103,13 @@ def coverage(
     frames: dict[tuple[str, str, int], int] = defaultdict(int)
     first = last = None
     for part in find_parts(store, channels=channels, coins=coins, start_ns=start_ns, end_ns=end_ns):
+        entry = part.entry
+        if entry is not None and entry.hours and (start_ns is None or entry.first_recv_ns >= start_ns) and (end_ns is None or entry.last_recv_ns <= end_ns):
+            first = entry.first_recv_ns if first is None else min(first, entry.first_recv_ns)  # the catalog counted its rows an hour
+            last = entry.last_recv_ns if last is None else max(last, entry.last_recv_ns)
+            for hour, rows in entry.hours:
+                frames[(part.channel, part.coin, hour)] += rows
+            continue
         recv = open_part(part).read(columns=["recv_ns"]).column("recv_ns")
         if start_ns is not None or end_ns is not None:
             mask = pc.and_(pc.greater_equal(recv, start_ns or 0), pc.less_equal(recv, end_ns if end_ns is not None else 2**63 - 1))

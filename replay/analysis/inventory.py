@@ -60,19 +60,25 @@ class PartitionSummary:
 
 
 def summarize(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """What the archive holds per channel and coin (from names and footers: no data is read), and its gaps."""
+    """What the archive holds per channel and coin (from the catalog, else names and footers: no data
+    is read), and its gaps."""
     store = check_root(root)
     by_key: dict[tuple[str, str], PartitionSummary] = {}
     events: list[pa.Table] = []
     for part in all_parts(store):
         summary = by_key.setdefault((part.channel, part.coin), PartitionSummary(part.channel, part.coin))
-        metadata = read_footer(part)
         summary.dates.add(part.date)
         summary.parts += 1
-        summary.rows += metadata.num_rows
         summary.bytes += part.size if part.size is not None else os.path.getsize(part.path)
         if part.channel == EVENTS_CHANNEL:
             events.append(open_part(part).read(columns=["session", "kind", "detail"]).replace_schema_metadata(None))
+        if part.entry is not None:  # the catalog's: no footer read
+            summary.rows += part.entry.rows
+            summary.first_ns = min(filter(None, (summary.first_ns, part.name.first_recv_ns)))
+            summary.last_ns = max(filter(None, (summary.last_ns, part.entry.last_recv_ns)), default=None)
+            continue
+        metadata = read_footer(part)
+        summary.rows += metadata.num_rows
         last = _footer_max(metadata, "recv_ns")
         summary.first_ns = min(filter(None, (summary.first_ns, part.name.first_recv_ns)))
         summary.last_ns = max(filter(None, (summary.last_ns, last)), default=None)
