@@ -197,6 +197,13 @@ def test_catalog_command_and_bad_durations(tmp_path):
     agree(tmp_path)
     result = CliRunner().invoke(main, ["record", "--coin", "ETH", "--out", str(tmp_path / "x"), "--compact-every", "soon", "--duration", "1"])
     assert result.exit_code != 0 and "give a duration like 30s, 10m or 1h" in result.output and "Traceback" not in result.output
+    config = tmp_path / "rec.toml"
+    config.write_text('coins = ["ETH"]\ncompact_every = "5 minutes"\n')
+    result = CliRunner().invoke(main, ["record", "--config", str(config), "--out", str(tmp_path / "y"), "--duration", "1"])
+    assert result.exit_code != 0 and "bad --compact-every '5 minutes'" in result.output and "Traceback" not in result.output
+    from recorder.compactor import parse_duration
+
+    assert [parse_duration(t, "x") for t in ("30s", "10m", "1h", "1d", "0", 90)] == [30, 600, 3600, 86_400, 0, 90]
 
 
 def test_an_s3_copy_has_its_catalog_and_readers_list_no_partition(s3, tmp_path, monkeypatch):
