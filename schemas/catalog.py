@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # Arrow is loaded where entries are made from rows or footers
 CATALOG_DIR = "_catalog"
 COMPLETE = "COMPLETE"
 FOLDED = ".pq"  # a date's folded entries: date=<YYYY-MM-DD>.pq
-FIELDS = ("path", "channel", "coin", "date", "rows", "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session", "hours")
+FIELDS = ("path", "channel", "coin", "date", "rows", "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session", "hours", "schema")
 HOUR_NS = 3_600_000_000_000
 
 
@@ -43,7 +43,7 @@ def schema() -> pa.Schema:
         ("path", pa.string()), ("channel", pa.string()), ("coin", pa.string()), ("date", pa.string()),
         ("rows", pa.int64()), ("bytes", pa.int64()), ("first_recv_ns", pa.int64()), ("last_recv_ns", pa.int64()),
         ("first_seq", pa.int64()), ("last_seq", pa.int64()), ("session", pa.string()),
-        ("hours", pa.list_(pa.list_(pa.int64()))),
+        ("hours", pa.list_(pa.list_(pa.int64()))), ("schema", pa.string()),
     ])  # fmt: skip
 
 
@@ -61,6 +61,7 @@ class Entry:
     last_seq: int
     session: str
     hours: tuple[tuple[int, int], ...] = ()  # (UTC hour start ns, rows received in it): coverage reads no row
+    schema: str = ""  # a fingerprint of its columns: the SQL views read parts of one schema without comparing them
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in FIELDS}
@@ -69,7 +70,15 @@ class Entry:
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> Entry:
-        return cls(**{k: values[k] for k in FIELDS[:-1]}, hours=tuple(tuple(h) for h in values.get("hours") or ()))
+        return cls(**{k: values[k] for k in FIELDS[:-2]}, hours=tuple(tuple(h) for h in values.get("hours") or ()), schema=values.get("schema") or "")
+
+
+def schema_id(schema: pa.Schema) -> str:
+    """A short fingerprint of a part's columns (names and types, not metadata)."""
+    import hashlib
+
+    text = ";".join(f"{f.name}:{f.type}" for f in schema)
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 def _where(relative: str) -> tuple[str, str, str, str]:
@@ -89,7 +98,7 @@ def entry_of_table(relative: str, table: pa.Table, size: int) -> Entry:
     else:
         counts = pc.value_counts(pc.multiply(pc.divide(table.column("recv_ns"), HOUR_NS), HOUR_NS)).to_pylist()
         hours = tuple(sorted((c["values"], c["counts"]) for c in counts))
-    return Entry(relative, channel, coin, date, table.num_rows, size, recv["min"], recv["max"], seq["min"], seq["max"], session, hours)
+    return Entry(relative, channel, coin, date, table.num_rows, size, recv["min"], recv["max"], seq["min"], seq["max"], session, hours, schema_id(table.schema))
 
 
 def entry_of_footer(relative: str, meta: pq.FileMetaData, size: int) -> Entry:
@@ -107,7 +116,7 @@ def entry_of_footer(relative: str, meta: pq.FileMetaData, size: int) -> Entry:
                 bounds[column] = [min(s.min for s in stats), max(s.max for s in stats)]
     first, last = bounds["recv_ns"]
     hours = ((first // HOUR_NS * HOUR_NS, meta.num_rows),) if meta.num_rows and first // HOUR_NS == last // HOUR_NS else ()
-    return Entry(relative, channel, coin, date, meta.num_rows, size, first, last, *bounds["seq"], session, hours)
+    return Entry(relative, channel, coin, date, meta.num_rows, size, first, last, *bounds["seq"], session, hours, schema_id(meta.schema.to_arrow_schema()))
 
 
 def added_line(entry: Entry) -> bytes:
@@ -159,5 +168,5 @@ class Folding:
 
 __all__ = [
     "CATALOG_DIR", "COMPLETE", "FIELDS", "FOLDED", "Entry", "Folding", "added_line", "date_of", "entry_of_footer",
-    "entry_of_table", "log_name", "removed_line", "schema",
+    "entry_of_table", "log_name", "removed_line", "schema", "schema_id",
 ]  # fmt: skip

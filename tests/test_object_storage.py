@@ -57,9 +57,11 @@ def local_archive(tmp_path_factory) -> Path:
     return root
 
 
-def remote_keys(url: str) -> list[str]:
+def remote_keys(url: str, *, catalog: bool = False) -> list[str]:
+    """The parts at ``url`` (with ``catalog``, its catalog's files instead)."""
     fs, path = pafs.FileSystem.from_uri(url)
-    return sorted(i.path[len(path) + 1 :] for i in fs.get_file_info(pafs.FileSelector(path, recursive=True)) if i.type == pafs.FileType.File)
+    keys = sorted(i.path[len(path) + 1 :] for i in fs.get_file_info(pafs.FileSelector(path, recursive=True)) if i.type == pafs.FileType.File)
+    return [k for k in keys if k.startswith("_catalog/") == catalog]
 
 
 def local_keys(root: Path) -> list[str]:
@@ -75,6 +77,7 @@ def test_sync_copies_committed_parts_once_and_verifies_them(s3, local_archive, t
     first = sync(local_archive, url)
     assert first.copied == first.parts == len(local_keys(local_archive)) and first.skipped == 0
     assert remote_keys(url) == local_keys(local_archive)
+    assert "_catalog/COMPLETE" in remote_keys(url, catalog=True)  # a new copy lists every part synced into it
     again = sync(local_archive, url)
     assert again.copied == 0 and again.skipped == first.parts  # idempotent: nothing uploaded
     tmp.unlink()

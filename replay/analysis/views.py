@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Collection
+from typing import Any, Collection
 
 import duckdb
 import pyarrow as pa
@@ -231,13 +231,35 @@ MACROS = {
 }
 
 
-def _source(store: Store, partition: str) -> str | None:
-    """A local archive's parts, read by DuckDB's own Parquet reader (hive partitions pruned)."""
+def _source(store: Store, partition: str, con: duckdb.DuckDBPyConnection | None = None, planned: list[Any] | None = None) -> str | None:
+    """A local archive's parts, read by DuckDB's own Parquet reader (hive partitions pruned).
+
+    With the catalog (``planned``: its entries), the parts are listed from it, one list per schema
+    its entries name: DuckDB then reads one footer a list when the view is made, where a glob with
+    ``union_by_name`` reads every part's (seconds on a month of the whole market)."""
+    if planned is not None and con is not None:
+        return _cataloged_source(store, partition, con, planned)
     root = Path(store.root)
     if not any((root / f"channel={escape(partition)}").glob("coin=*/date=*/part-*.parquet")):
         return None
     glob = (root / f"channel={escape(partition)}" / "*" / "*" / "*.parquet").as_posix().replace("'", "''")
     return f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+
+
+def _cataloged_source(store: Store, partition: str, con: duckdb.DuckDBPyConnection, planned: list[Any]) -> str | None:
+    groups: dict[str, list[str]] = {}
+    for entry in planned:
+        if entry.channel == partition:
+            groups.setdefault(entry.schema, []).append(store.path(entry.path))
+    if not groups:
+        return None
+    reads = []
+    for n, (schema_id, paths) in enumerate(sorted(groups.items())):
+        variable = f"hlarchive_{escape(partition).replace('%', '_')}_{n}"
+        con.execute(f"SET VARIABLE {variable} = ?", [sorted(paths)])
+        union = "false" if schema_id else "true"  # entries from before fingerprints: compare them all
+        reads.append(f"SELECT * FROM read_parquet(getvariable('{variable}'), hive_partitioning = true, union_by_name = {union})")
+    return reads[0].removeprefix("SELECT * FROM ") if len(reads) == 1 else "(" + " UNION ALL BY NAME ".join(reads) + ")"
 
 
 _PARTITIONING = ds.partitioning(pa.schema([("coin", pa.string()), ("date", pa.date32())]), flavor="hive")
@@ -265,6 +287,14 @@ def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
+def _planned(store: Store) -> list[Any] | None:
+    """Every entry of the catalog (``None``: no catalog, the views glob the tree)."""
+    from ..archive import planned
+
+    entries = planned(store)
+    return None if entries is None else list(entries)
+
+
 def partitions_of(query: str) -> set[str]:
     """The base partitions a query's views read (views are named in it): an object store lists only those."""
     lowered = query.lower()
@@ -290,10 +320,11 @@ def open_archive(
     con = connection or duckdb.connect()
     bases = {**BASES, EVENTS_CHANNEL: None, META_CHANNEL: None}
     statements = []
+    planned = _planned(store) if store.local else None
     for partition, wire in bases.items():
         schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
         if store.local:
-            source = _source(store, partition)
+            source = _source(store, partition, con, planned)
         elif partitions is None or partition in partitions:
             source = _remote_source(con, store, partition, schema)
         else:

@@ -177,7 +177,8 @@ def figures(coins: int = 300, days: int = 30, runs: int = 3, recorder: bool = Tr
             walked = median(1, COMMAND, command, str(month), walk=True)
             out.append(Figure(f"hlarchive {command}, s: {shape_month}", round(ours, 2), round(walked, 2), "walking the tree, footers", "<= 5 s", ours <= 5.0))
         ours = median(runs, QUERY, str(month), *window)
-        out.append(Figure(f"DuckDB query of one coin-hour through the views, s: {shape_month}", round(ours, 3), None, "-", "<= 0.5 s", ours <= 0.5))
+        walked = median(1, QUERY, str(month), *window, walk=True)
+        out.append(Figure(f"DuckDB query of one coin-hour through the views (open + query), s: {shape_month}", round(ours, 3), round(walked, 3), "globbing the tree", "<= 0.5 s", ours <= 0.5))
         # the recorder's compaction of the hour, as it runs it behind itself
         before = os.times()
         done = subprocess.run([sys.executable, "-m", "replay.analysis.compaction", str(month), str(hour), str(hour + 3_600_000_000_000), str(3_600_000_000_000)], capture_output=True, text=True)
