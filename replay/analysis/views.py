@@ -265,16 +265,23 @@ def _cataloged_source(store: Store, partition: str, con: duckdb.DuckDBPyConnecti
 _PARTITIONING = ds.partitioning(pa.schema([("coin", pa.string()), ("date", pa.date32())]), flavor="hive")
 
 
-def _remote_source(con: duckdb.DuckDBPyConnection, store: Store, partition: str, schema: pa.Schema) -> str | None:
+def _remote_source(con: duckdb.DuckDBPyConnection, store: Store, partition: str, schema: pa.Schema, entries: list[Any] | None = None) -> str | None:
     """An object store's parts as an Arrow dataset registered in DuckDB: DuckDB pushes its filters
     into the dataset's scan, so ``coin``/``date`` filters prune parts before any is read (the
     ``httpfs`` extension, which ``read_parquet('s3://...')`` needs, cannot be downloaded offline)."""
     base = store.path(f"channel={escape(partition)}")
-    if not store.is_dir(base):
+    if entries is not None:  # the catalog's parts: the bucket is not listed
+        paths = sorted(store.path(e.path) for e in entries if e.channel == partition)
+        if not paths:
+            return None
+        source: str | list[str] = paths
+    elif not store.is_dir(base):
         return None
+    else:
+        source = base
     if "coin" not in schema.names:
         schema = schema.append(pa.field("coin", pa.string()))
-    dataset = ds.dataset(base, filesystem=store.fs, format="parquet", partitioning=_PARTITIONING, schema=schema.append(pa.field("date", pa.date32())))
+    dataset = ds.dataset(source, filesystem=store.fs, format="parquet", partitioning=_PARTITIONING, partition_base_dir=base, schema=schema.append(pa.field("date", pa.date32())))
     name = f"remote_{partition}"
     con.register(name, dataset)
     return f"(SELECT *, '{partition}' AS channel FROM {name})"
@@ -320,13 +327,13 @@ def open_archive(
     con = connection or duckdb.connect()
     bases = {**BASES, EVENTS_CHANNEL: None, META_CHANNEL: None}
     statements = []
-    planned = _planned(store) if store.local else None
+    planned = _planned(store)
     for partition, wire in bases.items():
         schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
         if store.local:
             source = _source(store, partition, con, planned)
         elif partitions is None or partition in partitions:
-            source = _remote_source(con, store, partition, schema)
+            source = _remote_source(con, store, partition, schema, planned)
         else:
             source = None
         if source is None:
