@@ -120,7 +120,7 @@ def find_parts(
     store = check_root(root)
     first_date = utc_date(start_ns) if start_ns is not None else None
     last_date = utc_date(end_ns) if end_ns is not None else None
-    entries = planned(store, first_date, last_date, dates)
+    entries = planned(store, first_date, last_date, dates, channels=channels, coins=coins, start_ns=start_ns, end_ns=end_ns, include_special=include_special)
     if entries is None:
         return _walked(store, channels, coins, start_ns, end_ns, include_special, dates, first_date, last_date)
     wanted_channels = set(channels) if channels is not None else None
@@ -142,13 +142,16 @@ def find_parts(
     return parts
 
 
-def planned(store: Store, first_date: str | None = None, last_date: str | None = None, dates: Collection[str] | None = None) -> list[Any] | None:
-    """The catalog's entries of the dates asked for; ``None`` when there is no catalog and none can be
-    written (the caller walks the tree)."""
+def planned(store: Store, first_date: str | None = None, last_date: str | None = None, dates: Collection[str] | None = None, **selection: Any) -> list[Any] | None:
+    """The catalog's entries of the dates asked for (and of ``selection``: ``catalog.select``'s
+    filters); ``None`` when there is no catalog and none can be written, or with
+    ``HLARCHIVE_NO_CATALOG=1`` (the caller walks the tree)."""
     from . import catalog
 
+    if os.environ.get("HLARCHIVE_NO_CATALOG"):
+        return None
     if not catalog.is_complete(store):
-        if os.environ.get("HLARCHIVE_NO_CATALOG") or not any(i.base_name.startswith("channel=") for i in store.entries(store.root)):
+        if not any(i.base_name.startswith("channel=") for i in store.entries(store.root)):
             return None
         try:
             with _REBUILDING:
@@ -157,7 +160,7 @@ def planned(store: Store, first_date: str | None = None, last_date: str | None =
         except (OSError, ArchiveError) as exc:
             print(f"catalog: none in this archive and it cannot be written ({exc}): walking the tree", file=sys.stderr)
             return None
-    return catalog.read_catalog(store, first_date, last_date, dates)
+    return catalog.read_catalog(store, first_date, last_date, dates, **selection)
 
 
 _REBUILDING = threading.Lock()
@@ -210,19 +213,10 @@ def list_dates(
 ) -> list[str]:
     """The UTC dates that the chosen partitions hold, in order: replay works through them one by one."""
     store = check_root(root)
-    if planned(store, dates=()) is not None:  # a catalog: a date at a time (memory: one date's entries)
-        from .catalog import catalog_dates, read_date
+    if planned(store, dates=()) is not None:  # a catalog: a date at a time, in Arrow (no entry made)
+        from .catalog import catalog_dates, date_table, select
 
-        wanted_channels = set(channels) if channels is not None else None
-        wanted_coins = set(coins) if coins is not None else None
-        return [
-            date for date in catalog_dates(store)
-            if any(
-                (wanted_channels is None or e.channel in wanted_channels) and (wanted_coins is None or e.coin in wanted_coins)
-                and (include_special or e.channel not in (EVENTS_CHANNEL, META_CHANNEL))
-                for e in read_date(store, date).values()
-            )
-        ]  # fmt: skip
+        return [date for date in catalog_dates(store) if select(date_table(store, date), channels, coins, include_special=include_special).num_rows]
     found: set[str] = set()
     for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):

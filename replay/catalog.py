@@ -5,6 +5,7 @@ disagree (``verify``)."""
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import sys
@@ -14,6 +15,9 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from schemas.catalog import (
@@ -48,25 +52,99 @@ def catalog_dates(store: Store) -> list[str]:
 
 def read_date(store: Store, date: str) -> dict[str, Entry]:
     """A date's entries (path -> entry): its folded file, then every writer's lines."""
-    folding = Folding()
+    return {e.path: e for e in _entries(date_table(store, date))}
+
+
+def date_table(store: Store, date: str) -> pa.Table:
+    """A date's entries as one Arrow table: its folded file and its writers' lines (parsed by Arrow's
+    JSON reader, a file at once), adds less removes. Kept per process while the date's files stay
+    as they were (their names, sizes and times: one listing tells)."""
+    directory = store.path(CATALOG_DIR, f"date={escape(date)}")
     folded = store.path(CATALOG_DIR, f"date={escape(date)}{FOLDED}")
-    if store.exists(folded):
+    logs = [i for i in store.entries(directory) if i.base_name.endswith(".jsonl")]
+    folded_info = store.info(folded)
+    signature = (folded_info.size, folded_info.mtime_ns, tuple((i.base_name, i.size, i.mtime_ns) for i in logs))
+    key = (store.url, date)
+    cached = _TABLES.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    tables = []
+    if folded_info.type != pafs.FileType.NotFound:
         with store.open(folded) as handle:
-            folding.rows(pq.read_table(handle))
-    for info in store.entries(store.path(CATALOG_DIR, f"date={escape(date)}")):
-        if info.base_name.endswith(".jsonl"):
-            folding.lines(store.read_bytes(info.path))
-    return folding.result()
+            tables.append(_conform(pq.read_table(handle)))
+    removed: list[str] = []
+    if logs:
+        lines = [line for info in logs for line in store.read_bytes(info.path).split(b"\n") if line.endswith(b"}")]  # a line a crash cut short: caught up from the tree
+        if lines:
+            ops = pa_json.read_json(io.BytesIO(b"\n".join(lines)), read_options=pa_json.ReadOptions(block_size=max(1 << 20, sum(map(len, lines)) + len(lines) + 1)),
+                                    parse_options=pa_json.ParseOptions(explicit_schema=_OPS_SCHEMA, unexpected_field_behavior="ignore"))
+            is_add = pc.equal(ops.column("op"), "add")
+            tables.append(_conform(ops.filter(is_add)))
+            removed = ops.filter(pc.equal(ops.column("op"), "remove")).column("path").to_pylist()
+    table = pa.concat_tables(tables) if tables else schema().empty_table()
+    if table.num_rows:
+        numbered = pa.table({"path": table.column("path"), "i": pa.array(range(table.num_rows), pa.int64())})
+        first = numbered.group_by("path", use_threads=False).aggregate([("i", "min")]).column("i_min")
+        table = table.take(pc.take(first, pc.array_sort_indices(first)))  # each path once, in the order first seen
+        if removed:
+            table = table.filter(pc.invert(pc.is_in(table.column("path"), pa.array(removed, pa.string()))))
+    if len(_TABLES) >= 64:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key] = (signature, table)
+    return table
 
 
-def read_catalog(store: Store, first_date: str | None = None, last_date: str | None = None, dates: Iterable[str] | None = None) -> list[Entry]:
-    """Every entry of the dates in ``[first_date, last_date]`` (and among ``dates``, if given)."""
+_TABLES: dict[tuple[str, str], tuple[Any, pa.Table]] = {}
+_OPS_SCHEMA = pa.schema([pa.field("op", pa.string()), *schema()])
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    """A table of entries in the catalog's columns (a folded file from before a column was added)."""
+    wanted = schema()
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in wanted]
+    return pa.Table.from_arrays(columns, schema=wanted)
+
+
+def _entries(table: pa.Table) -> list[Entry]:
+    return [Entry.of(row) for row in table.to_pylist()]
+
+
+def select(table: pa.Table, channels: Iterable[str] | None = None, coins: Iterable[str] | None = None, start_ns: int | None = None, end_ns: int | None = None, include_special: bool = True) -> pa.Table:
+    """The entries of ``table`` of those channels and coins that may hold rows in ``[start_ns, end_ns]``."""
+    mask = None
+
+    def both(m: Any) -> None:
+        nonlocal mask
+        mask = m if mask is None else pc.and_(mask, m)
+
+    if channels is not None:
+        both(pc.is_in(table.column("channel"), pa.array(list(channels), pa.string())))
+    if not include_special:
+        both(pc.invert(pc.starts_with(table.column("channel"), "_")))
+    if coins is not None:
+        both(pc.is_in(table.column("coin"), pa.array(list(coins), pa.string())))
+    if end_ns is not None:
+        both(pc.less_equal(table.column("first_recv_ns"), end_ns))
+    if start_ns is not None:
+        both(pc.greater_equal(table.column("last_recv_ns"), start_ns))
+    return table if mask is None else table.filter(mask)
+
+
+def read_catalog(
+    store: Store,
+    first_date: str | None = None,
+    last_date: str | None = None,
+    dates: Iterable[str] | None = None,
+    **selection: Any,
+) -> list[Entry]:
+    """The entries of the dates in ``[first_date, last_date]`` (and among ``dates``, if given), of the
+    ``selection`` (``select``'s filters, applied in Arrow before any entry is made)."""
     wanted = set(dates) if dates is not None else None
     out: list[Entry] = []
     for date in catalog_dates(store):
         if (first_date and date < first_date) or (last_date and date > last_date) or (wanted is not None and date not in wanted):
             continue
-        out.extend(read_date(store, date).values())
+        out.extend(_entries(select(date_table(store, date), **selection)))
     return out
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Collection
+from typing import Collection
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from schemas.channels import channel_spec
@@ -231,7 +232,7 @@ MACROS = {
 }
 
 
-def _source(store: Store, partition: str, con: duckdb.DuckDBPyConnection | None = None, planned: list[Any] | None = None) -> str | None:
+def _source(store: Store, partition: str, con: duckdb.DuckDBPyConnection | None = None, planned: pa.Table | None = None) -> str | None:
     """A local archive's parts, read by DuckDB's own Parquet reader (hive partitions pruned).
 
     With the catalog (``planned``: its entries), the parts are listed from it, one list per schema
@@ -246,11 +247,11 @@ def _source(store: Store, partition: str, con: duckdb.DuckDBPyConnection | None 
     return f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
 
 
-def _cataloged_source(store: Store, partition: str, con: duckdb.DuckDBPyConnection, planned: list[Any]) -> str | None:
+def _cataloged_source(store: Store, partition: str, con: duckdb.DuckDBPyConnection, planned: pa.Table) -> str | None:
     groups: dict[str, list[str]] = {}
-    for entry in planned:
-        if entry.channel == partition:
-            groups.setdefault(entry.schema, []).append(store.path(entry.path))
+    mine = planned.filter(pc.equal(planned.column("channel"), partition))
+    for path, schema_id in zip(mine.column("path").to_pylist(), mine.column("schema").to_pylist()):
+        groups.setdefault(schema_id or "", []).append(store.path(path))
     if not groups:
         return None
     reads = []
@@ -265,13 +266,13 @@ def _cataloged_source(store: Store, partition: str, con: duckdb.DuckDBPyConnecti
 _PARTITIONING = ds.partitioning(pa.schema([("coin", pa.string()), ("date", pa.date32())]), flavor="hive")
 
 
-def _remote_source(con: duckdb.DuckDBPyConnection, store: Store, partition: str, schema: pa.Schema, entries: list[Any] | None = None) -> str | None:
+def _remote_source(con: duckdb.DuckDBPyConnection, store: Store, partition: str, schema: pa.Schema, entries: pa.Table | None = None) -> str | None:
     """An object store's parts as an Arrow dataset registered in DuckDB: DuckDB pushes its filters
     into the dataset's scan, so ``coin``/``date`` filters prune parts before any is read (the
     ``httpfs`` extension, which ``read_parquet('s3://...')`` needs, cannot be downloaded offline)."""
     base = store.path(f"channel={escape(partition)}")
     if entries is not None:  # the catalog's parts: the bucket is not listed
-        paths = sorted(store.path(e.path) for e in entries if e.channel == partition)
+        paths = sorted(store.path(p) for p in entries.filter(pc.equal(entries.column("channel"), partition)).column("path").to_pylist())
         if not paths:
             return None
         source: str | list[str] = paths
@@ -294,12 +295,16 @@ def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def _planned(store: Store) -> list[Any] | None:
-    """Every entry of the catalog (``None``: no catalog, the views glob the tree)."""
+def _planned(store: Store) -> pa.Table | None:
+    """Every part of the catalog: its path, channel and schema (``None``: no catalog, the views glob
+    the tree)."""
     from ..archive import planned
+    from ..catalog import catalog_dates, date_table, schema
 
-    entries = planned(store)
-    return None if entries is None else list(entries)
+    if planned(store, dates=()) is None:
+        return None
+    tables = [date_table(store, date).select(["path", "channel", "schema"]) for date in catalog_dates(store)]
+    return pa.concat_tables(tables) if tables else schema().empty_table().select(["path", "channel", "schema"])
 
 
 def partitions_of(query: str) -> set[str]:

@@ -204,8 +204,11 @@ def s3_figures(work: Path, tpl: dict[str, pa.Table], coins: int, runs: int) -> l
     from ..s3server import S3Server
 
     root = work / "hour-compacted"
-    whole_market(root, tpl, coins, 1)
-    subprocess.run([sys.executable, "-m", "replay.analysis.compaction", str(root), str(T0_NS), str(T0_NS + 3_600_000_000_000), str(3_600_000_000_000)], check=True, capture_output=True)
+    start_catalog(root)
+    log = CatalogLog(root, "bench")
+    for channel in CHANNELS:  # the hour as compaction leaves it: a part a partition
+        for c in range(coins):
+            stamp(root, tpl[channel], channel, f"C{c:03d}", T0_NS, 3_600_000_000_000, "hour", c, log)
     server = S3Server(work / "seaweed").start()
     try:
         os.environ.update(server.env())
