@@ -166,6 +166,17 @@ def planned(store: Store, first_date: str | None = None, last_date: str | None =
 _REBUILDING = threading.Lock()
 
 
+def any_part(root: str | os.PathLike[str] | Store, *, channels: Collection[str] | None = None, coins: Collection[str] | None = None) -> bool:
+    """Whether the archive holds a part of those channels and coins: from the catalog, the most
+    recent date first, stopping at the first that has one (not every date's entries)."""
+    store = check_root(root)
+    if planned(store, dates=()) is None:
+        return bool(find_parts(store, channels=channels, coins=coins))
+    from .catalog import catalog_dates, date_table, select
+
+    return any(select(date_table(store, date), channels, coins, include_special=False).num_rows for date in reversed(catalog_dates(store)))
+
+
 def walk_parts(store: Store, *, dates: Collection[str] | None = None) -> list[Part]:
     """Every part in the tree (of ``dates``), special channels included: what the catalog is built from."""
     return _walked(store, None, None, None, None, True, dates, None, None, footers=False)
@@ -210,19 +221,26 @@ def list_dates(
     channels: Collection[str] | None = None,
     coins: Collection[str] | None = None,
     include_special: bool = False,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
 ) -> list[str]:
-    """The UTC dates that the chosen partitions hold, in order: replay works through them one by one."""
+    """The UTC dates that the chosen partitions hold (within ``[start_ns, end_ns]``), in order:
+    replay works through them one by one."""
     store = check_root(root)
+    first, last = (utc_date(start_ns) if start_ns is not None else ""), (utc_date(end_ns) if end_ns is not None else "9999")
     if planned(store, dates=()) is not None:  # a catalog: a date at a time, in Arrow (no entry made)
         from .catalog import catalog_dates, date_table, select
 
-        return [date for date in catalog_dates(store) if select(date_table(store, date), channels, coins, include_special=include_special).num_rows]
+        return [
+            date for date in catalog_dates(store)
+            if first <= date <= last and select(date_table(store, date), channels, coins, include_special=include_special).num_rows
+        ]  # fmt: skip
     found: set[str] = set()
     for channel, channel_dir in _values(store, store.root, "channel", channels):
         if not include_special and channel in (EVENTS_CHANNEL, META_CHANNEL):
             continue
         for _coin, coin_dir in _values(store, channel_dir, "coin", coins):
-            found.update(date for date, _ in _values(store, coin_dir, "date", None))
+            found.update(date for date, _ in _values(store, coin_dir, "date", None) if first <= date <= last)
     return sorted(found)
 
 

@@ -74,18 +74,25 @@ def date_table(store: Store, date: str) -> pa.Table:
             tables.append(_conform(pq.read_table(handle)))
     removed: list[str] = []
     if logs:
-        lines = [line for info in logs for line in store.read_bytes(info.path).split(b"\n") if line.endswith(b"}")]  # a line a crash cut short: caught up from the tree
-        if lines:
-            ops = pa_json.read_json(io.BytesIO(b"\n".join(lines)), read_options=pa_json.ReadOptions(block_size=max(1 << 20, sum(map(len, lines)) + len(lines) + 1)),
+        texts = []
+        for info in logs:
+            text = store.read_bytes(info.path)
+            if not text.endswith(b"\n"):
+                text = text[: text.rfind(b"\n") + 1]  # a last line a crash cut short: its part is caught up from the tree
+            texts.append(text)
+        text = b"".join(texts)
+        if text:
+            ops = pa_json.read_json(io.BytesIO(text), read_options=pa_json.ReadOptions(block_size=1 << 20),  # blocks parsed on every core
                                     parse_options=pa_json.ParseOptions(explicit_schema=_OPS_SCHEMA, unexpected_field_behavior="ignore"))
             is_add = pc.equal(ops.column("op"), "add")
             tables.append(_conform(ops.filter(is_add)))
             removed = ops.filter(pc.equal(ops.column("op"), "remove")).column("path").to_pylist()
     table = pa.concat_tables(tables) if tables else schema().empty_table()
-    if table.num_rows:
+    if table.num_rows and len(pc.unique(table.column("path"))) != table.num_rows:  # a path listed twice (a fold interrupted, a retried upload)
         numbered = pa.table({"path": table.column("path"), "i": pa.array(range(table.num_rows), pa.int64())})
         first = numbered.group_by("path", use_threads=False).aggregate([("i", "min")]).column("i_min")
         table = table.take(pc.take(first, pc.array_sort_indices(first)))  # each path once, in the order first seen
+    if table.num_rows:
         if removed:
             table = table.filter(pc.invert(pc.is_in(table.column("path"), pa.array(removed, pa.string()))))
     if len(_TABLES) >= 64:

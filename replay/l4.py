@@ -22,7 +22,7 @@ from schemas.l4.book import Desync, L4Book
 from schemas.l4.node import event_of_row
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .archive import find_parts
+from .archive import any_part, find_parts
 from .merge import Item, merge
 from .storage import Store
 
@@ -38,7 +38,7 @@ def row_subscriptions(coin: str) -> dict[str, Subscription]:
 
 
 def has_l4(store: Store, coin: str) -> bool:
-    return bool(find_parts(store, channels=[DIFFS], coins=[coin]))
+    return any_part(store, channels=[DIFFS], coins=[coin])
 
 
 def derivable(store: Store, sub: Subscription) -> bool:
@@ -46,9 +46,9 @@ def derivable(store: Store, sub: Subscription) -> bool:
     whenever the coin has them; a plain ``l2Book`` only where no 20-level book was recorded."""
     if sub.coin is None or sub.type not in ("l4Book", "l2Book"):
         return False
-    if sub.type == "l2Book" and sub.n_levels is None and find_parts(store, channels=["l2Book"], coins=[sub.coin]):
+    if sub.type == "l2Book" and sub.n_levels is None and any_part(store, channels=["l2Book"], coins=[sub.coin]):
         return False
-    if sub.type == "l4Book" and find_parts(store, channels=["l4Book"], coins=[sub.coin]):
+    if sub.type == "l4Book" and any_part(store, channels=["l4Book"], coins=[sub.coin]):
         return False
     return has_l4(store, sub.coin)
 

@@ -25,7 +25,17 @@ from schemas.gaps import Gap
 from schemas.layout import EVENTS_CHANNEL, ArchiveError
 from schemas.subscriptions import COIN_TYPES, Subscription, parse_subscription
 
-from .archive import Part, check_root, find_parts, last_recv_ns, list_dates, open_part, part_batches, read_footer
+from .archive import (
+    Part,
+    any_part,
+    check_root,
+    find_parts,
+    last_recv_ns,
+    list_dates,
+    open_part,
+    part_batches,
+    read_footer,
+)
 from .batch_merge import Merged, merge_batches, single_stream
 from .gaps import GapError, archive_gaps, check_policy, gaps_in
 from .l4 import CoinBook, Deriver, book_snapshot, derivable, l4_state, row_subscriptions
@@ -160,7 +170,7 @@ class Replay:
         coins = [sub.coin] if sub.type in COIN_TYPES and sub.coin else None
         if derivable(self._store, sub):  # from the L4 rows: the book server's frames, or a deeper l2Book
             self._derived[sub.stream] = sub
-        elif not find_parts(self._store, channels=[sub.type], coins=coins):
+        elif not any_part(self._store, channels=[sub.type], coins=coins):
             raise ArchiveError(f"the archive has no data for {sub}: it has {self._describe()}")
         self._next_id += 1
         registered = self._subscriptions.get(sub.stream, (sub, ()))[1]
@@ -218,10 +228,10 @@ class Replay:
     def _merged(self, decode: str = "dicts") -> Iterator[Item]:
         """Day by day (a part never spans two UTC dates), so only one day's parts are ever listed."""
         selection, streams = self._selection()
-        dates = list_dates(self._store, **selection)
-        if self.on_event is not None:
-            dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True)))
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
+        dates = list_dates(self._store, **selection, **bounds)
+        if self.on_event is not None:
+            dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True, **bounds)))
         if self._derived:
             yield from self._deriver(decode).run(self._days(dates, selection, streams, bounds, decode))
             return
@@ -355,7 +365,7 @@ class Replay:
         bounds = {"start_ns": self.start_ns, "end_ns": self.end_ns}
         bounded = self.start_ns is not None or self.end_ns is not None
         with quiet_gc():
-            for day in list_dates(self._store, **selection):
+            for day in list_dates(self._store, **selection, **bounds):
                 parts = find_parts(self._store, **selection, **bounds, dates=[day])
                 self.parts_opened = parts
                 ordered = _disjoint(parts)
