@@ -65,7 +65,12 @@ def summarize(root: str | os.PathLike[str]) -> dict[str, Any]:
     store = check_root(root)
     by_key: dict[tuple[str, str], PartitionSummary] = {}
     events: list[pa.Table] = []
-    for part in all_parts(store):
+    cataloged = _cataloged_summaries(store)
+    if cataloged is not None:  # the catalog's entries, summed in Arrow: no footer read
+        by_key = cataloged
+        for part in find_parts(store, channels=[EVENTS_CHANNEL], include_special=True):
+            events.append(open_part(part).read(columns=["session", "kind", "detail"]).replace_schema_metadata(None))
+    for part in [] if cataloged is not None else all_parts(store):
         summary = by_key.setdefault((part.channel, part.coin), PartitionSummary(part.channel, part.coin))
         summary.dates.add(part.date)
         summary.parts += 1
@@ -102,6 +107,26 @@ def summarize(root: str | os.PathLike[str]) -> dict[str, Any]:
         "gaps": [{"session": s, "kind": k, "count": n} for s, k, n in gaps],
         "journals": journal_state(store),
     }
+
+
+def _cataloged_summaries(store: Store) -> dict[tuple[str, str], PartitionSummary] | None:
+    from ..archive import planned
+    from ..catalog import catalog_dates, date_table
+
+    if planned(store, dates=()) is None:
+        return None
+    tables = [date_table(store, date) for date in catalog_dates(store)]
+    out: dict[tuple[str, str], PartitionSummary] = {}
+    if not tables:
+        return out
+    grouped = pa.concat_tables(tables).group_by(["channel", "coin"]).aggregate([
+        ("path", "count"), ("rows", "sum"), ("bytes", "sum"), ("first_recv_ns", "min"), ("last_recv_ns", "max"), ("date", "distinct"),
+    ])  # fmt: skip
+    for row in grouped.to_pylist():
+        out[(row["channel"], row["coin"])] = PartitionSummary(
+            row["channel"], row["coin"], set(row["date_distinct"]), row["path_count"], row["rows_sum"], row["bytes_sum"], row["first_recv_ns_min"], row["last_recv_ns_max"],
+        )
+    return out
 
 
 def _verdict(channel: str, gaps: int) -> str:
