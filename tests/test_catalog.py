@@ -253,3 +253,24 @@ def test_views_read_the_catalogs_parts_as_globbing_the_tree_does(tmp_path, monke
     shutil.rmtree(tmp_path / "_catalog")
     assert [open_archive(tmp_path).execute(q).fetchall() for q in queries] == ours
     assert ours[1] == [(1,)] and ours[0][0][0] > 100
+
+
+def test_coverage_and_ls_from_the_catalog_equal_reading_the_parts(tmp_path, monkeypatch):
+    """Rows an hour from the catalog's counts (no part read) and ls's sums: as from the parts
+    themselves, over the whole archive and over a window cutting hours and parts."""
+    from replay.analysis.coverage import coverage
+    from replay.analysis.inventory import summarize
+
+    minute_parts(tmp_path, minutes=150)
+    compact(tmp_path, into="hour", dates=None, start_ns=T0 + 60 * MINUTE_NS)  # hours 1 and 2 in parts an hour, hour 0 a minute each
+
+    def cells(**window):
+        return sorted((c.channel, c.coin, c.hour_ns, c.frames) for c in coverage(tmp_path, **window).cells)
+
+    windows = [{}, {"start_ns": T0 + 30 * MINUTE_NS + 7, "end_ns": T0 + 95 * MINUTE_NS}]
+    ours = [cells(**w) for w in windows]
+    listed = summarize(tmp_path)["partitions"]
+    monkeypatch.setenv("HLARCHIVE_NO_CATALOG", "1")
+    assert [cells(**w) for w in windows] == ours
+    assert summarize(tmp_path)["partitions"] == listed
+    assert sum(f for *_, f in ours[0]) == sum(1 for _ in Replay(tmp_path).messages())

@@ -13,10 +13,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.gaps import Gap, utc_text
-from schemas.layout import ALL
+from schemas.layout import ALL, utc_date
 
 from ..archive import check_root, find_parts, open_part
 from ..gaps import archive_gaps
@@ -102,14 +103,8 @@ def coverage(
     store = check_root(root)
     frames: dict[tuple[str, str, int], int] = defaultdict(int)
     first = last = None
-    for part in find_parts(store, channels=channels, coins=coins, start_ns=start_ns, end_ns=end_ns):
-        entry = part.entry
-        if entry is not None and entry.hours and (start_ns is None or entry.first_recv_ns >= start_ns) and (end_ns is None or entry.last_recv_ns <= end_ns):
-            first = entry.first_recv_ns if first is None else min(first, entry.first_recv_ns)  # the catalog counted its rows an hour
-            last = entry.last_recv_ns if last is None else max(last, entry.last_recv_ns)
-            for hour, rows in entry.hours:
-                frames[(part.channel, part.coin, hour)] += rows
-            continue
+    counted, first, last = _counted_by_catalog(store, frames, channels, coins, start_ns, end_ns)
+    for part in find_parts(store, channels=channels, coins=coins, start_ns=start_ns, end_ns=end_ns) if counted is None else counted:
         recv = open_part(part).read(columns=["recv_ns"]).column("recv_ns")
         if start_ns is not None or end_ns is not None:
             mask = pc.and_(pc.greater_equal(recv, start_ns or 0), pc.less_equal(recv, end_ns if end_ns is not None else 2**63 - 1))
@@ -132,20 +127,66 @@ def coverage(
     ]
     report.gaps = wanted
     streams = {(channel, coin) for channel, coin, _ in frames} | {(g.channel, g.coin or ALL) for g in wanted}
+    by_stream: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for g in wanted:
+        by_stream[(g.channel, g.coin or ALL)].append(g)
     lo, hi = window
+    hours = [(hour, max(0.0, (min(hour + HOUR_NS, hi) - max(hour, lo)) / 1e9)) for hour in range(lo - lo % HOUR_NS, hi + 1, HOUR_NS)]
     for channel, coin in sorted(streams):
-        intervals = _union([(max(g.start_ns, lo), min(g.end_ns if g.end_ns is not None else hi, hi)) for g in wanted if (g.channel, g.coin or ALL) == (channel, coin)])
-        for hour in range(lo - lo % HOUR_NS, hi + 1, HOUR_NS):
-            span = (max(hour, lo), min(hour + HOUR_NS, hi))
-            cell = Cell(channel, coin, hour, frames.get((channel, coin, hour), 0), span_s=max(0.0, (span[1] - span[0]) / 1e9))
-            for g in wanted:
-                if (g.channel, g.coin or ALL) == (channel, coin) and g.overlaps(hour, hour + HOUR_NS - 1):
-                    cell.gaps += 1
-                    inside = min(g.end_ns if g.end_ns is not None else hi, hour + HOUR_NS, hi) - max(g.start_ns, hour, lo)
-                    cell.longest_gap_s = max(cell.longest_gap_s, inside / 1e9)
-            cell.missing_s = sum(max(0, min(b, span[1]) - max(a, span[0])) for a, b in intervals) / 1e9
+        mine = by_stream.get((channel, coin), [])
+        intervals = _union([(max(g.start_ns, lo), min(g.end_ns if g.end_ns is not None else hi, hi)) for g in mine])
+        for hour, span_s in hours:
+            cell = Cell(channel, coin, hour, frames.get((channel, coin, hour), 0), span_s=span_s)
+            if mine:  # most streams have no gap: their cells are made and nothing else
+                span = (max(hour, lo), min(hour + HOUR_NS, hi))
+                for g in mine:
+                    if g.overlaps(hour, hour + HOUR_NS - 1):
+                        cell.gaps += 1
+                        inside = min(g.end_ns if g.end_ns is not None else hi, hour + HOUR_NS, hi) - max(g.start_ns, hour, lo)
+                        cell.longest_gap_s = max(cell.longest_gap_s, inside / 1e9)
+                cell.missing_s = sum(max(0, min(b, span[1]) - max(a, span[0])) for a, b in intervals) / 1e9
             report.cells.append(cell)
     return report
+
+
+def _counted_by_catalog(
+    store: Any, frames: dict[tuple[str, str, int], int], channels: list[str] | None, coins: list[str] | None, start_ns: int | None, end_ns: int | None
+) -> tuple[list[Any] | None, int | None, int | None]:
+    """Rows an hour from the catalog's entries, in Arrow, into ``frames``; the parts whose rows must
+    still be read (no count an hour, or across the window's edge), and the first and last receive
+    times counted. ``(None, None, None)``: no catalog."""
+    from ..archive import planned
+    from ..catalog import catalog_dates, date_table, select
+
+    if planned(store, dates=()) is None:
+        return None, None, None
+    first_date = utc_date(start_ns) if start_ns is not None else ""
+    last_date = utc_date(end_ns) if end_ns is not None else "9999"
+    tables = [select(date_table(store, d), channels, coins, start_ns, end_ns, include_special=False) for d in catalog_dates(store) if first_date <= d <= last_date]
+    if not tables:
+        return [], None, None
+    table = pa.concat_tables(tables)
+    inside = pc.and_(
+        pc.greater(pc.list_value_length(table.column("hours")), 0),
+        pc.and_(pc.greater_equal(table.column("first_recv_ns"), start_ns if start_ns is not None else 0), pc.less_equal(table.column("last_recv_ns"), end_ns if end_ns is not None else 2**63 - 1)),
+    )
+    counted = table.filter(inside)
+    first = last = None
+    if counted.num_rows:
+        first, last = pc.min(counted.column("first_recv_ns")).as_py(), pc.max(counted.column("last_recv_ns")).as_py()
+        hours = counted.column("hours").combine_chunks()
+        parent = pc.list_parent_indices(hours)
+        pairs = hours.flatten()
+        exploded = pa.table({
+            "channel": counted.column("channel").combine_chunks().take(parent), "coin": counted.column("coin").combine_chunks().take(parent),
+            "hour": pc.list_element(pairs, 0), "rows": pc.list_element(pairs, 1),
+        })  # fmt: skip
+        for row in exploded.group_by(["channel", "coin", "hour"]).aggregate([("rows", "sum")]).to_pylist():
+            frames[(row["channel"], row["coin"], row["hour"])] += row["rows_sum"]
+    rest = table.filter(pc.invert(inside))
+    parts = find_parts(store, channels=channels, coins=coins, start_ns=start_ns, end_ns=end_ns) if rest.num_rows else []
+    unread = set(rest.column("path").to_pylist())
+    return [p for p in parts if p.entry is not None and p.entry.path in unread], first, last
 
 
 def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
