@@ -146,10 +146,11 @@ print(time.perf_counter() - t)
 
 QUERY = r"""
 import sys, time
-from replay.analysis.views import open_archive
+from replay.analysis.views import open_archive, partitions_of
 t = time.perf_counter()
-con = open_archive(sys.argv[1])
-n = con.execute("select count(*) from trades where coin = 'C000' and recv_ns between ? and ?", [int(sys.argv[2]), int(sys.argv[3])]).fetchone()[0]
+query = "select count(*) from trades where coin = 'C000' and recv_ns between ? and ?"
+con = open_archive(sys.argv[1], partitions=partitions_of(query))  # as `hlarchive sql ROOT QUERY` opens it
+n = con.execute(query, [int(sys.argv[2]), int(sys.argv[3])]).fetchone()[0]
 assert n > 0
 print(time.perf_counter() - t)
 """
