@@ -174,7 +174,8 @@ def any_part(root: str | os.PathLike[str] | Store, *, channels: Collection[str] 
         return bool(find_parts(store, channels=channels, coins=coins))
     from .catalog import catalog_dates, date_table, select
 
-    return any(select(date_table(store, date), channels, coins, include_special=False).num_rows for date in reversed(catalog_dates(store)))
+    narrow = coins if coins is not None and len(coins) <= 8 else None
+    return any(select(date_table(store, date, narrow), channels, coins, include_special=False).num_rows for date in reversed(catalog_dates(store)))
 
 
 def walk_parts(store: Store, *, dates: Collection[str] | None = None) -> list[Part]:
@@ -233,7 +234,7 @@ def list_dates(
 
         return [
             date for date in catalog_dates(store)
-            if first <= date <= last and select(date_table(store, date), channels, coins, include_special=include_special).num_rows
+            if first <= date <= last and select(date_table(store, date, coins if coins is not None and len(coins) <= 8 else None), channels, coins, include_special=include_special).num_rows
         ]  # fmt: skip
     found: set[str] = set()
     for channel, channel_dir in _values(store, store.root, "channel", channels):
