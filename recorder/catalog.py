@@ -38,10 +38,12 @@ class CatalogLog:
         self._lock = threading.Lock()
 
     def added(self, entries: Iterable[Entry]) -> None:
-        self._append([(e.date, added_line(e)) for e in entries])
+        now = time.time_ns()
+        self._append([(e.date, added_line(e, now)) for e in entries])
 
     def removed(self, relatives: Iterable[str]) -> None:
-        self._append([(date_of(r), removed_line(r)) for r in relatives])
+        now = time.time_ns()
+        self._append([(date_of(r), removed_line(r, now)) for r in relatives])
 
     def _append(self, lines: list[tuple[str, bytes]]) -> None:
         if not lines:

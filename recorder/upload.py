@@ -183,7 +183,7 @@ class Uploader:
             return
         by_date: dict[str, list[bytes]] = {}
         for _, entry in done:
-            by_date.setdefault(entry.date, []).append(added_line(entry))
+            by_date.setdefault(entry.date, []).append(added_line(entry, time.time_ns()))
         name = log_name(time.strftime("%Y%m%d%H", time.gmtime()), f"upload-{secrets.token_hex(4)}")
         try:
             for date, lines in by_date.items():

@@ -73,8 +73,8 @@ def date_table(store: Store, date: str, coins: Iterable[str] | None = None) -> p
     tables = []
     if folded_info.type != pafs.FileType.NotFound:
         with store.open(folded) as handle:
-            tables.append(_conform(pq.read_table(handle)))
-    removed: list[str] = []
+            rows = _conform(pq.read_table(handle))
+        tables.append(rows.append_column("t", pa.repeat(pa.scalar(-1, pa.int64()), rows.num_rows)).append_column("add", pa.repeat(pa.scalar(True), rows.num_rows)))
     if logs:
         texts = []
         for info in logs:
@@ -88,17 +88,17 @@ def date_table(store: Store, date: str, coins: Iterable[str] | None = None) -> p
         if text:
             ops = pa_json.read_json(io.BytesIO(text), read_options=pa_json.ReadOptions(block_size=1 << 20),  # blocks parsed on every core
                                     parse_options=pa_json.ParseOptions(explicit_schema=_OPS_SCHEMA, unexpected_field_behavior="ignore"))
-            is_add = pc.equal(ops.column("op"), "add")
-            tables.append(_conform(ops.filter(is_add)))
-            removed = ops.filter(pc.equal(ops.column("op"), "remove")).column("path").to_pylist()
-    table = pa.concat_tables(tables) if tables else schema().empty_table()
-    if table.num_rows and len(pc.unique(table.column("path"))) != table.num_rows:  # a path listed twice (a fold interrupted, a retried upload)
-        numbered = pa.table({"path": table.column("path"), "i": pa.array(range(table.num_rows), pa.int64())})
-        first = numbered.group_by("path", use_threads=False).aggregate([("i", "min")]).column("i_min")
-        table = table.take(pc.take(first, pc.array_sort_indices(first)))  # each path once, in the order first seen
-    if table.num_rows:
-        if removed:
-            table = table.filter(pc.invert(pc.is_in(table.column("path"), pa.array(removed, pa.string()))))
+            tables.append(_conform(ops).append_column("t", pc.fill_null(ops.column("t"), 0)).append_column("add", pc.equal(ops.column("op"), "add")))
+    table = pa.concat_tables(tables) if tables else schema().empty_table().append_column("t", pa.array([], pa.int64())).append_column("add", pa.array([], pa.bool_()))
+    if table.num_rows and (not pc.all(table.column("add")).as_py() or len(pc.unique(table.column("path"))) != table.num_rows):
+        # a path listed more than once (removed; written again by an import's retry; a fold interrupted):
+        # its latest line says (a removal wins a tie)
+        table = table.take(pc.sort_indices(table, sort_keys=[("path", "ascending"), ("t", "ascending"), ("add", "descending")]))
+        paths = table.column("path").combine_chunks()
+        last = pc.not_equal(paths.slice(0, len(paths) - 1), paths.slice(1)) if len(paths) > 1 else pa.array([], pa.bool_())
+        last = pa.concat_arrays([last, pa.array([True])])
+        table = table.filter(pc.and_(last, table.column("add").combine_chunks()))
+    table = table.drop_columns(["t", "add"])
     if only is not None and table.num_rows:
         table = table.filter(pc.is_in(table.column("coin"), pa.array(sorted(only), pa.string())))
     if len(_TABLES) >= 64:
@@ -121,7 +121,7 @@ def _lines_with(text: bytes, needle: bytes) -> bytes:
 
 
 _TABLES: dict[tuple[str, str], tuple[Any, pa.Table]] = {}
-_OPS_SCHEMA = pa.schema([pa.field("op", pa.string()), *schema()])
+_OPS_SCHEMA = pa.schema([pa.field("op", pa.string()), pa.field("t", pa.int64()), *schema()])
 
 
 def _conform(table: pa.Table) -> pa.Table:
@@ -179,11 +179,12 @@ def read_catalog(
 def write_ops(store: Store, writer: str, added: Iterable[Entry] = (), removed: Iterable[str] = ()) -> None:
     """Record parts added and removed as a new file of lines a date (an object store cannot append):
     what compaction and sync write."""
+    now = time.time_ns()
     by_date: dict[str, list[bytes]] = {}
     for entry in added:
-        by_date.setdefault(entry.date, []).append(added_line(entry))
+        by_date.setdefault(entry.date, []).append(added_line(entry, now))
     for relative in removed:
-        line = removed_line(relative)
+        line = removed_line(relative, now)
         by_date.setdefault(orjson.loads(line)["date"], []).append(line)
     name = log_name(time.strftime("%Y%m%d%H", time.gmtime()), f"{writer}-{secrets.token_hex(4)}")
     for date, lines in by_date.items():

@@ -9,10 +9,12 @@ Layout under the archive root, plain files any tool can read:
 - ``_catalog/date=<YYYY-MM-DD>/<YYYYMMDDHH>-<writer>.jsonl``: what one writer did in one wall-clock
   hour, a JSON line a part added (``{"op": "add", "path", "channel", "coin", "date", "rows",
   "bytes", "first_recv_ns", "last_recv_ns", "first_seq", "last_seq", "session"}``) or removed
-  (``{"op": "remove", "path", "date"}``).
+  (``{"op": "remove", "path", "date"}``), each with ``t``, the time it was written (ns).
 - ``_catalog/date=<YYYY-MM-DD>.pq``: the date's entries folded (adds less removes), a Parquet file
-  (not named ``.parquet``, so no glob for the data's parts takes it), rewritten whole; the hourly files it took in are then deleted. Folding twice gives the same: a part's path is
-  never reused, and a removal is final.
+  (not named ``.parquet``, so no glob for the data's parts takes it), rewritten whole; the hourly
+  files it took in are then deleted. For each path the latest line wins (the folded file counts as
+  older than every line), so folding twice gives the same, and a part an import's retry writes
+  again after its cleanup removed it is listed again.
 """
 
 from __future__ import annotations
@@ -119,12 +121,13 @@ def entry_of_footer(relative: str, meta: pq.FileMetaData, size: int) -> Entry:
     return Entry(relative, channel, coin, date, meta.num_rows, size, first, last, *bounds["seq"], session, hours, schema_id(meta.schema.to_arrow_schema()))
 
 
-def added_line(entry: Entry) -> bytes:
-    return orjson.dumps({"op": "add", **entry.as_dict()}) + b"\n"
+def added_line(entry: Entry, t: int) -> bytes:
+    """An ``add`` line; ``t`` (ns, the writer's clock) orders it against a ``remove`` of the same path."""
+    return orjson.dumps({"op": "add", "t": t, **entry.as_dict()}) + b"\n"
 
 
-def removed_line(relative: str) -> bytes:
-    return orjson.dumps({"op": "remove", "path": relative, "date": relative.split("/")[2].split("=", 1)[1]}) + b"\n"
+def removed_line(relative: str, t: int) -> bytes:
+    return orjson.dumps({"op": "remove", "t": t, "path": relative, "date": relative.split("/")[2].split("=", 1)[1]}) + b"\n"
 
 
 def date_of(relative: str) -> str:
@@ -137,15 +140,21 @@ def log_name(hour: str, writer: str) -> str:
 
 
 class Folding:
-    """A date's entries, folded from its folded file's rows and its writers' lines in any order."""
+    """A date's entries, folded from its folded file's rows and its writers' lines in any order: for
+    each path the latest line (by its ``t``) says whether the part is there. A path comes back
+    after a removal only when an import retried after its cleanup writes the same part again."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
-        self.removed: set[str] = set()
+        self.latest: dict[str, tuple[int, Entry | None]] = {}  # path -> (t, entry, or None if removed)
+
+    def _take(self, path: str, t: int, entry: Entry | None) -> None:
+        current = self.latest.get(path)
+        if current is None or t > current[0] or (t == current[0] and entry is None):
+            self.latest[path] = (t, entry)
 
     def rows(self, table: pa.Table) -> None:
         for row in table.to_pylist():
-            self.entries[row["path"]] = Entry.of(row)
+            self._take(row["path"], -1, Entry.of(row))  # a folded file: older than every line
 
     def lines(self, text: bytes) -> None:
         for line in text.splitlines():
@@ -153,12 +162,12 @@ class Folding:
                 continue  # cut short by a crash: its part is caught up from the tree
             op = orjson.loads(line)
             if op.get("op") == "add":
-                self.entries[op["path"]] = Entry.of(op)
+                self._take(op["path"], op.get("t") or 0, Entry.of(op))
             elif op.get("op") == "remove":
-                self.removed.add(op["path"])
+                self._take(op["path"], op.get("t") or 0, None)
 
     def result(self) -> dict[str, Entry]:
-        return {path: entry for path, entry in self.entries.items() if path not in self.removed}
+        return {path: entry for path, (_, entry) in self.latest.items() if entry is not None}
 
     def table(self) -> pa.Table:
         import pyarrow as pa

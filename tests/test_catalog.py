@@ -274,3 +274,27 @@ def test_coverage_and_ls_from_the_catalog_equal_reading_the_parts(tmp_path, monk
     assert [cells(**w) for w in windows] == ours
     assert summarize(tmp_path)["partitions"] == listed
     assert sum(f for *_, f in ours[0]) == sum(1 for _ in Replay(tmp_path).messages())
+
+
+def test_the_latest_line_of_a_path_says_whether_it_is_there(tmp_path):
+    """An import's retry writes again the parts its cleanup removed (same names): listed again. A
+    removal after it removes it. The writers' lines and the folded file agree on it."""
+    from recorder.catalog import CatalogLog
+    from schemas.catalog import Folding
+
+    minute_parts(tmp_path, minutes=3)
+    store = open_store(tmp_path)
+    entry = next(e for e in read_catalog(store) if e.channel == "trades")
+    log = CatalogLog(tmp_path, "retry")
+    log.removed([entry.path])
+    assert entry.path not in {e.path for e in read_catalog(store)}
+    log.added([entry])  # the retry's part, written again
+    assert entry.path in {e.path for e in read_catalog(store)}
+    fold_date(store, entry.date, before_hour="9999999999")
+    assert entry.path in {e.path for e in read_catalog(store)}
+    log.removed([entry.path])
+    folding = Folding()
+    folding.rows(pq.read_table(tmp_path / "_catalog" / f"date={entry.date}.pq"))
+    for line_file in (tmp_path / "_catalog").glob("date=*/*.jsonl"):
+        folding.lines(line_file.read_bytes())
+    assert entry.path not in folding.result() and entry.path not in {e.path for e in read_catalog(store)}

@@ -82,7 +82,7 @@ class RemoteRoot:
             for relative in relatives:
                 self.delete(relative)
                 removed += 1
-            self._catalog([removed_line(r) for r in relatives], f"{unfinished}-cleanup")
+            self._catalog([removed_line(r, time.time_ns()) for r in relatives], f"{unfinished}-cleanup")
             self.delete(f"{MARKERS}/{name}")
         return removed
 
@@ -115,7 +115,8 @@ class RemoteRoot:
         self._start_catalog()
         for part, relative in zip(parts, relatives):
             self.upload(part, relative)
-        self._catalog([added_line(entry_of_footer(r, pq.read_metadata(p), p.stat().st_size)) for p, r in zip(parts, relatives)], session)
+        now = time.time_ns()
+        self._catalog([added_line(entry_of_footer(r, pq.read_metadata(p), p.stat().st_size), now) for p, r in zip(parts, relatives)], session)
         if callable(before_marker):
             before_marker()
         self.upload(local_root / MARKERS / f"{session}.json", f"{MARKERS}/{session}.json")
