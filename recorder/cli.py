@@ -192,7 +192,7 @@ def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: st
     from .node.follow import NodeFollower, status_line
 
     if Path(out).is_dir():
-        from .catalog import catch_up
+        from .parts.catalog import catch_up
 
         catch_up(out)  # a crash between a part and its catalog entry
     follower = NodeFollower(node_data, out, coins=coins or None, node_info=node_info or None, snapshot_every_s=snapshot_every, max_wait_s=max_wait, flush_seconds=min(flush_seconds, 60.0))
@@ -227,7 +227,7 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     node_order_statuses_by_block/, node_raw_book_diffs_by_block/, node_fills_by_block/, plain or .lz4).
     Importing the same file twice adds nothing."""
     if "://" not in root and Path(root).is_dir():
-        from .catalog import catch_up
+        from .parts.catalog import catch_up
 
         catch_up(root)  # an earlier import that died between a part and its catalog entry
     node_roots = [s for s in sources if (Path(s) / "node_order_statuses_by_block").is_dir() or (Path(s) / "node_raw_book_diffs_by_block").is_dir()]
@@ -322,7 +322,7 @@ def _import_json_lines(files: tuple[str, ...], root: str, start: str | None, sil
 
 
 def _duration(value: str | float, option: str) -> float:
-    from .compactor import parse_duration
+    from .parts.compactor import parse_duration
 
     try:
         seconds = parse_duration(value, option)

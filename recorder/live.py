@@ -30,11 +30,11 @@ from schemas.layout import JOURNAL_DIR, check_session, session_id
 from schemas.subscriptions import Subscription
 
 from .archiver import Archiver
-from .catalog import catch_up, start_catalog
-from .compactor import BackgroundCompactor
 from .connection import MAINNET_URL, Connection, ConnectionConfig
 from .journal import DATA, EVENT, META, Journal
 from .meta import SNAPSHOT_KINDS, fetch_info, info_url, snapshot_requests
+from .parts.catalog import catch_up, start_catalog
+from .parts.compactor import BackgroundCompactor
 from .planning.plan import MAX_CONNECTIONS, MarketPlan, RecorderError, check_limits
 from .root import prepare_root
 
@@ -109,7 +109,7 @@ class Recorder:
         self.compactor = BackgroundCompactor(self.root, compact_every_s, compact_after_s, on_round=self._compacted) if compact_every_s and upload_url is None else None  # with --upload the store would keep both the small parts and the merged ones: compact it with `hlarchive compact URL`
         self.uploader = None
         if upload_url is not None:  # every committed part goes to the store in the background
-            from .upload import Uploader
+            from .parts.upload import Uploader
 
             self.uploader = Uploader(self.root, upload_url, keep_local_days=keep_local_days, on_event=lambda kind, detail: self._upload_event(kind, detail))
         self.session = check_session(session) if session else session_id(time.time_ns(), secrets.token_hex(3))

@@ -41,7 +41,7 @@ from schemas.layout import (
 from schemas.rows import EVENT_SCHEMA, META_SCHEMA, FrameError, Row, data_schema, rows_to_batch, to_row
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .catalog import CatalogLog, start_catalog
+from .parts.catalog import CatalogLog, start_catalog
 from .root import prepare_root
 
 NS_PER_DAY = 86_400 * 1_000_000_000

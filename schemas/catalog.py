@@ -1,5 +1,5 @@
 """The catalog's format, sans I/O: an entry per committed part, the lines writers append, and how a
-date's lines fold into its entries. The files themselves are written by ``recorder.catalog`` (the
+date's lines fold into its entries. The files themselves are written by ``recorder.parts.catalog`` (the
 writers' appends) and read by ``replay.catalog`` (readers, folding, rebuilding from the tree).
 
 Layout under the archive root, plain files any tool can read:

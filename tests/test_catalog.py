@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import replay.archive as archive
-from recorder.catalog import catch_up
+from recorder.parts.catalog import catch_up
 from replay import Replay
 from replay.analysis.compaction import compact
 from replay.analysis.inventory import verify
@@ -201,7 +201,7 @@ def test_catalog_command_and_bad_durations(tmp_path):
     config.write_text('coins = ["ETH"]\ncompact_every = "5 minutes"\n')
     result = CliRunner().invoke(main, ["record", "--config", str(config), "--out", str(tmp_path / "y"), "--duration", "1"])
     assert result.exit_code != 0 and "bad --compact-every '5 minutes'" in result.output and "Traceback" not in result.output
-    from recorder.compactor import parse_duration
+    from recorder.parts.compactor import parse_duration
 
     assert [parse_duration(t, "x") for t in ("30s", "10m", "1h", "1d", "0", 90)] == [30, 600, 3600, 86_400, 0, 90]
 
@@ -279,7 +279,7 @@ def test_coverage_and_ls_from_the_catalog_equal_reading_the_parts(tmp_path, monk
 def test_the_latest_line_of_a_path_says_whether_it_is_there(tmp_path):
     """An import's retry writes again the parts its cleanup removed (same names): listed again. A
     removal after it removes it. The writers' lines and the folded file agree on it."""
-    from recorder.catalog import CatalogLog
+    from recorder.parts.catalog import CatalogLog
     from schemas.catalog import Folding
 
     minute_parts(tmp_path, minutes=3)

@@ -18,6 +18,9 @@ import numpy as np
 import pyarrow.feather as feather
 import pytest
 from click.testing import CliRunner
+from freqtrade.data.converter import trades_to_ohlcv  # the test extra brings freqtrade: its own readers check ours
+from freqtrade.data.history import get_datahandler, load_pair_history
+from freqtrade.enums import CandleType, TradingMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,12 +36,6 @@ from schemas import parse_subscription
 
 from .history_files import ASSET_HEADER, USERS, block_line, fill, iso, write_lz4
 from .market_history import DAY_MS, write_market
-
-pytest.importorskip("freqtrade", reason="the freqtrade extra: pip install 'hlarchive[freqtrade]'")  # noqa: E402 (installed by .ci/run: not skipped there)
-
-from freqtrade.data.converter import trades_to_ohlcv  # noqa: E402
-from freqtrade.data.history import get_datahandler, load_pair_history  # noqa: E402
-from freqtrade.enums import CandleType, TradingMode  # noqa: E402
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 PAIR = "ETH/USDC:USDC"

@@ -45,7 +45,7 @@ from schemas.layout import IMPORTS_DIR, ArchiveError, parse_part_name
 from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
-from ..catalog import CatalogLog
+from ..parts.catalog import CatalogLog
 from ..writer import ArchiveWriter
 from .pairing import pair_across_files
 from .workers import FileProgress, run_files

@@ -20,7 +20,7 @@ from schemas.imports.history import FillPairer
 from schemas.layout import IMPORTS_DIR, parse_part_name
 from schemas.subscriptions import parse_subscription
 
-from ..catalog import CatalogLog
+from ..parts.catalog import CatalogLog
 from ..writer import ArchiveWriter
 
 MARKERS = IMPORTS_DIR

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from schemas.catalog import CATALOG_DIR, COMPLETE, added_line, entry_of_footer, log_name, removed_line
 from schemas.layout import IMPORTS_DIR, escape, parse_part_name
 
-from ..upload import open_target
+from ..parts.upload import open_target
 
 MARKERS = IMPORTS_DIR
 

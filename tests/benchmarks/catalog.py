@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recorder import ArchiveWriter
-from recorder.catalog import CatalogLog, start_catalog
+from recorder.parts.catalog import CatalogLog, start_catalog
 from replay.catalog import fold_date
 from replay.storage import open_store
 from schemas import parse_subscription
