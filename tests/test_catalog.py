@@ -298,3 +298,40 @@ def test_the_latest_line_of_a_path_says_whether_it_is_there(tmp_path):
     for line_file in (tmp_path / "_catalog").glob("date=*/*.jsonl"):
         folding.lines(line_file.read_bytes())
     assert entry.path not in folding.result() and entry.path not in {e.path for e in read_catalog(store)}
+
+
+def test_views_of_a_window_list_only_its_parts_and_hold_only_its_rows(tmp_path):
+    """``open_archive(coins=, start=, end=)`` and ``hlarchive sql --coin --start --end``: the views
+    equal the whole archive's views filtered the same way, and a part outside the window is never
+    opened (it is removed from under the catalog: the whole archive's views then fail on it)."""
+    from replay.analysis.views import open_archive
+
+    minute_parts(tmp_path, minutes=150)
+    start_ns, end_ns = T0 + 70 * MINUTE_NS + 123_000_000, T0 + 95 * MINUTE_NS  # whole ms: bounds are epoch ms
+    queries = [
+        "select coin, count(*), min(recv_ns), max(recv_ns) from archive_trades group by coin order by coin",
+        "select count(*), round(sum(px * sz), 6) from trades",
+        "select count(*) from bbo",
+        "select count(*) from events",
+    ]
+    whole = open_archive(tmp_path)
+    expected = [
+        whole.execute(q.replace("from archive_trades", "from archive_trades where coin = 'BTC' and recv_ns between ? and ?").replace("from trades", "from trades where coin = 'BTC' and recv_ns between ? and ?").replace("from bbo", "from bbo where coin = 'BTC' and recv_ns between ? and ?").replace("from events", "from events where recv_ns between ? and ?"), [start_ns, end_ns]).fetchall()
+        for q in queries
+    ]
+    outside = [p for p in tmp_path.glob("channel=trades/coin=BTC/date=*/part-*.parquet") if pq.read_table(p, columns=["recv_ns"]).column("recv_ns").to_pylist()[-1] < start_ns]
+    other_coin = next(tmp_path.glob("channel=trades/coin=ETH/date=*/part-*.parquet"))
+    for path in (*outside[:3], other_coin):
+        path.unlink()
+    window = open_archive(tmp_path, coins=["BTC"], start=start_ns // 1_000_000, end=end_ns // 1_000_000)
+    got = [window.execute(q).fetchall() for q in queries]
+    assert got == expected and got[0][0][0] == "BTC" and got[0][0][1] > 100 and got[2] == [(0,)]
+    assert start_ns <= got[0][0][2] and got[0][0][3] <= end_ns
+    with pytest.raises(Exception, match="No such file|does not exist|IO Error"):
+        open_archive(tmp_path).execute(queries[0]).fetchall()
+    stamp = lambda ns: f"{ns // 1_000_000}"  # noqa: E731 - epoch ms, as the CLI takes them
+    cli = CliRunner().invoke(main, ["sql", str(tmp_path), queries[1], "--coin", "BTC", "--start", stamp(start_ns), "--end", stamp(end_ns), "--format", "json"])
+    assert cli.exit_code == 0, cli.output
+    assert orjson.loads(cli.output)[0]["count_star()"] == expected[1][0][0]
+    bad = CliRunner().invoke(main, ["sql", str(tmp_path), queries[1], "--start", "yesterday"])
+    assert bad.exit_code != 0 and "bad --start 'yesterday'" in bad.output and len(bad.output.strip().splitlines()) == 1

@@ -88,17 +88,26 @@ def run_query(con: duckdb.DuckDBPyConnection, query: str, fmt: str, output: str 
 @click.argument("query", required=False)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet"]), default="table", help="Output format (json: one array; jsonl: one object a line).")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-def sql(root: str, query: str | None, fmt: str, output: str | None) -> None:
+@click.option("--coin", "coins", multiple=True, help="Keep only this coin's rows in the views (repeat for more); only its parts are listed.")
+@click.option("--start", default=None, help="Keep only rows received at or after this time (ISO-8601 or epoch ms).")
+@click.option("--end", default=None, help="Keep only rows received at or before this time (ISO-8601 or epoch ms).")
+def sql(root: str, query: str | None, fmt: str, output: str | None, coins: tuple[str, ...], start: str | None, end: str | None) -> None:
     """Query the archive (a path, or a URL like s3://bucket/prefix) with DuckDB SQL; with no QUERY,
     read statements from stdin (end each with ;).
 
     Views: trades, l2book, l2book_levels, bbo, candles, all_mids, asset_ctx, fills, order_updates,
     fundings, ledger, events, meta, and archive_<channel> for the stored columns. Macros: vwap(px, sz),
     bucket(ts, '1 minute'), ns_to_time(ns), ms_to_time(ms).
+
+    --coin, --start and --end narrow every view to those rows before the query runs, and list only
+    the parts that may hold them: a coin-hour of a month of the whole market opens in a fraction of
+    a second.
     """
+    from ..replay import to_ns
     from .views import open_archive, partitions_of
 
-    con = open_archive(root, partitions=partitions_of(query) if query is not None else None)
+    to_ns(start, "--start"), to_ns(end, "--end")  # a mistake named as the user typed it
+    con = open_archive(root, partitions=partitions_of(query) if query is not None else None, coins=coins or None, start=start, end=end)
     if query is not None:
         run_query(con, query, fmt, output)
         return

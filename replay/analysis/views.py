@@ -12,6 +12,8 @@ views' ``raw`` column; the typed views cover the typed rows.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Collection
 
@@ -295,16 +297,51 @@ def _empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def _planned(store: Store) -> pa.Table | None:
-    """Every part of the catalog: its path, channel and schema (``None``: no catalog, the views glob
-    the tree)."""
-    from ..archive import planned
-    from ..catalog import catalog_dates, date_table, schema
+def _planned(store: Store, window: Window | None = None) -> pa.Table | None:
+    """Every part of the catalog (of ``window``'s dates, coins and receive times, when given): its
+    path, channel and schema (``None``: no catalog, the views glob the tree)."""
+    from ..archive import planned, utc_date
+    from ..catalog import catalog_dates, date_table, schema, select
 
     if planned(store, dates=()) is None:
         return None
-    tables = [date_table(store, date).select(["path", "channel", "schema"]) for date in catalog_dates(store)]
+    first = utc_date(window.start_ns) if window is not None and window.start_ns is not None else ""
+    last = utc_date(window.end_ns) if window is not None and window.end_ns is not None else "9999"
+    tables = []
+    for day in catalog_dates(store):
+        if not first <= day <= last:
+            continue
+        if window is None:
+            tables.append(date_table(store, day).select(["path", "channel", "schema"]))
+            continue
+        narrow = window.coins if window.coins is not None and len(window.coins) <= 8 else None
+        table = date_table(store, day, narrow)
+        timed = select(table, start_ns=window.start_ns, end_ns=window.end_ns)
+        special = pc.starts_with(timed.column("channel"), "_")  # the session's events and meta: no coin
+        coined = select(timed, coins=window.coins) if window.coins is not None else timed
+        tables += [timed.filter(special).select(["path", "channel", "schema"]), coined.filter(pc.invert(pc.starts_with(coined.column("channel"), "_"))).select(["path", "channel", "schema"])]
     return pa.concat_tables(tables) if tables else schema().empty_table().select(["path", "channel", "schema"])
+
+
+@dataclass(frozen=True)
+class Window:
+    """What ``open_archive(coins=, start=, end=)`` keeps: the views hold only these rows, and only
+    the parts that may hold them are listed (from the catalog: a coin-hour of a month of the whole
+    market opens in a fraction of a second, where all of it takes seconds)."""
+
+    coins: tuple[str, ...] | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def where(self, partition: str) -> str:
+        conditions = []
+        if self.start_ns is not None:
+            conditions.append(f"recv_ns >= {int(self.start_ns)}")
+        if self.end_ns is not None:
+            conditions.append(f"recv_ns <= {int(self.end_ns)}")
+        if self.coins is not None and not partition.startswith("_"):
+            conditions.append("coin IN (" + ", ".join("'" + c.replace("'", "''") + "'" for c in self.coins) + ")")
+        return " WHERE " + " AND ".join(conditions) if conditions else ""
 
 
 def partitions_of(query: str) -> set[str]:
@@ -330,18 +367,30 @@ def open_archive(
     connection: duckdb.DuckDBPyConnection | None = None,
     *,
     partitions: Collection[str] | None = None,
+    coins: Collection[str] | None = None,
+    start: datetime | date | str | float | None = None,
+    end: datetime | date | str | float | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the archive's views (``trades``, ``l2book``, ``events``...) and macros.
 
     ``root`` is a local path or an object-store URL (``s3://bucket/prefix``). ``partitions`` (e.g.
     ``partitions_of(query)``, what ``hlarchive sql`` passes) limits which channels' parts are listed
     up front (on an object store; and locally, from the catalog: DuckDB takes about 45 µs a part to
-    make a view); the others' views are empty."""
+    make a view); the others' views are empty.
+
+    ``coins``, ``start`` and ``end`` (a datetime, ISO-8601 text or epoch milliseconds, as ``Replay``
+    takes them; receive times, inclusive) keep only those rows in every view, and list only the
+    parts that may hold them: the way to query a coin-hour of a long archive quickly."""
+    from ..replay import to_ns
+
     store = check_root(root)
+    window = None
+    if coins is not None or start is not None or end is not None:
+        window = Window(tuple(coins) if coins is not None else None, to_ns(start, "start"), to_ns(end, "end"))
     con = connection or duckdb.connect()
     bases = {**BASES, EVENTS_CHANNEL: None, META_CHANNEL: None}
     statements = []
-    planned = _planned(store)
+    planned = _planned(store, window)
     for partition, wire in bases.items():
         schema = {EVENTS_CHANNEL: EVENT_SCHEMA, META_CHANNEL: META_SCHEMA}.get(partition) or data_schema(channel_spec(wire or ""))
         if store.local and (partitions is None or partition in partitions or planned is None):
@@ -354,7 +403,8 @@ def open_archive(
             name = f"empty_{partition}"
             con.register(name, _empty(schema))
             source = name
-        statements.append(f'CREATE OR REPLACE VIEW "archive_{partition}" AS SELECT * FROM {source}')
+        where = window.where(partition) if window is not None else ""
+        statements.append(f'CREATE OR REPLACE VIEW "archive_{partition}" AS SELECT * FROM {source}{where}')
     statements += [f'CREATE OR REPLACE VIEW "{name}" AS {body}' for name, body in TYPED_VIEWS.items()]
     statements += [f"CREATE OR REPLACE MACRO {name}{body}" for name, body in MACROS.items()]
     con.execute(";\n".join(statements))  # one round trip: opening an archive is a few milliseconds

@@ -149,8 +149,12 @@ import sys, time
 from replay.analysis.views import open_archive, partitions_of
 t = time.perf_counter()
 query = "select count(*) from trades where coin = 'C000' and recv_ns between ? and ?"
-con = open_archive(sys.argv[1], partitions=partitions_of(query))  # as `hlarchive sql ROOT QUERY` opens it
-n = con.execute(query, [int(sys.argv[2]), int(sys.argv[3])]).fetchone()[0]
+start, end = int(sys.argv[2]), int(sys.argv[3])
+if sys.argv[4] == "window":  # as `hlarchive sql ROOT QUERY --coin C000 --start MS --end MS` opens it
+    con = open_archive(sys.argv[1], partitions=partitions_of(query), coins=["C000"], start=start // 1_000_000, end=end // 1_000_000)
+else:  # as `hlarchive sql ROOT QUERY` opens it: every part of the channels the query names
+    con = open_archive(sys.argv[1], partitions=partitions_of(query))
+n = con.execute(query, [start, end]).fetchone()[0]
 assert n > 0
 print(time.perf_counter() - t)
 """
@@ -183,9 +187,11 @@ def figures(coins: int = 300, days: int = 30, runs: int = 3, recorder: bool = Tr
             ours = median(runs, COMMAND, command, str(month))
             walked = median(1, COMMAND, command, str(month), walk=True)
             out.append(Figure(f"hlarchive {command}, s: {shape_month}", round(ours, 2), round(walked, 2), "walking the tree, footers", "<= 5 s", ours <= 5.0))
-        ours = median(runs, QUERY, str(month), *window)
-        walked = median(1, QUERY, str(month), *window, walk=True)
-        out.append(Figure(f"DuckDB query of one coin-hour through the views (open + query), s: {shape_month}", round(ours, 3), round(walked, 3), "globbing the tree", "<= 0.5 s", ours <= 0.5))
+        ours = median(runs, QUERY, str(month), *window, "window")
+        walked = median(1, QUERY, str(month), *window, "whole", walk=True)
+        out.append(Figure(f"DuckDB query of one coin-hour through the views of that coin-hour (sql --coin --start --end; open + query), s: {shape_month}", round(ours, 3), round(walked, 3), "globbing the tree", "<= 0.5 s", ours <= 0.5))
+        whole = median(runs, QUERY, str(month), *window, "whole")
+        out.append(Figure(f"DuckDB query of one coin-hour through the views of the whole archive (open + query), s: {shape_month}", round(whole, 3), round(walked, 3), "globbing the tree", "-", None))
         # the recorder's compaction of the hour, as it runs it behind itself
         before = os.times()
         done = subprocess.run([sys.executable, "-m", "replay.analysis.compaction", str(month), str(hour), str(hour + 3_600_000_000_000), str(3_600_000_000_000)], capture_output=True, text=True)
@@ -229,15 +235,39 @@ def s3_figures(work: Path, tpl: dict[str, pa.Table], coins: int, runs: int) -> l
         server.stop()
 
 
-def recorder_figures() -> list[Figure]:
+def recorder_figures(rate: float = 2000.0) -> list[Figure]:
+    """Two loads, compaction on and off back to back in each round: the simulator as fast as it goes
+    (every core busy: the compaction, at ``SCHED_IDLE``, waits), and ``rate`` frames/s with a part a
+    partition a second (cores to spare: the compaction runs, and merges those parts)."""
     from .common import simulator_process
-    from .recorder_throughput import run_recorder_cpu
+    from .recorder_throughput import SUBS, run_recorder_cpu
 
-    with simulator_process("--rate", "0") as url:
-        rounds = [(run_recorder_cpu(url, 10.0, "--compact-every", "0"), run_recorder_cpu(url, 10.0, "--compact-every", "2s", "--compact-after", "1s")) for _ in range(3)]
-    off = statistics.median(r[0][0] for r in rounds)
-    on = statistics.median(r[1][0] for r in rounds)
-    return [Figure("recorder frames/s while compacting behind itself every 2 s", round(on), round(off), "the same, --compact-every 0", ">= 0.95x", on >= 0.95 * off, tuple(r[1][0] / r[0][0] for r in rounds))]
+    out: list[Figure] = []
+    for load, sim_rate, extra in (
+        ("flat out", "0", ()),
+        (f"{rate:,.0f} frames/s, --flush-seconds 1", str(rate / len(SUBS)), ("--flush-seconds", "1")),
+    ):
+        parts_off: list[int] = []
+        parts_on: list[int] = []
+        with simulator_process("--rate", sim_rate) as url:
+            rounds = [
+                (
+                    run_recorder_cpu(url, 10.0, *extra, "--compact-every", "0", parts=parts_off),
+                    run_recorder_cpu(url, 10.0, *extra, "--compact-every", "2s", "--compact-after", "1s", parts=parts_on),
+                )
+                for _ in range(3)
+            ]
+        off = statistics.median(r[0][0] for r in rounds)
+        on = statistics.median(r[1][0] for r in rounds)
+        cpu_off = statistics.median(r[0][2] for r in rounds)
+        cpu_on = statistics.median(r[1][2] for r in rounds)
+        left_on, left_off = statistics.median(parts_on), statistics.median(parts_off)
+        out += [
+            Figure(f"recorder frames/s, compacting behind itself every 2 s ({load})", round(on), round(off), "the same, --compact-every 0", ">= 0.95x", on >= 0.95 * off, tuple(r[1][0] / r[0][0] for r in rounds)),
+            Figure(f"parts left after 10 s, compacting every 2 s ({load})", left_on, left_off, "the same, --compact-every 0", "", None),
+            Figure(f"recorder CPU us/frame, compacting every 2 s ({load})", round(cpu_on, 1), round(cpu_off, 1), "the same, --compact-every 0", "", None),
+        ]
+    return out
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -84,9 +85,9 @@ def run_recorder(url: str, seconds: float, *extra: str) -> tuple[float, float]:
     return fps, rss
 
 
-def run_recorder_cpu(url: str, seconds: float, *extra: str) -> tuple[float, float, float]:
+def run_recorder_cpu(url: str, seconds: float, *extra: str, parts: list[int] | None = None) -> tuple[float, float, float]:
     """Frames/s into committed parts from the first frame to exit, peak RSS (receiver + archiver),
-    and CPU µs a frame (both processes, whole life)."""
+    and CPU µs a frame (both processes, whole life). ``parts`` gets the number of parts left."""
     with tempfile.TemporaryDirectory() as root:
         args = [sys.executable, "-m", "replay.cli", "record", "--out", root, "--url", url, "--no-meta", "--quiet", "--duration", str(seconds), *extra]
         for sub in SUBS:
@@ -101,6 +102,8 @@ def run_recorder_cpu(url: str, seconds: float, *extra: str) -> tuple[float, floa
             f"select count(*), min(recv_ns) from read_parquet('{root}/channel=*/*/*/*.parquet', union_by_name=true) where wire_channel is not null"
         ).fetchall()[0]
         WHOLE_LIFE.append(rows / elapsed)
+        if parts is not None:
+            parts.append(sum(1 for _ in Path(root).glob("channel=*/*/*/*.parquet")))
         return rows / ((ended_ns - first_ns) / 1e9), sum(peaks.values()), sum(cpu.values()) / max(rows, 1) * 1e6
 
 
