@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
 import os
 import time
 from collections import Counter, defaultdict
@@ -39,6 +40,7 @@ from .archive import (
 from .batch_merge import Merged, merge_batches, single_stream
 from .gaps import GapError, archive_gaps, check_policy, gaps_in
 from .l4 import CoinBook, Deriver, book_snapshot, derivable, l4_state, row_subscriptions
+from .l4 import columns as block_path
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
 if TYPE_CHECKING:
@@ -213,12 +215,12 @@ class Replay:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _selection(self) -> tuple[dict[str, Any], set[str] | None]:
+    def _selection(self, derived_rows: bool = True) -> tuple[dict[str, Any], set[str] | None]:
         """Which partitions to read (``find_parts`` filters) and which streams to keep."""
         if not self._subscriptions:
             return {"channels": None, "coins": None}, None
         subs = [sub for sub, _ in self._subscriptions.values() if sub.stream not in self._derived]
-        for derived in self._derived.values():  # read the rows they are made from instead
+        for derived in self._derived.values() if derived_rows else ():  # read the rows they are made from instead
             subs += row_subscriptions(derived.coin or "").values()
         coins = None
         if all((s.type in COIN_TYPES or not s.known) and s.coin for s in subs):
@@ -233,11 +235,38 @@ class Replay:
         if self.on_event is not None:
             dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True, **bounds)))
         if self._derived:
-            yield from self._deriver(decode).run(self._days(dates, selection, streams, bounds, decode))
+            passthrough = set(self._subscriptions) - set(self._derived)
+            if self.order == "recv" and block_path.usable(self._derived, passthrough, _row_streams(self._derived)):
+                yield from self._block_path(bounds, decode)
+                return
+            yield from Deriver(self._derived, passthrough, self._books(), decode).run(self._days(dates, selection, streams, bounds, decode))
             return
         yield from self._days(dates, selection, streams, bounds, decode)
 
-    def _deriver(self, decode: str) -> Deriver:
+    def _block_path(self, bounds: dict[str, Any], decode: str) -> Iterator[Item]:
+        """``l2Book`` derived a block at a time from the rows' columns (no item per row), merged with
+        the other streams: a block's frames after every row received at its time, as the row path
+        sends them."""
+        books = self._books()
+        by_coin: dict[str, list[Subscription]] = {}
+        for sub in self._derived.values():
+            by_coin.setdefault(sub.coin or "", []).append(sub)
+        sources: list[Iterator[tuple[tuple[Any, ...], Item]]] = [
+            block_path.frames(self._store, books[coin], subs, self.start_ns, self.end_ns, decode) for coin, subs in by_coin.items()
+        ]
+        if len(self._subscriptions) > len(self._derived) or self.on_event is not None:
+            selection, streams = self._selection(derived_rows=False)
+            dates = list_dates(self._store, **selection, **bounds)
+            if self.on_event is not None:
+                dates = sorted(set(dates) | set(list_dates(self._store, channels=[EVENTS_CHANNEL], include_special=True, **bounds)))
+            sources.append(((item.recv_ns, 0, item.session, item.seq), item) for item in self._days(dates, selection, streams, bounds, decode))
+        if len(sources) == 1:
+            yield from (item for _, item in sources[0])
+            return
+        for _, item in heapq.merge(*sources, key=lambda pair: pair[0]):
+            yield item
+
+    def _books(self) -> dict[str, CoinBook]:
         """The L4 books the derived streams read, each seeked to where the replay starts."""
         books = {}
         for sub in self._derived.values():
@@ -248,7 +277,7 @@ class Replay:
         for state in books.values():
             self._desyncs += state.desyncs
             state.desyncs = self._desyncs  # one list: what the run meets adds to it
-        return Deriver(self._derived, set(self._subscriptions) - set(self._derived), books, decode)
+        return books
 
     def _days(self, dates: list[str], selection: dict[str, Any], streams: set[str] | None, bounds: dict[str, Any], decode: str) -> Iterator[Item]:
         for day in dates:
@@ -576,3 +605,9 @@ def _in_range(batch: pa.RecordBatch, start_ns: int | None, end_ns: int | None) -
         before = pc.less_equal(recv, end_ns)
         mask = before if mask is None else pc.and_(mask, before)
     return batch.filter(mask)
+
+
+def _row_streams(derived: dict[str, Subscription]) -> dict[str, str]:
+    """The L4 row streams of the derived streams' coins: stream -> coin."""
+    return {s.stream: coin for coin in {sub.coin or "" for sub in derived.values()} for s in row_subscriptions(coin).values()}
+

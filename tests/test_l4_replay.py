@@ -336,3 +336,59 @@ def test_a_paper_bid_waits_for_the_very_orders_ahead_of_it_and_moves_up_when_one
     ])
     fills, _ = _paper_fill_time(tmp_path / "b" / "archive")
     assert fills[0] == (3000, "0.5")
+
+
+def row_path_frames(monkeypatch: pytest.MonkeyPatch, root: Path, subs: list[dict[str, Any]], **window: Any) -> list[tuple[str, bytes]]:
+    """The same replay on the row path (an item and a dict a row), which the block path must equal."""
+    import replay.l4.columns as block_path
+
+    with monkeypatch.context() as patched:
+        patched.setattr(block_path, "usable", lambda *_: False)
+        return replay_frames(root, subs, **window)
+
+
+def replay_frames(root: Path, subs: list[dict[str, Any]], **window: Any) -> list[tuple[str, bytes]]:
+    replay = Replay(root, **window)
+    got: list[tuple[str, bytes]] = []
+    for sub in subs:
+        replay.subscribe(sub, lambda m, s=orjson.dumps(sub).decode(): got.append((s, orjson.dumps(m))))
+    replay.run()
+    return got
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, LAST), st.integers(1, 120), st.sampled_from([None, 7, 100]), st.sampled_from([(None, None), (3, None), (5, 2)]))
+def test_l2book_a_block_at_a_time_from_columns_equals_the_row_path(l4_archive, first_tick, ticks, n_levels, rounding):
+    """The block path (rows read as columns, no item per row) gives the row path's frames, byte for
+    byte and in the same order, from a seek at any tick, at any depth and rounding, beside another
+    stream and across the node's snapshots."""
+    market = SyntheticMarket(seed=SEED)
+    last_tick = min(LAST, first_tick + ticks)
+    start, end = recv_ns_of(market, first_tick) // 1_000_000, recv_ns_of(market, last_tick) // 1_000_000
+    sig, mantissa = rounding
+    deep = {"type": "l2Book", "coin": "BTC", **({"nLevels": n_levels} if n_levels else {}), **({"nSigFigs": sig} if sig else {}), **({"mantissa": mantissa} if mantissa else {})}
+    subs = [deep, {"type": "l2Book", "coin": "ETH"}]
+    patch = pytest.MonkeyPatch()
+    try:
+        rows = row_path_frames(patch, l4_archive, subs, start=start, end=end)
+    finally:
+        patch.undo()
+    blocks = replay_frames(l4_archive, subs, start=start, end=end)
+    assert blocks == rows and len(blocks) >= 2 * (last_tick - first_tick)
+
+
+def test_the_block_path_keeps_other_streams_in_time_and_counts_desyncs(l4_archive, tmp_path, monkeypatch):
+    """Beside recorded streams of other coins, the derived frames sit where the row path puts them."""
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(l4_archive, root)
+    market = SyntheticMarket(seed=SEED)
+    sub = parse_subscription({"type": "trades", "coin": "SOL"})
+    with ArchiveWriter(root, session="trades") as writer:
+        for tick in range(0, LAST, 7):
+            writer.write({"channel": "trades", "data": [{"coin": "SOL", "side": "B", "px": "1.5", "sz": "2", "time": market.start_ms + tick * 1000, "hash": "0x", "tid": tick, "users": ["a", "b"]}]}, recv_ns_of(market, tick) + (tick % 3) * 100_000_000, sub)
+    subs = [{"type": "l2Book", "coin": "BTC", "nLevels": 30}, {"type": "trades", "coin": "SOL"}]
+    rows = row_path_frames(monkeypatch, root, subs)
+    blocks = replay_frames(root, subs)
+    assert blocks == rows and {s for s, _ in blocks} == {orjson.dumps(s).decode() for s in subs}

@@ -47,9 +47,27 @@ def reference_l2(orders: dict[int, list[Any]], side: str, n: int) -> list[dict[s
     return out
 
 
+def reference_buckets(orders: dict[int, list[Any]], side: str, n: int, sig: int, mantissa: int | None) -> list[dict[str, Any]]:
+    """Every order walked and bucketed from scratch: what the kept level sums must give."""
+    buckets: dict[Decimal, list[Any]] = {}
+    for _, px, sz in reference_side(orders, side):
+        price = Decimal(px)
+        step = Decimal(mantissa or 1) * Decimal(10) ** (price.adjusted() - sig + 1)
+        whole, part = divmod(price, step)  # prices are positive: floor, and ceil when something is left
+        units = whole if side == "B" or not part else whole + 1
+        key = units * step
+        if key not in buckets and len(buckets) == n:
+            break
+        entry = buckets.setdefault(key, [Decimal(0), 0])
+        entry[0] += Decimal(sz)
+        entry[1] += 1
+    text = lambda d: (lambda t: t if "." in t else t + ".0")(format(d.normalize(), "f"))  # noqa: E731
+    return [{"px": text(px), "sz": text(sz), "n": count} for px, (sz, count) in buckets.items()]
+
+
 @settings(max_examples=150, deadline=None)
-@given(blocks, st.integers(1, 12))
-def test_the_book_is_the_reference_at_every_block(drawn, n_levels):
+@given(blocks, st.integers(1, 100), st.sampled_from([(None, None), (2, None), (3, None), (4, None), (5, None), (5, 2), (5, 5)]))
+def test_the_book_is_the_reference_at_every_block(drawn, n_levels, rounding):
     book = L4Book("BTC")
     orders: dict[int, list[Any]] = {}  # oid -> [side, px, sz, arrival]
     next_oid, arrival = 1, 0
@@ -85,6 +103,16 @@ def test_the_book_is_the_reference_at_every_block(drawn, n_levels):
             assert [(o["oid"], o["limitPx"], o["sz"]) for o in book.orders(side)] == reference_side(orders, side)
         l2 = book.l2(n_levels)
         assert l2["levels"] == [reference_l2(orders, "B", n_levels), reference_l2(orders, "A", n_levels)]
+        for side, levels in zip("BA", l2["levels"]):
+            assert book.best(side) == ((levels[0]["px"], levels[0]["sz"], levels[0]["n"]) if levels else None)
+        sig, mantissa = rounding
+        if sig is not None:
+            bucketed = book.l2(n_levels, sig, mantissa)["levels"]
+            assert bucketed == [reference_buckets(orders, "B", n_levels, sig, mantissa), reference_buckets(orders, "A", n_levels, sig, mantissa)]
+        if height % 7 == 0:  # a snapshot of the book taken into a fresh one keeps the sums
+            twin = L4Book("BTC", safe=False)
+            twin.reset(book)
+            assert twin.l2(n_levels) == l2
     assert book.safe and len(book) == len(orders)
 
 

@@ -7,11 +7,16 @@ Orders keep price-time priority within a level. An inconsistency (a diff for an 
 ``origSz`` that is not the size held, a ``new`` without its order, a crossed book after a block) is a
 ``Desync``: returned, never raised, and the book is marked unsafe until the next snapshot. Sizes and
 prices stay exact decimal text; ``l2`` sums them as decimals, the way the exchange aggregates.
+
+Each price level keeps its size sum and order count, and each side its prices in order, updated by
+every diff: a block's ``l2``/``bbo`` costs the levels it shows (and a level's text is made again
+only when the level changed), not a walk of every resting order.
 No I/O, no clock: heights and times are arguments.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -88,6 +93,25 @@ class _Resting:
         return twin
 
 
+class _Level:
+    """One price level of one side: its orders in arrival order, their size sum and count, and
+    the ``l2Book`` entry it shows (made when asked for, dropped when the level changes)."""
+
+    __slots__ = ("px_text", "queue", "shown", "sz")
+
+    def __init__(self, px_text: str) -> None:
+        self.queue: dict[int, None] = {}
+        self.sz = Decimal(0)
+        self.px_text = px_text
+        self.shown: dict[str, Any] | None = None
+
+    def entry(self) -> dict[str, Any]:
+        shown = self.shown
+        if shown is None:
+            shown = self.shown = {"px": self.px_text, "sz": _text(self.sz), "n": len(self.queue)}
+        return shown
+
+
 @dataclass
 class L4Book:
     coin: str
@@ -95,7 +119,8 @@ class L4Book:
     time_ms: int = 0
     safe: bool = True  # False from a desync (or a start without a snapshot) until the next snapshot
     _orders: dict[int, _Resting] = field(default_factory=dict)  # oid -> order; dicts keep arrival order
-    _levels: tuple[dict[Decimal, dict[int, None]], dict[Decimal, dict[int, None]]] = field(default_factory=lambda: ({}, {}))
+    _levels: tuple[dict[Decimal, _Level], dict[Decimal, _Level]] = field(default_factory=lambda: ({}, {}))
+    _prices: tuple[list[Decimal], list[Decimal]] = field(default_factory=lambda: ([], []))  # each side ascending
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -113,30 +138,51 @@ class L4Book:
         """Take a snapshot's state: a desynced book is rebuilt and safe again."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
         self._orders = {oid: r.copy() for oid, r in snapshot._orders.items()}
-        self._levels = ({px: dict(q) for px, q in snapshot._levels[0].items()}, {px: dict(q) for px, q in snapshot._levels[1].items()})
+        self._levels = ({}, {})
+        for side in (0, 1):
+            for px, level in snapshot._levels[side].items():
+                twin = self._levels[side][px] = _Level(level.px_text)
+                twin.queue, twin.sz = dict(level.queue), level.sz
+        self._prices = (list(snapshot._prices[0]), list(snapshot._prices[1]))
 
     def _add(self, resting: _Resting) -> None:
         self._orders[resting.oid] = resting
-        level = self._levels[resting.side].get(resting.px)
+        side = resting.side
+        level = self._levels[side].get(resting.px)
         if level is None:
-            level = self._levels[resting.side][resting.px] = {}
-        level[resting.oid] = None
+            level = self._levels[side][resting.px] = _Level(resting.px_text)
+            insort(self._prices[side], resting.px)
+        level.queue[resting.oid] = None
+        level.sz += resting.sz
+        level.shown = None
 
     def _remove(self, oid: int) -> _Resting:
         resting = self._orders.pop(oid)
-        side = self._levels[resting.side]
-        queue = side[resting.px]
-        del queue[oid]
-        if not queue:
-            del side[resting.px]
+        self._unlevel(resting)
         return resting
+
+    def _unlevel(self, resting: _Resting) -> None:
+        side, px = resting.side, resting.px
+        level = self._levels[side][px]
+        queue = level.queue
+        first = next(iter(queue)) == resting.oid
+        del queue[resting.oid]
+        if first and queue:  # a level shows its first order's price text
+            level.px_text = self._orders[next(iter(queue))].px_text
+        if not queue:
+            del self._levels[side][px]
+            prices = self._prices[side]
+            del prices[bisect_left(prices, px)]
+        else:
+            level.sz -= resting.sz
+            level.shown = None
 
     # --- one block ------------------------------------------------------------------------------
 
     def apply_block(self, height: int, time_ms: int, statuses: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> list[Desync]:
         """Apply one block's status lines and book diffs of this coin; the desyncs found."""
         self.height, self.time_ms = height, time_ms
-        coin, orders, levels = self.coin, self._orders, self._levels
+        coin, orders, unlevel = self.coin, self._orders, self._unlevel
         details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # oid -> (user, order), built at the first `new`
         found: list[Desync] = []
         for diff in diffs:  # the common cases inline: this loop is the hot path of every L4 replay
@@ -152,10 +198,7 @@ class L4Book:
                 if resting is None:
                     problem = ("a resting order to remove", "no such oid")
                 else:
-                    queue = levels[resting.side][resting.px]
-                    del queue[oid]
-                    if not queue:
-                        del levels[resting.side][resting.px]
+                    unlevel(resting)
             elif type(change) is dict and len(change) == 1:
                 if details is None and "new" in change:
                     details = _details(statuses, coin)
@@ -197,50 +240,65 @@ class L4Book:
         if not _dec(new):
             self._remove(oid)
         else:
+            level = self._levels[resting.side][resting.px]
+            level.sz -= resting.sz
             resting.resize(new)
+            level.sz += resting.sz
+            level.shown = None
         return None
 
     def _crossed(self) -> str | None:
-        bids, asks = self._levels
-        if bids and asks and max(bids) >= min(asks):
-            return f"bid {max(bids)} >= ask {min(asks)}"
+        bids, asks = self._prices
+        if bids and asks and bids[-1] >= asks[0]:
+            return f"bid {bids[-1]} >= ask {asks[0]}"
         return None
 
     # --- what it shows --------------------------------------------------------------------------
 
     def orders(self, side: str) -> list[dict[str, Any]]:
         """One side's orders in priority order: best price first, then arrival."""
-        levels = self._levels[0 if side == "B" else 1]
+        index = 0 if side == "B" else 1
+        levels, prices = self._levels[index], self._prices[index]
         out = []
-        for px in sorted(levels, reverse=side == "B"):
-            out.extend(dict(self._orders[oid].whole(self.coin)) for oid in levels[px])
+        for px in (reversed(prices) if index == 0 else prices):
+            out.extend(dict(self._orders[oid].whole(self.coin)) for oid in levels[px].queue)
         return out
 
     def snapshot(self) -> dict[str, Any]:
         """The book server's ``Snapshot`` shape."""
         return {"coin": self.coin, "time": self.time_ms, "height": self.height, "levels": [self.orders("B"), self.orders("A")]}
 
+    def best(self, side: str) -> tuple[str, str, int] | None:
+        """The best level of a side as ``(px, sz, n)`` text (``bbo``), or None when the side is empty."""
+        index = 0 if side == "B" else 1
+        prices = self._prices[index]
+        if not prices:
+            return None
+        entry = self._levels[index][prices[-1] if index == 0 else prices[0]].entry()
+        return entry["px"], entry["sz"], entry["n"]
+
     def l2(self, n_levels: int = 20, n_sig_figs: int | None = None, mantissa: int | None = None) -> dict[str, Any]:
         """The ``l2Book`` shape: levels summed as exact decimals, ``n`` the order count; with
         ``nSigFigs`` (and ``mantissa``) prices are bucketed, bids rounded down and asks up."""
         sides = []
-        for index, bid in ((0, True), (1, False)):
+        for index in (0, 1):
+            prices, levels = self._prices[index], self._levels[index]
+            if not n_sig_figs:  # each level's entry is kept until the level changes; a fresh dict each frame
+                chosen = prices[: -n_levels - 1 : -1] if index == 0 else prices[:n_levels]
+                sides.append([dict(levels[px].entry()) for px in chosen])
+                continue
             buckets: dict[Decimal, list[Any]] = {}
-            for px in sorted(self._levels[index], reverse=bid):
-                key = _bucket(px, n_sig_figs, mantissa, down=bid) if n_sig_figs else px
+            for px in reversed(prices) if index == 0 else prices:
+                key = _bucket(px, n_sig_figs, mantissa, down=index == 0)
                 if key not in buckets and len(buckets) == n_levels:
                     break
+                level = levels[px]
                 entry = buckets.setdefault(key, [Decimal(0), 0])
-                for oid in self._levels[index][px]:
-                    entry[0] += self._orders[oid].sz
-                    entry[1] += 1
-            # unbucketed levels keep their orders' price text; buckets print theirs as the exchange does
-            sides.append([{"px": _text(px) if n_sig_figs else self._px_text(index, px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])
+                entry[0] += level.sz
+                entry[1] += len(level.queue)
+            # buckets print their prices as the exchange does
+            sides.append([{"px": _text(px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])
         return {"coin": self.coin, "time": self.time_ms, "levels": sides}
-
-    def _px_text(self, index: int, px: Decimal) -> str:
-        first = next(iter(self._levels[index][px]))
-        return self._orders[first].px_text
 
     def __len__(self) -> int:
         return len(self._orders)

@@ -1,18 +1,15 @@
-"""The order-level book over an archive: the book at any instant, and the frames derived from it.
+"""A coin's order-level book over an archive, a block at a time, and the book at any instant.
 
 An archive recorded from a node (``record --node-data``, ``import`` of a node's files) holds each
 block's order statuses and book diffs, and the node's snapshots. A coin's book at an instant is its
-last snapshot at or before it, then the blocks after the snapshot's height (``l4_state``). As a
-replay moves, ``derive`` turns those rows into the frames a book server sends (``l4Book``: a
-``Snapshot``, then one ``Updates`` a block) and ``l2Book`` frames of any depth up to 100, a block
-at a time, in time order with everything else. A desync never stops a replay: it is counted, the
-book says ``safe: false`` until the next snapshot rebuilds it.
+last snapshot at or before it, then the blocks after the snapshot's height (``l4_state``). A desync
+never stops a replay: it is counted, the book says ``safe: false`` until the next snapshot
+rebuilds it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +19,9 @@ from schemas.l4.book import Desync, L4Book
 from schemas.l4.node import event_of_row
 from schemas.subscriptions import Subscription, parse_subscription
 
-from .archive import any_part, find_parts
-from .merge import Item, merge
-from .storage import Store
+from ..archive import any_part, find_parts
+from ..merge import merge
+from ..storage import Store
 
 STATUSES, DIFFS, SNAPSHOTS = "l4Statuses", "l4Diffs", "l4Snapshots"
 # a snapshot row has its height's receive time (the follower writes it so), so the rows after it start there
@@ -77,20 +74,27 @@ class CoinBook:
 
     def take(self, message: dict[str, Any], recv_ns: int, session: str, seq: int) -> list[_Block]:
         """One row in; the blocks it completed (at most the one pending)."""
-        self.rows += 1
         data = message["data"]
+        channel = message["channel"]
+        event = data if channel == SNAPSHOTS else event_of_row(data)
+        return self.take_event(channel, data.get("block"), data.get("block_ms"), event, recv_ns, session, seq)
+
+    def take_event(self, channel: str, height: int, block_ms: int | None, event: Any, recv_ns: int, session: str, seq: int) -> list[_Block]:
+        """``take`` of a row already split up (the block path reads columns): ``event`` is the node's
+        event, a snapshot row's data, or ``None`` for a row the book does not need (it still ends
+        and starts blocks)."""
+        self.rows += 1
         done: list[_Block] = []
-        if message["channel"] == SNAPSHOTS:
+        if channel == SNAPSHOTS:
             done += self.finish()
-            self._snapshot(data)
+            self._snapshot(event)
             return done
-        height = data["block"]
         if self.pending is not None and self.pending.height != height:
             done += self.finish()
         if self.pending is None:
-            self.pending = _Block(height, data.get("block_ms") or 0, recv_ns, session, seq)
-        event = event_of_row(data)
-        (self.pending.statuses if message["channel"] == STATUSES else self.pending.diffs).append(event)
+            self.pending = _Block(height, block_ms or 0, recv_ns, session, seq)
+        if event is not None:
+            (self.pending.statuses if channel == STATUSES else self.pending.diffs).append(event)
         return done
 
     def finish(self) -> list[_Block]:
@@ -152,7 +156,7 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .archive import open_part
+    from ..archive import open_part
 
     rows = 0
     runs: dict[str, list[tuple[list[int], list[dict[str, Any]]]]] = {STATUSES: [], DIFFS: []}
@@ -229,58 +233,3 @@ def book_snapshot(state: CoinBook) -> dict[str, Any]:
     """The book server's ``Snapshot`` of a state, with whether it can be trusted."""
     return {**state.book.snapshot(), "safe": state.book.safe}
 
-
-# --- frames derived as a replay moves ---------------------------------------------------------------------
-
-
-class Deriver:
-    """Turns the L4 rows of a replay's items into ``l4Book`` and ``l2Book`` frames, in time order."""
-
-    def __init__(self, derived: dict[str, Subscription], passthrough: set[str], books: dict[str, CoinBook], decode: str) -> None:
-        self.by_coin: dict[str, list[Subscription]] = {}
-        # l4Book first: whoever reads both (a paper account) has a block's book before its l2Book
-        for sub in sorted(derived.values(), key=lambda s: s.type != "l4Book"):
-            self.by_coin.setdefault(sub.coin or "", []).append(sub)
-        self.books = books
-        self.passthrough = passthrough  # L4 row streams subscribed to as themselves
-        self.row_streams = {s.stream: coin for coin in self.by_coin for s in row_subscriptions(coin).values()}
-        self.decode = decode
-        self.started: set[str] = set()  # l4Book streams that sent their Snapshot
-
-    def run(self, items: Iterator[Item]) -> Iterator[Item]:
-        waiting: list[CoinBook] = []
-        for item in items:
-            if waiting:  # a later row: the blocks pending before it are whole
-                for state in waiting:
-                    if state.pending is not None and state.pending.recv_ns < item.recv_ns:
-                        yield from self._frames(state, state.finish())
-                waiting = [state for state in waiting if state.pending is not None]
-            coin = self.row_streams.get(item.stream) if item.stream is not None else None
-            if coin is None:
-                yield item
-                continue
-            state = self.books[coin]
-            message = item.message if self.decode == "dicts" else orjson.loads(item.message)
-            yield from self._frames(state, state.take(message, item.recv_ns, item.session, item.seq))
-            if state.pending is not None and state not in waiting:
-                waiting.append(state)
-            if item.stream in self.passthrough:
-                yield item
-        for state in self.books.values():
-            yield from self._frames(state, state.finish())
-
-    def _frames(self, state: CoinBook, blocks: list[_Block]) -> Iterator[Item]:
-        book = state.book
-        for block in blocks:
-            for sub in self.by_coin.get(state.coin, ()):
-                if sub.type == "l4Book":
-                    if sub.stream in self.started:
-                        data: dict[str, Any] = {"Updates": {"time": block.block_ms, "height": block.height, "order_statuses": block.statuses, "book_diffs": block.diffs}}
-                    else:
-                        self.started.add(sub.stream)
-                        data = {"Snapshot": book.snapshot()}
-                    frame = {"channel": "l4Book", "data": data}
-                else:
-                    frame = {"channel": "l2Book", "data": book.l2(sub.n_levels or 20, sub.n_sig_figs, sub.mantissa)}
-                message: Any = frame if self.decode == "dicts" else orjson.dumps(frame)
-                yield Item(block.recv_ns, block.session, block.seq, block.block_ms, sub.stream, message)
