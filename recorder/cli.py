@@ -67,8 +67,9 @@ def load_config(path: str) -> dict[str, Any]:
 @click.option("--node-info", default="http://127.0.0.1:3001", show_default=True, help="With --node-data: the node's local info server, asked for full L4 snapshots (fileSnapshot).")
 @click.option("--snapshot-every", default=3600.0, show_default=True, type=click.FloatRange(min=1), help="With --node-data: seconds between two L4 snapshots asked of the node.")
 @click.option("--node-max-wait", default=5.0, show_default=True, type=click.FloatRange(min=0.01), help="With --node-data: seconds a lagging stream is waited for before a node_stream_lag event (the wait goes on).")
+@click.option("--checkpoint-every", default="5m", show_default=True, help="With --node-data: write the L4 book every this much time (30s, 5m, 1h; 0: none), behind the follower, so seeks start near their instant.")
 def record(
-    node_data: str | None, node_info: str, snapshot_every: float, node_max_wait: float,
+    node_data: str | None, node_info: str, snapshot_every: float, node_max_wait: float, checkpoint_every: str,
     out: str | None, url: str | None, testnet: bool, coins: tuple[str, ...], dexes: tuple[str, ...], top: int | None,
     excludes: tuple[str, ...], meta_seconds: float, channels: tuple[str, ...], interval: str,
     users: tuple[str, ...], subs: tuple[str, ...], config_path: str | None, duration: float | None, flush_seconds: float,
@@ -80,7 +81,8 @@ def record(
     if node_data:
         if subs or channels or users or url or testnet:
             raise click.UsageError("--node-data follows a node's files: --coin filters them; --sub, --channel, --user and --url are for websockets")
-        _follow_node(node_data, out or "./archive", coins, node_info, snapshot_every, node_max_wait, flush_seconds, duration, None if quiet else status_seconds, metrics_at)
+        every_s = _duration(checkpoint_every, "--checkpoint-every")
+        _follow_node(node_data, out or "./archive", coins, node_info, snapshot_every, node_max_wait, flush_seconds, duration, None if quiet else status_seconds, metrics_at, every_s)
         return
     from .live import Recorder
 
@@ -185,7 +187,7 @@ def recover_command(root: str) -> None:
         click.echo(f"session {entry['session']}: {entry['frames']} frames recovered, {entry['skipped']} already committed")
 
 
-def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: str, snapshot_every: float, max_wait: float, flush_seconds: float, duration: float | None, status_seconds: float | None, metrics_at: str | None) -> None:
+def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: str, snapshot_every: float, max_wait: float, flush_seconds: float, duration: float | None, status_seconds: float | None, metrics_at: str | None, checkpoint_every_s: float = 0.0) -> None:
     import signal
     import threading
 
@@ -206,10 +208,32 @@ def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: st
         server = serve_node_metrics(follower.status, parse_address(metrics_at, "--metrics"))
     start = follower.out.cursor
     click.echo(f"following {node_data} into {out}" + (f", after block {start}" if start is not None else ", from its oldest file") + (f"; coins {', '.join(coins)}" if coins else "; every coin") + ". Ctrl-C stops.", err=True)
+    checkpoints = None
+    if checkpoint_every_s:
+        from .node.checkpoints import BackgroundCheckpoints
+
+        checkpoints = BackgroundCheckpoints(out, checkpoint_every_s)
+        checkpoints.start()
     status = follower.run(stop, duration, on_status=(lambda s: click.echo(status_line(s), err=True)) if status_seconds else None, status_s=status_seconds or 5.0)
     if server is not None:
         server.shutdown()
     click.echo(status_line(status), err=True)
+    if checkpoints is not None:
+        checkpoints.stop()
+        _last_checkpoints(out, checkpoint_every_s)
+
+
+def _last_checkpoints(root: str, every_s: float) -> None:
+    """The checkpoints of what was just written (a follower stopping, an import ending)."""
+    from .node.checkpoints import write_checkpoints
+
+    try:
+        written = write_checkpoints(root, every_s)
+    except ValueError as exc:
+        click.echo(f"warning: L4 checkpoints not written ({exc}); `hlarchive checkpoint {root}` writes them", err=True)
+        return
+    if written:
+        click.echo(f"{written} L4 checkpoint(s) written", err=True)
 
 
 @click.command("import")
@@ -220,7 +244,8 @@ def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: st
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="History files imported at once, each by its own process (default: one a core). The archive is the same whatever the number.")
 @click.option("--spark", "spark_master", default=None, metavar="MASTER", help="Run the import as a Spark job (local[2], spark://host:7077, yarn...): one task a file; needs the spark extra on the driver and the executors.")
 @click.option("--silent", is_flag=True, help="No progress on stderr.")
-def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, jobs: int | None, spark_master: str | None, silent: bool) -> None:
+@click.option("--checkpoint-every", default="5m", show_default=True, help="A node's L4 data: then write the book every this much block time (30s, 5m, 1h; 0: none), so seeks start near their instant.")
+def import_command(sources: tuple[str, ...], root: str, dataset: str | None, start: str | None, jobs: int | None, spark_master: str | None, silent: bool, checkpoint_every: str) -> None:
     """Import Hyperliquid's published history (L2 snapshots, asset contexts, node fills, node trades:
     a directory in the buckets' layout, .lz4 files, or s3:// prefixes, requester-pays), or JSON lines
     of websocket frames from other collectors (gzip or not); or a node's L4 data root (its
@@ -234,7 +259,7 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     if node_roots:
         if len(node_roots) != len(sources) or spark_master or dataset:
             raise click.UsageError("import node L4 data roots on their own (no --dataset, --spark or other sources in the same command)")
-        _import_node(node_roots, root, silent)
+        _import_node(node_roots, root, silent, _duration(checkpoint_every, "--checkpoint-every"))
         return
     if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
         if spark_master:
@@ -287,7 +312,7 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     )
 
 
-def _import_node(node_roots: list[str], root: str, silent: bool) -> None:
+def _import_node(node_roots: list[str], root: str, silent: bool, checkpoint_every_s: float = 300.0) -> None:
     from .node.follow import import_node_data, status_line
 
     for node_root in node_roots:
@@ -295,6 +320,8 @@ def _import_node(node_roots: list[str], root: str, silent: bool) -> None:
         if not silent:
             click.echo("", err=True)
         click.echo(f"imported {node_root}: {status.blocks:,} blocks, {status.events:,} events" + (f"; {status.skipped:,} already in the archive, skipped" if status.skipped else "") + (f"; {status.bad_lines} bad line(s) kept as node_bad_line events" if status.bad_lines else ""))
+    if checkpoint_every_s:
+        _last_checkpoints(root, checkpoint_every_s)
 
 
 def _is_history(source: str) -> bool:

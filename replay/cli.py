@@ -211,11 +211,20 @@ def demo(ctx: click.Context, seconds: float, out: str, rate: float) -> None:
 
 
 def _register() -> None:
-    from .analysis.cli import catalog_command, compact, coverage_command, ls_command, sql, sync_command, verify
+    from .analysis.cli import (
+        catalog_command,
+        checkpoint_command,
+        compact,
+        coverage_command,
+        ls_command,
+        sql,
+        sync_command,
+        verify,
+    )
     from .exports.cli import export_command
     from .serving.cli import serve, simulate
 
-    for command in (simulate, serve, sql, ls_command, coverage_command, verify, compact, catalog_command, sync_command, export_command):
+    for command in (simulate, serve, sql, ls_command, coverage_command, verify, compact, checkpoint_command, catalog_command, sync_command, export_command):
         main.add_command(command)
 
 

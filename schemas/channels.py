@@ -298,6 +298,13 @@ CHANNELS: dict[str, ChannelSpec] = {
             Struct(field("block", _i), field("block_ms", _i, nullable=True), field("coin", _s), field("height", _i), field("levels", List(List(L4_SNAPSHOT_ORDER)))),
             _block_ms,
         ),
+        # derived by hlarchive, never by a node: the book every few minutes of blocks, so a seek
+        # starts near its instant; ``safe`` is the book's own (False after a desync)
+        _spec(
+            "l4Checkpoints",
+            Struct(field("block", _i), field("block_ms", _i, nullable=True), field("coin", _s), field("height", _i), field("safe", _b), field("levels", List(List(L4_SNAPSHOT_ORDER)))),
+            _block_ms,
+        ),
         _spec("l4Book", Json(), _l4_book_time),
     )
 }

@@ -268,7 +268,8 @@ def test_kill_9_mid_hour_and_across_the_hour_turn_loses_nothing_and_doubles_noth
 def test_import_gives_the_rows_following_gave_and_a_second_import_adds_nothing(tmp_path):
     node_dir = tmp_path / "node"
     write_blocks(node_dir, 0, 60, coins=("BTC", "SOL"))
-    NodeFollower(node_dir, tmp_path / "followed").run(duration_s=1.5)
+    caught_up = threading.Event()  # every block written (1.5 s was not always enough on a busy machine)
+    NodeFollower(node_dir, tmp_path / "followed").run(caught_up, duration_s=60, on_status=lambda s: caught_up.set() if s.blocks and s.height == s.newest else None, status_s=0.05)
     first = import_node_data(node_dir, tmp_path / "imported", say=lambda _: None)
     assert first.events > 1000 and first.skipped == 0
     content = lambda root: sorted((c, s, r, t) for c, s, r, t in archive_rows(root))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -392,3 +393,66 @@ def test_the_block_path_keeps_other_streams_in_time_and_counts_desyncs(l4_archiv
     rows = row_path_frames(monkeypatch, root, subs)
     blocks = replay_frames(root, subs)
     assert blocks == rows and {s for s, _ in blocks} == {orjson.dumps(s).decode() for s in subs}
+
+
+def test_checkpoints_plus_the_blocks_after_them_are_the_whole_replay_at_random_instants(l4_archive, tmp_path):
+    """Checkpoints every 5 s of blocks: the book at any instant is the one built from the node's
+    snapshots and every block (safety too), read from far fewer rows; a second run goes on from the
+    last checkpoint and writes none; derived frames never take a checkpoint for a node snapshot."""
+    import shutil
+
+    from replay.l4.checkpoints import write_checkpoints
+
+    root = tmp_path / "checkpointed"
+    shutil.copytree(l4_archive, root)
+    said: list[str] = []
+    written = write_checkpoints(root, every_ms=5_000, say=said.append)
+    assert written == 2 * 6 and len(said) == 2  # 30 s of blocks, two coins
+    assert write_checkpoints(root, every_ms=5_000) == 0
+    market = SyntheticMarket(seed=SEED)
+    rng = random.Random(11)
+    for tick in sorted({0, 50, 51, 99, 100, 240, LAST, *rng.sample(range(LAST), 10)}):
+        for coin in COINS:
+            at = recv_ns_of(market, tick) // 1_000_000
+            plain, fast = Replay(l4_archive), Replay(root)
+            assert fast.l4_book(coin, at) == plain.l4_book(coin, at), (coin, tick)
+            assert fast.l4_rows_read <= plain.l4_rows_read
+            if tick in (99, 240):  # 49 and 40 blocks after a checkpoint, against 99 and 140 after the start or a snapshot
+                assert fast.l4_rows_read < plain.l4_rows_read * (0.6 if tick == 99 else 0.4)
+    subs = [{"type": "l4Book", "coin": "BTC"}, {"type": "l2Book", "coin": "ETH", "nLevels": 40}]
+    assert replay_frames(root, subs) == replay_frames(l4_archive, subs)
+
+
+def test_import_compact_and_checkpoint_commands_write_checkpoints_once(tmp_path):
+    """``hlarchive import`` of a node's files writes checkpoints after it (``--checkpoint-every``);
+    ``compact`` writes them for an archive that has none; ``checkpoint`` goes on from the last one;
+    a bad duration is one line and exit 2, nothing written."""
+    from click.testing import CliRunner
+
+    from replay.cli import main
+
+    node = tmp_path / "node"
+    market = SyntheticMarket(seed=SEED, coins=["BTC"])
+    files = NodeFiles(market.tapes, ["BTC"], node, {"BTC": market.coins["BTC"].sz_decimals})
+    files.write_through(0)
+    files.write_through(120)  # 12 s of blocks
+    files.close()
+    runner = CliRunner()
+    imported = runner.invoke(main, ["import", str(node), "--root", str(tmp_path / "a"), "--silent", "--checkpoint-every", "2s"])
+    assert imported.exit_code == 0, imported.output
+    periods = len({(market.start_ms + tick * market.tick_ms) // 2000 for tick in range(121)}) - 1  # the first block's period has none
+    assert f"{periods} L4 checkpoint(s) written" in imported.output and periods >= 5
+    checkpoints = list((tmp_path / "a").glob("channel=l4Checkpoints/coin=BTC/date=*/part-*.parquet"))
+    assert len(checkpoints) == 1 and pq.read_table(checkpoints[0]).num_rows == periods
+    again = runner.invoke(main, ["checkpoint", str(tmp_path / "a"), "--every", "2s"])
+    assert again.exit_code == 0 and again.output.strip().endswith("0 L4 checkpoint(s) written")
+    bare = runner.invoke(main, ["import", str(node), "--root", str(tmp_path / "b"), "--silent", "--checkpoint-every", "0"])
+    assert bare.exit_code == 0 and "checkpoint" not in bare.output
+    assert not list((tmp_path / "b").glob("channel=l4Checkpoints/*"))
+    compacted = runner.invoke(main, ["compact", str(tmp_path / "b"), "--checkpoint-every", "2s"])
+    assert compacted.exit_code == 0 and f"{periods} L4 checkpoint(s) written" in compacted.output
+    at = recv_ns_of(market, 119) // 1_000_000
+    with_cp, without = Replay(tmp_path / "b"), Replay(tmp_path / "a")
+    assert with_cp.l4_book("BTC", at) == without.l4_book("BTC", at)
+    bad = runner.invoke(main, ["checkpoint", str(tmp_path / "a"), "--every", "soon"])
+    assert bad.exit_code == 2 and "--checkpoint-every" not in bad.output and "soon" in bad.output and "Traceback" not in bad.output

@@ -238,19 +238,59 @@ def verify(root: str) -> None:
 @click.option("--target-rows", default=1_000_000, show_default=True, type=int, help="Rows per compacted part at most.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Partitions compacted at once, each by its own process (default: one a core).")
 @click.option("--into", type=click.Choice(["day", "hour"]), default="day", show_default=True, help="One part a partition and day (merging a recorder's hourly parts), or a part an hour.")
-def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int, jobs: int | None, into: str) -> None:
+@click.option("--checkpoint-every", default="5m", show_default=True, help="L4 archives: write the book every this much block time (30s, 5m, 1h; 0: none), after the last checkpoint.")
+def compact(root: str, channels: tuple[str, ...], dates: tuple[str, ...], target_rows: int, jobs: int | None, into: str, checkpoint_every: str) -> None:
     """Merge each partition's small parts into large ones, atomically and in order. A recorder
     compacts behind itself (record --compact-every); this is for archives written without it, and
-    for merging its hours into days."""
+    for merging its hours into days. An archive with L4 rows also gets its checkpoints (the book
+    every few minutes of blocks, where a seek starts)."""
     import os
 
     from .compaction import compact as compact_archive
+
+    every_ms = checkpoint_ms(checkpoint_every)
 
     jobs = jobs or len(os.sched_getaffinity(0))
     report = compact_archive(root, channels=list(channels) or None, dates=list(dates) or None, target_rows=target_rows, progress=progress_line("compacting partitions"), jobs=jobs, into=into)
     if report.finished_interrupted:
         click.echo(f"finished {report.finished_interrupted} interrupted compaction(s)")
     click.echo(f"{report.partitions} partitions: {report.parts_before} parts -> {report.parts_after}, {report.rows:,} rows")
+    if every_ms:
+        from ..l4.checkpoints import write_checkpoints
+
+        written = write_checkpoints(root, every_ms=every_ms, say=lambda line: click.echo(f"checkpoints: {line}", err=True))
+        if written:
+            click.echo(f"{written} L4 checkpoint(s) written")
+
+
+def checkpoint_ms(text: str, option: str = "--checkpoint-every") -> int:
+    """A checkpoint spacing in milliseconds (0: off): 30s, 5m, 1h or seconds."""
+    from recorder.parts.compactor import parse_duration  # the one duration syntax, as record takes it
+
+    try:
+        seconds = parse_duration(text, option)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+    if 0 < seconds < 1:
+        raise click.BadParameter("at least 1s (or 0: none)", param_hint=option)
+    return int(seconds * 1000)
+
+
+@click.command("checkpoint")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--every", default="5m", show_default=True, help="Block time between two checkpoints (30s, 5m, 1h).")
+@click.option("--coin", "coins", multiple=True, help="Only these coins (default: every coin with L4 rows).")
+def checkpoint_command(root: str, every: str, coins: tuple[str, ...]) -> None:
+    """Write the L4 book every few minutes of blocks as l4Checkpoints rows, after each coin's last
+    checkpoint, so a seek (Replay.l4_book, a replay's start, the SQL macros) reads minutes of rows,
+    not the hour since the node's last snapshot. compact and import do it too."""
+    from ..l4.checkpoints import write_checkpoints
+
+    every_ms = checkpoint_ms(every, "--every")
+    if not every_ms:
+        raise click.BadParameter("give a duration like 5m", param_hint="--every")
+    written = write_checkpoints(root, every_ms=every_ms, coins=list(coins) or None, say=lambda line: click.echo(line, err=True))
+    click.echo(f"{written} L4 checkpoint(s) written")
 
 
 @click.command("catalog")

@@ -194,11 +194,17 @@ def finish_interrupted(root: Store) -> int:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m replay.analysis.compaction ROOT START_NS END_NS SPAN_NS``: what a recorder runs,
-    in its own low-priority process, behind itself (``record --compact-every``)."""
+    """``python -m replay.analysis.compaction ROOT START_NS END_NS SPAN_NS [CHECKPOINT_MS]``: what a
+    recorder runs, in its own low-priority process, behind itself (``record --compact-every``); a
+    node follower also has its L4 checkpoints written (``--checkpoint-every``)."""
     root, start_ns, end_ns, span_ns = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
     report = compact(root, start_ns=start_ns, end_ns=end_ns, span_ns=span_ns, jobs=1)
-    print(orjson.dumps({"partitions": report.partitions, "parts_before": report.parts_before, "parts_after": report.parts_after, "rows": report.rows, "finished_interrupted": report.finished_interrupted}).decode())
+    checkpoints = 0
+    if len(argv) > 4 and int(argv[4]):  # a node follower's archive: its checkpoints, from the last one on
+        from ..l4.checkpoints import write_checkpoints
+
+        checkpoints = write_checkpoints(root, every_ms=int(argv[4]))
+    print(orjson.dumps({"partitions": report.partitions, "parts_before": report.parts_before, "parts_after": report.parts_after, "rows": report.rows, "finished_interrupted": report.finished_interrupted, "checkpoints": checkpoints}).decode())
 
 
 if __name__ == "__main__":

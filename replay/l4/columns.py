@@ -49,13 +49,19 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
     to the start), each with its merge key: ``(recv_ns, 0, session, seq)`` of the coin's row that
     ended its block at the same receive time (the row path sends the frame just before that row), or
     ``(recv_ns, 1)`` of the block (after every row received at its time)."""
+    for key, block in blocks(store, state, start_ns, end_ns):
+        yield from _block_frames(state, key, block, subs, decode)
+
+
+def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None) -> Iterator[tuple[Key, _Block]]:
+    """The coin's blocks over ``[start_ns, end_ns]`` applied to ``state`` one by one (each yielded
+    once applied, the book as of its end), with the merge keys ``frames`` gives its frames."""
     coin = state.coin
     for day in list_dates(store, channels=list(CHANNELS), coins=[coin], start_ns=start_ns, end_ns=end_ns):
         parts = find_parts(store, channels=list(CHANNELS), coins=[coin], start_ns=start_ns, end_ns=end_ns, dates=[day])
-        for key, block in _day_blocks(state, parts, start_ns, end_ns):
-            yield from _block_frames(state, key, block, subs, decode)
+        yield from _day_blocks(state, parts, start_ns, end_ns)
     for block in state.finish():
-        yield from _block_frames(state, (block.recv_ns, 1), block, subs, decode)
+        yield (block.recv_ns, 1), block
 
 
 def _block_frames(state: CoinBook, key: Key, block: _Block, subs: list[Subscription], decode: str) -> Iterator[tuple[Key, Item]]:
@@ -148,4 +154,4 @@ def _payloads(channel: str, table: pa.Table) -> list[Any]:
     return out
 
 
-__all__ = ["frames", "usable"]
+__all__ = ["blocks", "frames", "usable"]

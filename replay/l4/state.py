@@ -20,10 +20,9 @@ from schemas.l4.node import event_of_row
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..archive import any_part, find_parts
-from ..merge import merge
 from ..storage import Store
 
-STATUSES, DIFFS, SNAPSHOTS = "l4Statuses", "l4Diffs", "l4Snapshots"
+STATUSES, DIFFS, SNAPSHOTS, CHECKPOINTS = "l4Statuses", "l4Diffs", "l4Snapshots", "l4Checkpoints"
 # a snapshot row has its height's receive time (the follower writes it so), so the rows after it start there
 SNAPSHOT_LATE_NS = 0
 RECENT_BLOCKS = 600  # blocks kept to re-apply after a late snapshot rebuilds a desynced book
@@ -105,6 +104,11 @@ class CoinBook:
         self.recent.append(block)
         return [block]
 
+    def checkpoint(self, data: dict[str, Any]) -> None:
+        """Start from a checkpoint row (this archive's own, not the node's): its book, as safe as it says."""
+        self.book = L4Book.from_snapshot(self.coin, data["height"], data.get("block_ms") or 0, *data["levels"])
+        self.book.safe = bool(data.get("safe"))
+
     def _snapshot(self, data: dict[str, Any]) -> None:
         snapshot = L4Book.from_snapshot(self.coin, data["height"], data.get("block_ms") or self.book.time_ms, *data["levels"])
         if self.book.safe and snapshot.height == self.book.height and _same(snapshot, self.book):
@@ -126,20 +130,73 @@ def _same(a: L4Book, b: L4Book) -> bool:
     return all([(o["oid"], o["sz"]) for o in a.orders(side)] == [(o["oid"], o["sz"]) for o in b.orders(side)] for side in ("B", "A"))
 
 
+@dataclass(frozen=True)
+class Base:
+    """A row a seek can start from: a node snapshot or a checkpoint, with its keys."""
+
+    recv_ns: int
+    session: str
+    seq: int
+    channel: str
+    message: dict[str, Any]
+
+
+def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str, ...] = (SNAPSHOTS, CHECKPOINTS)) -> Base | None:
+    """The last snapshot or checkpoint of ``coin`` received at or before ``at_ns`` (a snapshot
+    before a checkpoint of the same block). Parts are tried latest first, by the catalog's last
+    receive times, and only the one row chosen becomes a dict."""
+    import pyarrow.compute as pc
+
+    from schemas.rows import batch_messages
+
+    from ..archive import open_part
+
+    parts = find_parts(store, channels=list(channels), coins=[coin], end_ns=at_ns)
+    limit = at_ns if at_ns is not None else 2**63 - 1
+
+    def bound(part: Any) -> int:
+        entry = getattr(part, "entry", None)
+        return min(entry.last_recv_ns, limit) if entry is not None else limit
+
+    best: tuple[tuple[int, int, int], Any, str] | None = None
+    for part in sorted(parts, key=bound, reverse=True):
+        if best is not None and bound(part) < best[0][0]:
+            break
+        table = open_part(part).read()
+        table = table.filter(pc.less_equal(table.column("recv_ns"), limit))
+        if not table.num_rows:
+            continue
+        recv, seqs = table.column("recv_ns").to_pylist(), table.column("seq").to_pylist()
+        rank = 1 if part.channel == SNAPSHOTS else 0
+        index = max(range(len(recv)), key=lambda i: (recv[i], seqs[i] >> 21, rank))  # seq >> 21: the block height
+        key = (recv[index], seqs[index] >> 21, rank)
+        if best is None or key > best[0]:
+            best = (key, table.slice(index, 1).combine_chunks(), part.channel)
+    if best is None:
+        return None
+    row = best[1]
+    message = next(batch_messages(row))
+    if message["data"].get("coin", coin) != coin:
+        return None
+    return Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], message)
+
+
 def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
-    """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot at or before it,
-    then only the rows after that snapshot (``rows`` counts what was read)."""
-    snapshot = None
-    for item in merge(find_parts(store, channels=[SNAPSHOTS], coins=[coin], end_ns=at_ns), order="recv", end_ns=at_ns):
-        if item.stream is not None and item.message["data"].get("coin") == coin:
-            snapshot = item
+    """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot or checkpoint at
+    or before it, then only the rows after it (``rows`` counts what was read)."""
+    base = latest_base(store, coin, at_ns)
     state = CoinBook(coin)
     start_ns = None
-    if snapshot is not None:
-        state.take(snapshot.message, snapshot.recv_ns, snapshot.session, snapshot.seq)
-        start_ns = snapshot.recv_ns - SNAPSHOT_LATE_NS
+    if base is not None:
+        if base.channel == CHECKPOINTS:
+            state.checkpoint(base.message["data"])
+            state.rows += 1
+        else:
+            state.take(base.message, base.recv_ns, base.session, base.seq)
+        start_ns = base.recv_ns - SNAPSHOT_LATE_NS
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
-    blocks, state.rows = _blocks_after(parts, start_ns, at_ns, state.book.height if snapshot is not None else -1)
+    blocks, rows = _blocks_after(parts, start_ns, at_ns, state.book.height if base is not None else -1)
+    state.rows += rows
     for height in sorted(blocks):
         block = blocks[height]
         state.pending = block

@@ -1,0 +1,119 @@
+"""Checkpoints: the book every few minutes of blocks, so a seek reads minutes of rows, not hours.
+
+A node writes its own snapshot about once an hour; a seek to an instant then applies every block
+since that snapshot. A checkpoint is the book as this archive's own rows built it, written as an
+``l4Checkpoints`` row (its own channel: never mistaken for a node snapshot) at the receive time of
+the block it was taken after, with the book's ``safe`` (False when a desync was met and no snapshot
+has vouched for the book since). ``l4_state`` starts from the nearest checkpoint or snapshot.
+
+Written after the fact from the archive itself (``hlarchive checkpoint``, ``hlarchive compact``, the
+importer and the compaction behind a node follower), each run going on from the coin's last
+checkpoint: a checkpoint only ever says what the rows before it say.
+
+    python -m replay.l4.checkpoints ROOT [EVERY_MS]
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas import __version__ as HLARCHIVE_VERSION
+from schemas.catalog import entry_of_table
+from schemas.l4.node import node_seq
+from schemas.layout import PartName, parquet_options, part_metadata, partition_dir, utc_date
+from schemas.rows import rows_to_batch, to_row
+from schemas.subscriptions import parse_subscription
+
+from ..archive import check_root, find_parts
+from ..catalog import write_ops
+from ..storage import Store
+from . import columns
+from .state import CHECKPOINTS, DIFFS, CoinBook, l4_state, latest_base
+
+CHECKPOINT_NO = 6  # the seq range of checkpoint rows (node streams 0-2, snapshots 5, events 7)
+DEFAULT_EVERY_MS = 300_000
+
+
+def write_checkpoints(
+    root: Any,
+    *,
+    every_ms: int = DEFAULT_EVERY_MS,
+    coins: Collection[str] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> int:
+    """Checkpoints of every coin with L4 rows (or of ``coins``) from its last checkpoint on, one at
+    the first block of each ``every_ms`` of block time; the number written."""
+    if every_ms < 1000:
+        raise ValueError("checkpoints every 1 s of blocks at least")
+    store = check_root(root)
+    if coins is None:
+        coins = sorted({part.coin for part in find_parts(store, channels=[DIFFS])})
+    session = f"checkpoint{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}_{secrets.token_hex(3)}"
+    written = 0
+    for coin in sorted(coins):
+        rows = _coin_checkpoints(store, coin, every_ms, session)
+        _write_rows(store, coin, session, rows)
+        written += len(rows)
+        if say is not None and rows:
+            say(f"{coin}: {len(rows)} checkpoint(s), every {every_ms / 60_000:g} min of blocks")
+    return written
+
+
+def _coin_checkpoints(store: Store, coin: str, every_ms: int, session: str) -> list[Any]:
+    last = latest_base(store, coin, None, channels=(CHECKPOINTS,))
+    if last is not None:  # go on from the last one: the book as it was, then the blocks after it
+        state = l4_state(store, coin, last.recv_ns)
+        start_ns: int | None = last.recv_ns
+        next_bucket: int | None = (last.message["data"].get("block_ms") or 0) // every_ms + 1
+    else:
+        state, start_ns, next_bucket = CoinBook(coin), None, None
+    sub = parse_subscription({"type": CHECKPOINTS, "coin": coin}, allow_unknown=True)
+    rows = []
+    for _key, block in columns.blocks(store, state, start_ns, None):
+        bucket = block.block_ms // every_ms
+        if next_bucket is None:
+            next_bucket = bucket + 1  # the first checkpoint at the first block of the next period
+            continue
+        if bucket < next_bucket:
+            continue
+        next_bucket = bucket + 1
+        book = state.book
+        data = {"block": book.height, "block_ms": book.time_ms, "coin": coin, "height": book.height, "safe": book.safe, "levels": [book.orders("B"), book.orders("A")]}
+        frame = {"channel": CHECKPOINTS, "data": data}
+        rows.append(to_row(frame, recv_ns=block.recv_ns, session=session, seq=node_seq(book.height, CHECKPOINT_NO, 0), subscription=sub))
+    return rows
+
+
+def _write_rows(store: Store, coin: str, session: str, rows: list[Any]) -> None:
+    """One part a date and shape (typed rows, rows kept as text), each with its catalog entry."""
+    groups: dict[tuple[str, bool], list[Any]] = {}
+    for row in rows:
+        groups.setdefault((utc_date(row.recv_ns), row.typed), []).append(row)
+    added = []
+    for n, ((date, _typed), chunk) in enumerate(sorted(groups.items()), start=1):
+        table = pa.Table.from_batches([rows_to_batch(chunk)])
+        metadata = part_metadata(session=session, channel=CHECKPOINTS, subscriptions=orjson.dumps([chunk[0].stream]).decode(), source_url="", hlarchive_version=HLARCHIVE_VERSION)
+        table = table.replace_schema_metadata(metadata)
+        relative = f"{partition_dir(CHECKPOINTS, coin, date)}/{PartName(chunk[0].recv_ns, session, n)}"
+        path = store.path(relative)
+        store.write(path, lambda sink, table=table: pq.write_table(table, sink, **parquet_options(table.schema)))
+        added.append(entry_of_table(relative, table, store.size(path)))
+    if added:
+        write_ops(store, session, added=added)
+
+
+def main(argv: list[str]) -> None:
+    every = int(argv[1]) if len(argv) > 1 else DEFAULT_EVERY_MS
+    print(orjson.dumps({"written": write_checkpoints(argv[0], every_ms=every)}).decode())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
