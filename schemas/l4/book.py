@@ -8,9 +8,9 @@ Orders keep price-time priority within a level. An inconsistency (a diff for an 
 ``Desync``: returned, never raised, and the book is marked unsafe until the next snapshot. Sizes and
 prices stay exact decimal text; ``l2`` sums them as decimals, the way the exchange aggregates.
 
-Each price level keeps its size sum and order count, and each side its prices in order, updated by
-every diff: a block's ``l2``/``bbo`` costs the levels it shows (and a level's text is made again
-only when the level changed), not a walk of every resting order.
+Each side keeps its prices in order and each price level its queue, and a diff only marks its level
+changed: a block's ``l2``/``bbo`` sums again only the levels it shows that changed since they were
+last shown, not every resting order, and applying a diff costs what it did without levels.
 No I/O, no clock: heights and times are arguments.
 """
 
@@ -70,11 +70,12 @@ class _Resting:
     """A resting order. Its snapshot-shaped dict is made only when asked for (``whole``): applying a
     block touches sizes, not shapes."""
 
-    __slots__ = ("base", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
+    __slots__ = ("base", "level", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
 
     def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
         self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, self.order = oid, side, px_text, sz_text, user, base, order
-        self.px, self.sz = _dec(px_text), _dec(sz_text)
+        self.px, self.sz = _DECIMALS.get(px_text) or _dec(px_text), _DECIMALS.get(sz_text) or _dec(sz_text)
+        self.level: _Level | None = None  # the level it rests in
 
     def whole(self, coin: str) -> dict[str, Any]:
         """The order as a snapshot shows it (``ORDER_KEYS``)."""
@@ -94,22 +95,31 @@ class _Resting:
 
 
 class _Level:
-    """One price level of one side: its orders in arrival order, their size sum and count, and
-    the ``l2Book`` entry it shows (made when asked for, dropped when the level changes)."""
+    """One price level of one side: its orders in arrival order, and the ``l2Book`` entry it shows
+    with its size sum (made when asked for, dropped by any change to the level)."""
 
-    __slots__ = ("px_text", "queue", "shown", "sz")
+    __slots__ = ("queue", "shown", "sz")
 
-    def __init__(self, px_text: str) -> None:
-        self.queue: dict[int, None] = {}
-        self.sz = Decimal(0)
-        self.px_text = px_text
+    def __init__(self) -> None:
+        self.queue: dict[int, _Resting] = {}
         self.shown: dict[str, Any] | None = None
+        self.sz = Decimal(0)
 
     def entry(self) -> dict[str, Any]:
         shown = self.shown
         if shown is None:
-            shown = self.shown = {"px": self.px_text, "sz": _text(self.sz), "n": len(self.queue)}
+            queue = self.queue
+            total = Decimal(0)
+            for resting in queue.values():
+                total += resting.sz
+            self.sz = total
+            shown = self.shown = {"px": next(iter(queue.values())).px_text, "sz": _text(total), "n": len(queue)}  # its first order's price text
         return shown
+
+    def total(self) -> Decimal:
+        if self.shown is None:
+            self.entry()
+        return self.sz
 
 
 @dataclass
@@ -137,24 +147,24 @@ class L4Book:
     def reset(self, snapshot: L4Book) -> None:
         """Take a snapshot's state: a desynced book is rebuilt and safe again."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
-        self._orders = {oid: r.copy() for oid, r in snapshot._orders.items()}
+        self._orders = {}
         self._levels = ({}, {})
+        self._prices = ([], [])
         for side in (0, 1):
-            for px, level in snapshot._levels[side].items():
-                twin = self._levels[side][px] = _Level(level.px_text)
-                twin.queue, twin.sz = dict(level.queue), level.sz
-        self._prices = (list(snapshot._prices[0]), list(snapshot._prices[1]))
+            for px in snapshot._prices[side]:
+                for resting in snapshot._levels[side][px].queue.values():
+                    self._add(resting.copy())
 
     def _add(self, resting: _Resting) -> None:
         self._orders[resting.oid] = resting
         side = resting.side
         level = self._levels[side].get(resting.px)
         if level is None:
-            level = self._levels[side][resting.px] = _Level(resting.px_text)
+            level = self._levels[side][resting.px] = _Level()
             insort(self._prices[side], resting.px)
-        level.queue[resting.oid] = None
-        level.sz += resting.sz
+        level.queue[resting.oid] = resting
         level.shown = None
+        resting.level = level
 
     def _remove(self, oid: int) -> _Resting:
         resting = self._orders.pop(oid)
@@ -162,27 +172,23 @@ class L4Book:
         return resting
 
     def _unlevel(self, resting: _Resting) -> None:
-        side, px = resting.side, resting.px
-        level = self._levels[side][px]
-        queue = level.queue
-        first = next(iter(queue)) == resting.oid
+        level = resting.level
+        queue = level.queue  # type: ignore[union-attr]
         del queue[resting.oid]
-        if first and queue:  # a level shows its first order's price text
-            level.px_text = self._orders[next(iter(queue))].px_text
-        if not queue:
-            del self._levels[side][px]
-            prices = self._prices[side]
-            del prices[bisect_left(prices, px)]
-        else:
-            level.sz -= resting.sz
-            level.shown = None
+        if queue:
+            level.shown = None  # type: ignore[union-attr]
+            return
+        side, px = resting.side, resting.px
+        del self._levels[side][px]
+        prices = self._prices[side]
+        del prices[bisect_left(prices, px)]
 
     # --- one block ------------------------------------------------------------------------------
 
     def apply_block(self, height: int, time_ms: int, statuses: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> list[Desync]:
         """Apply one block's status lines and book diffs of this coin; the desyncs found."""
         self.height, self.time_ms = height, time_ms
-        coin, orders, unlevel = self.coin, self._orders, self._unlevel
+        coin, orders, unlevel, add = self.coin, self._orders, self._unlevel, self._add
         details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # oid -> (user, order), built at the first `new`
         found: list[Desync] = []
         for diff in diffs:  # the common cases inline: this loop is the hot path of every L4 replay
@@ -200,9 +206,21 @@ class L4Book:
                 else:
                     unlevel(resting)
             elif type(change) is dict and len(change) == 1:
-                if details is None and "new" in change:
-                    details = _details(statuses, coin)
-                problem = self._change(oid, diff, change, details)
+                placed = change.get("new")
+                if placed is None:
+                    problem = self._change(oid, diff, change, details)
+                else:
+                    if details is None:
+                        details = _details(statuses, coin)
+                    got = details.get(oid)
+                    if oid in orders:
+                        problem = ("a new oid", "it rests already")
+                    elif got is None:
+                        problem = ("the order's status line in the same block", "none")
+                    else:
+                        user, order = got
+                        side = diff.get("side") or order.get("side")
+                        add(_Resting(oid, 0 if side == "B" else 1, diff.get("px") or order.get("limitPx"), placed["sz"], diff.get("user") or user, order, None))
             else:
                 problem = ("new, update, modified or remove", repr(change)[:200])
             if problem is not None:
@@ -240,11 +258,8 @@ class L4Book:
         if not _dec(new):
             self._remove(oid)
         else:
-            level = self._levels[resting.side][resting.px]
-            level.sz -= resting.sz
             resting.resize(new)
-            level.sz += resting.sz
-            level.shown = None
+            resting.level.shown = None  # type: ignore[union-attr]
         return None
 
     def _crossed(self) -> str | None:
@@ -261,7 +276,7 @@ class L4Book:
         levels, prices = self._levels[index], self._prices[index]
         out = []
         for px in (reversed(prices) if index == 0 else prices):
-            out.extend(dict(self._orders[oid].whole(self.coin)) for oid in levels[px].queue)
+            out.extend(dict(resting.whole(self.coin)) for resting in levels[px].queue.values())
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -294,7 +309,7 @@ class L4Book:
                     break
                 level = levels[px]
                 entry = buckets.setdefault(key, [Decimal(0), 0])
-                entry[0] += level.sz
+                entry[0] += level.total()
                 entry[1] += len(level.queue)
             # buckets print their prices as the exchange does
             sides.append([{"px": _text(px), "sz": _text(sz), "n": n} for px, (sz, n) in buckets.items()])

@@ -1,14 +1,25 @@
 """The order-level book over an archive: applying diffs, seeking to an instant, deriving l2Book.
 
-    python -m tests.benchmarks.l4_book [--minutes 60] [--tick-ms 1000] [--snapshot-minutes 5] [--seeks 7] [--runs 3]
+    python -m tests.benchmarks.l4_book [--minutes 60] [--tick-ms 1000] [--snapshot-minutes 60] [--checkpoint-minutes 5] [--seeks 15] [--runs 3] [--coins 100] [--coin-minutes 10]
+
+Two archives, named in each figure:
+
+- *busy coin*: ``--minutes`` of one coin's blocks from the simulator's node files (a block every
+  ``--tick-ms``; hundreds of status lines and diffs a block, thousands of resting orders), imported,
+  with a node snapshot every ``--snapshot-minutes`` (a node takes one an hour) and checkpoints every
+  ``--checkpoint-minutes`` (what ``import`` writes).
+- *many coins*: ``--coins`` coins for ``--coin-minutes`` (the simulator's whole market: most quiet, a
+  few busy), the same way.
+
+Figures:
 
 - Reconstruction: book diffs applied a second by ``L4Book.apply_block``, against applying the same
   diffs to a plain dict (oid -> size) in a Python loop.
-- Seek: seconds to ``Replay.l4_book`` at a random instant of an archive of ``--minutes`` of one
-  coin's blocks (the simulator's node files, imported), with a node snapshot every
-  ``--snapshot-minutes``; median of ``--seeks`` instants.
-- l2Book: frames a second derived from the L4 rows (``subscribe l2Book`` on the L4 archive), against
-  reading the same number of recorded ``l2Book`` frames from an archive of them.
+- Seek: seconds to ``Replay.l4_book`` at random instants (a new ``Replay`` each), from the nearest
+  checkpoint, against the same archive without its checkpoints (from the last node snapshot).
+- l2Book: frames a second derived from the L4 rows (``subscribe l2Book``), against reading the same
+  number of recorded ``l2Book`` frames from an archive of them (the same frames, recorded).
+- Memory: peak RSS of the books of ``--coins`` coins of 10,000 resting orders each.
 """
 
 from __future__ import annotations
@@ -17,6 +28,8 @@ import argparse
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,22 +105,69 @@ def l2book_per_second(root: Path) -> float:
     return count[0] / (time.perf_counter() - began)
 
 
+def l2book_all_per_second(root: Path, coins: list[str]) -> float:
+    """``l2Book`` frames a second of every coin in one replay."""
+    replay = Replay(root)
+    count = [0]
+    for coin in coins:
+        replay.subscribe({"type": "l2Book", "coin": coin}, lambda _m: count.__setitem__(0, count[0] + 1))
+    began = time.perf_counter()
+    replay.run()
+    return count[0] / (time.perf_counter() - began)
+
+
+def with_checkpoints(root: Path, copy: Path, every_minutes: float) -> Path:
+    from replay.l4.checkpoints import write_checkpoints
+
+    shutil.copytree(root, copy)
+    write_checkpoints(copy, every_ms=int(every_minutes * 60_000))
+    return copy
+
+
+def seek_seconds(root: Path, coin: str, at_ms: int) -> tuple[float, int]:
+    replay = Replay(root)
+    began = time.perf_counter()
+    replay.l4_book(coin, at_ms)
+    return time.perf_counter() - began, replay.l4_rows_read
+
+
+MEMORY = r"""
+import sys
+from schemas.l4.book import L4Book
+from tests.benchmarks.common import vm_hwm_mb
+coins, orders = int(sys.argv[1]), int(sys.argv[2])
+books = []
+for c in range(coins):
+    side = [{"user": "0x" + "ab" * 20, "coin": f"C{c}", "side": "B" if i % 2 else "A", "limitPx": f"{(1000 - i // 20) if i % 2 else (1001 + i // 20)}.5", "sz": f"{1 + i % 7}.25", "oid": c * 1_000_000 + i,
+             "timestamp": i, "triggerCondition": "N/A", "isTrigger": False, "triggerPx": "0.0", "isPositionTpsl": False, "reduceOnly": False, "orderType": "Limit", "tif": "Alo", "cloid": None} for i in range(orders)]
+    books.append(L4Book.from_snapshot(f"C{c}", 1, 0, [o for o in side if o["side"] == "B"], [o for o in side if o["side"] == "A"]))
+    books[-1].l2(100)
+print(vm_hwm_mb())
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--tick-ms", type=int, default=1000, help="market time between blocks (1000: an hour is 3,600 blocks)")
-    parser.add_argument("--snapshot-minutes", type=float, default=5.0)
-    parser.add_argument("--seeks", type=int, default=7)
+    parser.add_argument("--snapshot-minutes", type=float, default=60.0)
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--seeks", type=int, default=15)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--coins", type=int, default=100)
+    parser.add_argument("--coin-minutes", type=float, default=2.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hlarchive-l4book-bench-"))
     try:
         print(machine())
         started = time.monotonic()
         l4_root, l2_root, market, last = build(work, args.minutes, args.tick_ms, args.snapshot_minutes)
+        checkpointed = with_checkpoints(l4_root, work / "l4-checkpointed", args.checkpoint_minutes)
         blocks = blocks_of(l4_root)
         n_diffs = sum(len(d) for *_, d in blocks)
-        print(f"archive: {last + 1:,} blocks of {COIN} ({args.minutes:g} min at {args.tick_ms} ms a block), {n_diffs:,} diffs, snapshots every {args.snapshot_minutes:g} min; built in {time.monotonic() - started:.0f} s")
+        n_rows = sum(len(s) + len(d) for _, _, s, d in blocks)
+        print(f"busy coin: {last + 1:,} blocks of {COIN} ({args.minutes:g} min at {args.tick_ms} ms a block), {n_rows:,} rows ({n_rows / (last + 1):.0f} a block), {n_diffs:,} diffs; "
+              f"snapshots every {args.snapshot_minutes:g} min, checkpoints every {args.checkpoint_minutes:g} min; built in {time.monotonic() - started:.0f} s")
 
         def apply_book() -> float:
             book = L4Book(COIN)
@@ -133,27 +193,68 @@ def main() -> None:
             return n_diffs / (time.perf_counter() - began)
 
         ours, base = interleaved(args.runs, apply_book, apply_dict, warm_up=True)
+        resting = L4Book(COIN)
+        for height, block_ms, statuses, diffs in blocks:
+            resting.apply_block(height, block_ms, statuses, diffs)
+        print(f"resting orders at the end: {len(resting):,}")
 
         rng = random.Random(1)
-        seeks = []
+        seeks, plain_seeks, rows_read, plain_rows = [], [], [], []
         for tick in rng.sample(range(last), args.seeks):
-            replay = Replay(l4_root)
-            began = time.perf_counter()
-            replay.l4_book(COIN, recv_ns(market, tick) // 1_000_000)
-            seeks.append(time.perf_counter() - began)
+            at_ms = recv_ns(market, tick) // 1_000_000
+            took, rows = seek_seconds(checkpointed, COIN, at_ms)
+            plain, plain_n = seek_seconds(l4_root, COIN, at_ms)
+            seeks.append(took)
+            plain_seeks.append(plain)
+            rows_read.append(rows)
+            plain_rows.append(plain_n)
 
-        l2_ours, l2_base = interleaved(args.runs, lambda: l2book_per_second(l4_root), lambda: l2book_per_second(l2_root))
-        seek = statistics.median(seeks)
+        l2_ours, l2_base = interleaved(args.runs, lambda: l2book_per_second(checkpointed), lambda: l2book_per_second(l2_root), warm_up=True)
+        seek, worst = statistics.median(seeks), max(seeks)
         figures = [
-            Figure("reconstruction: diffs applied/s", round(statistics.median(ours)), round(statistics.median(base)), "a plain dict, Python loop", ">= 500,000/s", statistics.median(ours) >= 500_000, round_ratios(ours, base)),
-            Figure(f"seek: seconds to the book at an instant ({args.minutes:g} min archive)", round(seek, 3), None, "-", "<= 0.5 s", seek <= 0.5),
-            Figure("l2Book derived from L4: frames/s", round(statistics.median(l2_ours)), round(statistics.median(l2_base)), "recorded l2Book frames", ">= 0.5x", statistics.median(round_ratios(l2_ours, l2_base)) >= 0.5, round_ratios(l2_ours, l2_base)),
+            Figure("reconstruction: diffs applied/s (busy coin)", round(statistics.median(ours)), round(statistics.median(base)), "a plain dict, Python loop", ">= 1,000,000/s", statistics.median(ours) >= 1_000_000, round_ratios(ours, base)),
+            Figure(f"seek: median s to Replay.l4_book at an instant (busy coin, {args.minutes:g} min)", round(seek, 3), round(statistics.median(plain_seeks), 3), f"no checkpoints (snapshots every {args.snapshot_minutes:g} min)", "<= 0.1 s", seek <= 0.1),
+            Figure("seek: worst s (busy coin)", round(worst, 3), round(max(plain_seeks), 3), "no checkpoints", "<= 0.3 s", worst <= 0.3),
+            Figure("seek: median rows read (busy coin)", statistics.median(rows_read), statistics.median(plain_rows), "no checkpoints", "", None),
+            Figure("l2Book derived from L4: frames/s (busy coin)", round(statistics.median(l2_ours)), round(statistics.median(l2_base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(l2_ours, l2_base)) >= 0.5, round_ratios(l2_ours, l2_base)),
         ]
+        figures += many_coins(work, args)
+        done = subprocess.run([sys.executable, "-c", MEMORY, str(args.coins), "10000"], capture_output=True, text=True, check=True)
+        memory = float(done.stdout.strip().splitlines()[-1])
+        figures.append(Figure(f"memory: peak RSS MB, {args.coins} books of 10,000 orders", round(memory), None, "-", "<= 300 MB", memory <= 300))
         print(table([f.row() for f in figures], HEADER))
         print(round_lines(figures))
         print("seek seconds:", " ".join(f"{s:.3f}" for s in seeks))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def many_coins(work: Path, args: argparse.Namespace) -> list[Figure]:
+    """``--coins`` coins of the simulator's market for ``--coin-minutes``: derived ``l2Book`` of every
+    coin in one replay, against the same frames recorded."""
+    coins = [f"C{i:03d}" for i in range(args.coins)]
+    node, l4_root, l2_root = work / "many-node", work / "many-l4", work / "many-l2"
+    market = SyntheticMarket(seed=9, coins=coins, tick_ms=args.tick_ms)
+    files = NodeFiles(market.tapes, coins, node, {c: market.coins[c].sz_decimals for c in coins})
+    last = int(args.coin_minutes * 60_000 / args.tick_ms)
+    files.write_through(0)
+    snapshot = files.snapshot_payload()
+    files.write_through(last)
+    files.close()
+    import_node_data(node, l4_root, say=lambda _: None)
+    sub = {c: parse_subscription({"type": "l4Snapshots", "coin": c}, allow_unknown=True) for c in coins}
+    with ArchiveWriter(l4_root, session="node_snapshots") as writer:
+        for row in snapshot_rows(snapshot, block_ms=market.start_ms)[1]:
+            writer.write(row.frame, recv_ns(market, 0), sub[row.coin], seq=row.seq)
+    with ArchiveWriter(l2_root, session="l2") as writer:
+        for coin in coins:
+            l2_sub = parse_subscription({"type": "l2Book", "coin": coin})
+            frames = SyntheticMarket(seed=9, coins=coins, tick_ms=args.tick_ms).frames(l2_sub)
+            for tick in range(1, last + 1):
+                writer.write(next(frames), recv_ns(market, tick), l2_sub)
+    ours, base = interleaved(args.runs, lambda: l2book_all_per_second(l4_root, coins), lambda: l2book_all_per_second(l2_root, coins), warm_up=True)
+    name = f"l2Book derived from L4: frames/s (many coins: {args.coins} coins x {last + 1} blocks)"
+    return [Figure(name, round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base))]
 
 
 if __name__ == "__main__":
