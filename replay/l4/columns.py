@@ -27,7 +27,7 @@ from schemas.subscriptions import Subscription
 from ..archive import find_parts, list_dates, open_part
 from ..merge import Item
 from ..storage import Store
-from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block
+from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block, groups_within
 
 CHANNELS = (STATUSES, DIFFS, SNAPSHOTS)
 _KEPT_STATUSES = pa.array(["open", "triggered"])  # the status lines a `new` diff takes its order from
@@ -53,12 +53,13 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
         yield from _block_frames(state, key, block, subs, decode)
 
 
-def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None) -> Iterator[tuple[Key, _Block]]:
+def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...] = CHANNELS) -> Iterator[tuple[Key, _Block]]:
     """The coin's blocks over ``[start_ns, end_ns]`` applied to ``state`` one by one (each yielded
-    once applied, the book as of its end), with the merge keys ``frames`` gives its frames."""
+    once applied, the book as of its end), with the merge keys ``frames`` gives its frames. A seek
+    leaves the node's snapshots out (``channels``): it starts from the last one."""
     coin = state.coin
-    for day in list_dates(store, channels=list(CHANNELS), coins=[coin], start_ns=start_ns, end_ns=end_ns):
-        parts = find_parts(store, channels=list(CHANNELS), coins=[coin], start_ns=start_ns, end_ns=end_ns, dates=[day])
+    for day in list_dates(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns):
+        parts = find_parts(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns, dates=[day])
         yield from _day_blocks(state, parts, start_ns, end_ns)
     for block in state.finish():
         yield (block.recv_ns, 1), block
@@ -101,9 +102,13 @@ def _day_blocks(state: CoinBook, parts: list[Any], start_ns: int | None, end_ns:
 
 
 def _read(part: Any, start_ns: int | None, end_ns: int | None) -> pa.Table | None:
+    """The part's rows received in ``[start_ns, end_ns]``: only the row groups that can hold them."""
     parquet = open_part(part)
     names = parquet.schema_arrow.names
-    table = parquet.read(columns=[n for n in ("recv_ns", "session", "seq", "data", "raw") if n in names])
+    groups = groups_within(parquet.metadata, start_ns, end_ns)
+    if not groups:
+        return None
+    table = parquet.read_row_groups(groups, columns=[n for n in ("recv_ns", "session", "seq", "data", "raw") if n in names])
     mask = None
     if start_ns is not None:
         mask = pc.greater_equal(table.column("recv_ns"), start_ns)

@@ -220,7 +220,7 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
     for part in parts:
         parquet = open_part(part)
         names = [n for n in ("recv_ns", "seq", "data", "raw") if n in parquet.schema_arrow.names]
-        table = parquet.read_row_groups(_groups_within(parquet.metadata, start_ns, end_ns), columns=names)
+        table = parquet.read_row_groups(groups_within(parquet.metadata, start_ns, end_ns), columns=names)
         keep = pc.less_equal(table.column("recv_ns"), end_ns)
         if start_ns is not None:
             keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
@@ -258,13 +258,13 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
     return blocks, rows
 
 
-def _groups_within(footer: Any, start_ns: int | None, end_ns: int) -> list[int]:
+def groups_within(footer: Any, start_ns: int | None, end_ns: int | None) -> list[int]:
     """The row groups whose receive times can fall in ``[start_ns, end_ns]`` (by their statistics)."""
     index = footer.schema.names.index("recv_ns") if "recv_ns" in footer.schema.names else None
     groups = []
     for group in range(footer.num_row_groups):
         stats = footer.row_group(group).column(index).statistics if index is not None else None
-        if stats is not None and stats.has_min_max and (stats.min > end_ns or (start_ns is not None and stats.max < start_ns)):
+        if stats is not None and stats.has_min_max and ((end_ns is not None and stats.min > end_ns) or (start_ns is not None and stats.max < start_ns)):
             continue
         groups.append(group)
     return groups
