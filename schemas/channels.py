@@ -302,7 +302,11 @@ CHANNELS: dict[str, ChannelSpec] = {
         # starts near its instant; ``safe`` is the book's own (False after a desync)
         _spec(
             "l4Checkpoints",
-            Struct(field("block", _i), field("block_ms", _i, nullable=True), field("coin", _s), field("height", _i), field("safe", _b), field("levels", List(List(L4_SNAPSHOT_ORDER)))),
+            Struct(
+                field("block", _i), field("block_ms", _i, nullable=True), field("coin", _s), field("height", _i), field("safe", _b),
+                field("levels", List(List(L4_SNAPSHOT_ORDER))),
+                field("short", List(List(_b))),  # each order shown in the book server's shape (placed by a diff), or as a snapshot gave it
+            ),
             _block_ms,
         ),
         _spec("l4Book", Json(), _l4_book_time),

@@ -231,12 +231,23 @@ def test_the_sdk_gets_deep_l2book_frames_and_a_client_l4book_frames_from_serve_o
     assert book["coin"] == "ETH" and len(book["levels"][0]) > 5
 
 
-def test_sql_l4_book_and_l4_depth_agree_with_the_state_machine_at_random_instants(l4_archive):
+@pytest.mark.parametrize("checkpointed", [False, True])
+def test_sql_l4_book_and_l4_depth_agree_with_the_state_machine_at_random_instants(l4_archive, tmp_path, checkpointed):
+    """From the node's snapshots, and from this archive's checkpoints (every 5 s of blocks) when it has them."""
     from decimal import Decimal
 
     from replay import open_archive
     from replay.analysis.views import partitions_of
 
+    if checkpointed:
+        import shutil
+
+        from replay.l4.checkpoints import write_checkpoints
+
+        shutil.copytree(l4_archive, tmp_path / "cp")
+        l4_archive = tmp_path / "cp"
+        assert write_checkpoints(l4_archive, every_ms=5_000) == 12
+        assert "l4Checkpoints" in partitions_of("select * from l4_depth('BTC', now(), 7)")
     # as `hlarchive sql` opens it: only the channels the query's macros read are listed
     con = open_archive(l4_archive, partitions=partitions_of("select * from l4_depth('BTC', now(), 7)"))
     market = SyntheticMarket(seed=SEED)

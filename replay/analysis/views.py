@@ -52,6 +52,7 @@ BASES = {
     "l4Statuses": "l4Statuses",
     "l4Diffs": "l4Diffs",
     "l4Snapshots": "l4Snapshots",
+    "l4Checkpoints": "l4Checkpoints",  # this archive's own books every few minutes of blocks (where l4_book starts)
 }
 
 _TS = "make_timestamp(({ms})::BIGINT * 1000)"  # epoch ms -> TIMESTAMP
@@ -198,10 +199,14 @@ MACROS = {
     # after its height (the rules of schemas/l4/book.py: a diff's size replaces the order's, `remove`
     # or a zero size takes it out, price-time priority within a level)
     "l4_book": """(c, ts) AS TABLE
-        WITH snap AS (
-            SELECT data.height AS height, data.levels AS levels FROM archive_l4Snapshots
-            WHERE coin = c AND data IS NOT NULL AND recv_ns <= epoch_ns(CAST(ts AS TIMESTAMP))
-            ORDER BY recv_ns DESC, seq DESC LIMIT 1),
+        WITH snap AS (  -- the node's last snapshot or this archive's last checkpoint (a snapshot first at one block)
+            SELECT height, levels FROM (
+                SELECT data.height AS height, data.levels AS levels, recv_ns, 1 AS rank FROM archive_l4Snapshots
+                WHERE coin = c AND data IS NOT NULL AND recv_ns <= epoch_ns(CAST(ts AS TIMESTAMP))
+                UNION ALL
+                SELECT data.height, data.levels, recv_ns, 0 FROM archive_l4Checkpoints
+                WHERE coin = c AND data IS NOT NULL AND recv_ns <= epoch_ns(CAST(ts AS TIMESTAMP)))
+            ORDER BY recv_ns DESC, height DESC, rank DESC LIMIT 1),
         base AS (
             SELECT o.oid AS oid, o."user" AS "user", side, o.limitPx AS px_text, o.sz AS sz_text, pos AS arrival
             FROM (SELECT 'B' AS side, unnest(levels[1]) AS o, generate_subscripts(levels[1], 1) AS pos FROM snap

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
 from schemas.catalog import entry_of_table
+from schemas.channels import L4_SNAPSHOT_ORDER
 from schemas.l4.node import node_seq
 from schemas.layout import PartName, parquet_options, part_metadata, partition_dir, utc_date
 from schemas.rows import rows_to_batch, to_row
@@ -40,6 +41,7 @@ from .state import CHECKPOINTS, DIFFS, CoinBook, l4_state, latest_base
 
 CHECKPOINT_NO = 6  # the seq range of checkpoint rows (node streams 0-2, snapshots 5, events 7)
 DEFAULT_EVERY_MS = 300_000
+ORDER_FIELDS = tuple(f.name for f in L4_SNAPSHOT_ORDER.fields)  # a node snapshot's order, user first: rows stay typed
 
 
 def write_checkpoints(
@@ -86,7 +88,8 @@ def _coin_checkpoints(store: Store, coin: str, every_ms: int, session: str) -> l
             continue
         next_bucket = bucket + 1
         book = state.book
-        data = {"block": book.height, "block_ms": book.time_ms, "coin": coin, "height": book.height, "safe": book.safe, "levels": [book.orders("B"), book.orders("A")]}
+        levels, short = book.checkpoint_levels(ORDER_FIELDS)
+        data = {"block": book.height, "block_ms": book.time_ms, "coin": coin, "height": book.height, "safe": book.safe, "levels": levels, "short": short}
         frame = {"channel": CHECKPOINTS, "data": data}
         rows.append(to_row(frame, recv_ns=block.recv_ns, session=session, seq=node_seq(book.height, CHECKPOINT_NO, 0), subscription=sub))
     return rows

@@ -106,8 +106,7 @@ class CoinBook:
 
     def checkpoint(self, data: dict[str, Any]) -> None:
         """Start from a checkpoint row (this archive's own, not the node's): its book, as safe as it says."""
-        self.book = L4Book.from_snapshot(self.coin, data["height"], data.get("block_ms") or 0, *data["levels"])
-        self.book.safe = bool(data.get("safe"))
+        self.book = L4Book.from_checkpoint(self.coin, data["height"], data.get("block_ms") or 0, data["levels"], data.get("short"), bool(data.get("safe")))
 
     def _snapshot(self, data: dict[str, Any]) -> None:
         snapshot = L4Book.from_snapshot(self.coin, data["height"], data.get("block_ms") or self.book.time_ms, *data["levels"])

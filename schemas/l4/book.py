@@ -70,12 +70,13 @@ class _Resting:
     """A resting order. Its snapshot-shaped dict is made only when asked for (``whole``): applying a
     block touches sizes, not shapes."""
 
-    __slots__ = ("base", "level", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
+    __slots__ = ("base", "given", "level", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
 
     def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
         self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, self.order = oid, side, px_text, sz_text, user, base, order
         self.px, self.sz = _DECIMALS.get(px_text) or _dec(px_text), _DECIMALS.get(sz_text) or _dec(sz_text)
         self.level: _Level | None = None  # the level it rests in
+        self.given = order is not None  # shown as a snapshot gave it, not in the book server's shape
 
     def whole(self, coin: str) -> dict[str, Any]:
         """The order as a snapshot shows it (``ORDER_KEYS``)."""
@@ -91,7 +92,17 @@ class _Resting:
 
     def copy(self) -> _Resting:
         twin = _Resting(self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, None if self.order is None else dict(self.order))
+        twin.given = self.given
         return twin
+
+    def full(self, coin: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
+        """The order in a node snapshot's full shape (``keys``, user first) and whether it is shown
+        in the book server's shorter one (``whole``): what a checkpoint keeps of it."""
+        if self.given:
+            return dict(self.whole(coin)), False
+        order = {"user": self.user, **{k: self.base.get(k) for k in keys[1:]}}
+        order["coin"], order["oid"], order["side"], order["limitPx"], order["sz"] = coin, self.oid, "B" if self.side == 0 else "A", self.px_text, self.sz_text
+        return order, True
 
 
 class _Level:
@@ -143,6 +154,31 @@ class L4Book:
                 whole = dict(order)
                 book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, whole))
         return book
+
+    @classmethod
+    def from_checkpoint(cls, coin: str, height: int, time_ms: int, levels: list[list[dict[str, Any]]], short: list[list[bool]] | None, safe: bool) -> L4Book:
+        """A book from a checkpoint (``checkpoint_levels``): every order shown again as it was."""
+        book = cls(coin, height, time_ms, safe)
+        for index, side in enumerate(levels):
+            flags = short[index] if short else [False] * len(side)
+            for order, is_short in zip(side, flags):
+                whole = dict(order)
+                book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, None if is_short else whole))
+        return book
+
+    def checkpoint_levels(self, keys: tuple[str, ...]) -> tuple[list[list[dict[str, Any]]], list[list[bool]]]:
+        """Both sides' orders in priority order, each in a node snapshot's full shape (``keys``), and
+        which are shown in the book server's shape: ``from_checkpoint`` gives the same book back."""
+        levels: list[list[dict[str, Any]]] = [[], []]
+        short: list[list[bool]] = [[], []]
+        for index in (0, 1):
+            prices = self._prices[index]
+            for px in reversed(prices) if index == 0 else prices:
+                for resting in self._levels[index][px].queue.values():
+                    order, is_short = resting.full(self.coin, keys)
+                    levels[index].append(order)
+                    short[index].append(is_short)
+        return levels, short
 
     def reset(self, snapshot: L4Book) -> None:
         """Take a snapshot's state: a desynced book is rebuilt and safe again."""
