@@ -467,3 +467,24 @@ def test_import_compact_and_checkpoint_commands_write_checkpoints_once(tmp_path)
     assert with_cp.l4_book("BTC", at) == without.l4_book("BTC", at)
     bad = runner.invoke(main, ["checkpoint", str(tmp_path / "a"), "--every", "soon"])
     assert bad.exit_code == 2 and "--checkpoint-every" not in bad.output and "soon" in bad.output and "Traceback" not in bad.output
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, LAST), st.sampled_from(COINS))
+def test_a_seek_applying_its_window_at_once_equals_applying_it_block_by_block(l4_archive, tick, coin):
+    """``net.apply_window`` (each oid followed through the window, the book changed once) gives the
+    book, height, time and safety that applying every block gives."""
+    import replay.l4.net as net
+
+    market = SyntheticMarket(seed=SEED)
+    at = recv_ns_of(market, tick) // 1_000_000
+    fast = Replay(l4_archive).l4_book(coin, at)
+    patch = pytest.MonkeyPatch()
+    try:
+        calls: list[bool] = []
+        patch.setattr(net, "apply_window", lambda *a: calls.append(True) or False)
+        slow = Replay(l4_archive).l4_book(coin, at)
+    finally:
+        patch.undo()
+    assert fast == slow
+    assert calls or tick in SNAPSHOT_TICKS  # a window of rows was there to apply, unless the snapshot is the instant

@@ -182,7 +182,10 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
 
 def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
     """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot or checkpoint at
-    or before it, then only the rows after it (``rows`` counts what was read)."""
+    or before it, then only the rows after it (``rows`` counts what was read). The window's diffs
+    are applied at once where they allow it (``net``), else block by block."""
+    from .net import apply_window
+
     base = latest_base(store, coin, at_ns)
     state = CoinBook(coin)
     start_ns = None
@@ -194,8 +197,16 @@ def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
             state.take(base.message, base.recv_ns, base.session, base.seq)
         start_ns = base.recv_ns - SNAPSHOT_LATE_NS
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
-    blocks, rows = _blocks_after(parts, start_ns, at_ns, state.book.height if base is not None else -1)
-    state.rows += rows
+    window = _read_window(parts, start_ns, at_ns, state.book.height if base is not None else -1)
+    state.rows += window.rows
+    if not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
+        diffs, statuses = window.joined(DIFFS), window.joined(STATUSES)
+        if apply_window(state.book, diffs[1], diffs[0], statuses[1], statuses[0]):
+            height, block_ms = window.last_block()
+            if height > state.book.height:
+                state.book.height, state.book.time_ms = height, block_ms
+            return state
+    blocks = window.blocks()
     for height in sorted(blocks):
         block = blocks[height]
         state.pending = block
@@ -203,19 +214,70 @@ def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
     return state
 
 
-def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_height: int) -> tuple[dict[int, _Block], int]:
-    """The blocks above ``after_height`` whose rows were received in ``[start_ns, end_ns]``, read as
-    columns (a seek reads thousands of rows: no item, and no dict for a row it does not need); with
-    the number of rows read. A status line only matters for the order a ``new`` diff places: only
-    ``open`` and ``triggered`` ones become dicts. The rows' data go to the book as they are (the
-    book ignores their ``block`` keys)."""
+@dataclass
+class _Window:
+    """A seek's rows above the base's height: typed ones as Arrow ``(seqs, data)`` runs a part, rows
+    kept as text as ``(seqs, events)``; ``rows``: every row read."""
+
+    typed: dict[str, list[tuple[Any, Any]]]
+    raws: dict[str, list[tuple[list[int], list[dict[str, Any]]]]]
+    rows: int = 0
+
+    def joined(self, channel: str) -> tuple[Any, Any]:
+        import pyarrow as pa
+
+        runs = self.typed[channel]
+        if not runs:
+            from schemas.channels import CHANNELS
+
+            return pa.array([], pa.int64()), pa.array([], CHANNELS[channel].shape.arrow_type)
+        return pa.concat_arrays([seqs for seqs, _ in runs]), pa.concat_arrays([data for _, data in runs])
+
+    def last_block(self) -> tuple[int, int]:
+        """The highest block the window's rows name, and its time (what block-by-block ends at)."""
+        import pyarrow.compute as pc
+
+        best = (-1, 0)
+        for channel in (STATUSES, DIFFS):  # the first row of a block gives its time, statuses first
+            for _, data in self.typed[channel]:
+                blocks = pc.struct_field(data, "block")
+                top = pc.max(blocks).as_py()
+                if top is not None and top > best[0]:
+                    at = pc.index(blocks, top).as_py()
+                    best = (top, pc.struct_field(data, "block_ms")[at].as_py() or 0)
+        return best
+
+    def blocks(self) -> dict[int, _Block]:
+        runs: dict[str, list[tuple[list[int], list[dict[str, Any]]]]] = {STATUSES: [], DIFFS: []}
+        for channel in (STATUSES, DIFFS):
+            for seqs, data in self.typed[channel]:
+                runs[channel].append((seqs.to_pylist(), data.to_pylist() if channel == STATUSES else _diff_events(data)))
+            runs[channel] += self.raws[channel]
+        blocks: dict[int, _Block] = {}
+        for channel, chunks in runs.items():
+            if len(chunks) == 1:
+                events = chunks[0][1]
+            else:  # several parts: a node row's seq is its block, stream and place
+                events = [e for _, e in sorted(((s, e) for seqs, evs in chunks for s, e in zip(seqs, evs)), key=lambda pair: pair[0])]
+            for event in events:
+                height = event["block"]
+                block = blocks.get(height)
+                if block is None:
+                    block = blocks[height] = _Block(height, event.get("block_ms") or 0, 0, "", 0)
+                (block.statuses if channel == STATUSES else block.diffs).append(event)
+        return blocks
+
+
+def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_height: int) -> _Window:
+    """The rows above ``after_height`` received in ``[start_ns, end_ns]``, as columns (only the row
+    groups that can hold them). A status line only matters for the order a ``new`` diff places: only
+    ``open`` and ``triggered`` ones are kept."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from ..archive import open_part
 
-    rows = 0
-    runs: dict[str, list[tuple[list[int], list[dict[str, Any]]]]] = {STATUSES: [], DIFFS: []}
+    window = _Window({STATUSES: [], DIFFS: []}, {STATUSES: [], DIFFS: []})
     for part in parts:
         parquet = open_part(part)
         names = [n for n in ("recv_ns", "seq", "data", "raw") if n in parquet.schema_arrow.names]
@@ -224,7 +286,7 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
         if start_ns is not None:
             keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
         table = table.filter(keep).combine_chunks()
-        rows += table.num_rows
+        window.rows += table.num_rows
         if not table.num_rows:
             continue
         if "data" in names:
@@ -234,27 +296,14 @@ def _blocks_after(parts: list[Any], start_ns: int | None, end_ns: int, after_hei
                 wanted = pc.and_(wanted, pc.is_in(pc.struct_field(data, "status"), pa.array(["open", "triggered"])))
             chosen = table.filter(pc.fill_null(wanted, False)).combine_chunks()
             if chosen.num_rows:
-                typed = chosen.column("data").chunk(0)
-                events = typed.to_pylist() if part.channel == STATUSES else _diff_events(typed)
-                runs[part.channel].append((chosen.column("seq").to_pylist(), events))
+                window.typed[part.channel].append((chosen.column("seq").chunk(0), chosen.column("data").chunk(0)))
         raws = table.filter(pc.is_valid(table.column("raw")))
         if raws.num_rows:
             found = [(seq, orjson.loads(text)["data"]) for seq, text in zip(raws.column("seq").to_pylist(), raws.column("raw").to_pylist())]
             found = [(seq, data) for seq, data in found if data["block"] > after_height]
-            runs[part.channel].append(([seq for seq, _ in found], [event_of_row(data) | {"block": data["block"], "block_ms": data.get("block_ms")} for _, data in found]))
-    blocks: dict[int, _Block] = {}
-    for channel, chunks in runs.items():
-        if len(chunks) == 1:
-            events = chunks[0][1]
-        else:  # several parts: a node row's seq is its block, stream and place
-            events = [e for _, e in sorted(((s, e) for seqs, evs in chunks for s, e in zip(seqs, evs)), key=lambda pair: pair[0])]
-        for event in events:
-            height = event["block"]
-            block = blocks.get(height)
-            if block is None:
-                block = blocks[height] = _Block(height, event.get("block_ms") or 0, 0, "", 0)
-            (block.statuses if channel == STATUSES else block.diffs).append(event)
-    return blocks, rows
+            if found:
+                window.raws[part.channel].append(([seq for seq, _ in found], [event_of_row(data) | {"block": data["block"], "block_ms": data.get("block_ms")} for _, data in found]))
+    return window
 
 
 def groups_within(footer: Any, start_ns: int | None, end_ns: int | None) -> list[int]:
