@@ -24,7 +24,9 @@ class Browser:
     def __init__(self) -> None:
         binary = shutil.which("chromium") or shutil.which("chromium-browser")
         assert binary, "the page tests need a real browser: apt-get install chromium (.ci/run installs it)"
-        self._profile = tempfile.TemporaryDirectory(prefix="hlarchive-chromium-")
+        # chromium's helper processes may still write the profile as the browser exits: its cleanup
+        # must not fail a page test (a run here failed on "Directory not empty: 'Default'")
+        self._profile = tempfile.TemporaryDirectory(prefix="hlarchive-chromium-", ignore_cleanup_errors=True)
         self._process = subprocess.Popen(
             [
                 binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
@@ -86,6 +88,7 @@ class Browser:
         except subprocess.TimeoutExpired:
             self._process.kill()
         self._profile.cleanup()
+        shutil.rmtree(self._profile.name, ignore_errors=True)  # what the helpers wrote after the first try
 
 
 # what every page test reads of a rendered page: its text, and the size of an element
