@@ -7,9 +7,11 @@ Archive shapes (stated in each figure's name):
 
 - *the hour*: a whole-market hour as today's defaults write it: 300 coins x (l2Book, trades, bbo) =
   900 partitions, a part a partition a minute (``--flush-seconds 60``): 54,000 parts of 10 rows.
-- *30 days*: 29 older days as compaction leaves them after ``compact --into day`` (a part a
-  partition a day, their catalog entries folded: generated that way so the benchmark stays within
-  minutes), then the hour (its entries in the writers' lines, as while it is recorded).
+- *30 days*: 29 older days as the recorder's compaction behind itself leaves them (a part a
+  partition an hour, their catalog entries folded; no ``compact --into day`` of the user's: 648,000
+  parts, hard links of one part a channel, so the benchmark stays within minutes), then the hour
+  (its entries in the writers' lines, as while it is recorded). Walking 30 days' 700,000 files
+  takes minutes a reader: those baselines are measured on one day only unless ``--walk-month``.
 - *the hour, compacted*: the hour after the recorder's own compaction behind itself (a part a
   partition), measured on the S3 server the tests use too (SeaweedFS, on loopback).
 
@@ -42,7 +44,7 @@ from recorder.parts.catalog import CatalogLog, start_catalog
 from replay.catalog import fold_date
 from replay.storage import open_store
 from schemas import parse_subscription
-from schemas.catalog import entry_of_table
+from schemas.catalog import Entry, entry_of_table, schema_id
 from schemas.layout import PartName, escape, parquet_options
 
 from .common import HEADER, Figure, machine, round_lines, synthetic_frames, table
@@ -50,6 +52,7 @@ from .common import HEADER, Figure, machine, round_lines, synthetic_frames, tabl
 T0_NS = 1_767_225_600_000_000_000  # 2026-01-01
 DAY_NS = 86_400_000_000_000
 MINUTE_NS = 60_000_000_000
+HOUR_NS = 3_600_000_000_000
 CHANNELS = ("l2Book", "trades", "bbo")
 ROWS = 10  # a part's rows: a quiet coin's minute
 
@@ -88,19 +91,43 @@ def stamp(root: Path, template: pa.Table, channel: str, coin: str, first_ns: int
 
 
 def whole_market(root: Path, tpl: dict[str, pa.Table], coins: int, days: int) -> int:
-    """``days - 1`` compacted days, then the uncompacted hour (the last day's first); parts written."""
+    """``days - 1`` older days as the recorder's compaction behind itself leaves them (a part a
+    partition an hour: no ``compact --into day`` of the user's), then the uncompacted hour (the last
+    day's first); parts written.
+
+    The older days' parts are hard links of one part a channel (a reader plans from their catalog
+    entries, which say what each holds; only the last hour's parts are read in the figures), so
+    648,000 of them take seconds to make."""
     start_catalog(root)
     log = CatalogLog(root, "bench")
     names = [f"C{c:03d}" for c in range(coins)]
     written = 0
-    for d in range(days - 1):
-        for channel in CHANNELS:
-            for c, coin in enumerate(names):
-                stamp(root, tpl[channel], channel, coin, T0_NS + d * DAY_NS, DAY_NS, "old", c, log)
-                written += 1
+    seed_dir = root.parent / f"{root.name}-seed"
+    sources = {}
+    for channel in CHANNELS:
+        path = seed_dir / f"{channel}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(tpl[channel], path, **parquet_options(tpl[channel].schema, 16_384))
+        sources[channel] = (path, path.stat().st_size, schema_id(tpl[channel].schema))
     store = open_store(root)
-    for d in range(days - 1):  # the older days' entries folded, as the recorder's compaction rounds leave them
-        fold_date(store, time.strftime("%Y-%m-%d", time.gmtime((T0_NS + d * DAY_NS) // 1_000_000_000)), before_hour="9999999999")
+    for d in range(days - 1):
+        day_ns = T0_NS + d * DAY_NS
+        date = time.strftime("%Y-%m-%d", time.gmtime(day_ns // 1_000_000_000))
+        entries = []
+        for channel in CHANNELS:
+            source, size, schema = sources[channel]
+            for coin in names:
+                directory = root / f"channel={escape(channel)}" / f"coin={escape(coin)}" / f"date={date}"
+                directory.mkdir(parents=True, exist_ok=True)
+                for h in range(24):
+                    first = day_ns + h * HOUR_NS
+                    name = str(PartName(first, "compact20260101T000000_000000", h + 1))
+                    os.link(source, directory / name)
+                    relative = f"channel={escape(channel)}/coin={escape(coin)}/date={date}/{name}"
+                    entries.append(Entry(relative, channel, coin, date, ROWS, size, first, first + HOUR_NS - 1, 0, ROWS - 1, "compact20260101T000000_000000", ((first, ROWS),), schema))
+                    written += 1
+        log.added(entries)
+        fold_date(store, date, before_hour="9999999999")  # folded, as the recorder's compaction rounds leave them
     hour = T0_NS + (days - 1) * DAY_NS
     n = 0
     for minute in range(60):
@@ -164,7 +191,7 @@ def median(runs: int, code: str, *args: str, walk: bool = False) -> float:
     return statistics.median(run(code, *args, walk=walk) for _ in range(runs))
 
 
-def figures(coins: int = 300, days: int = 30, runs: int = 3, recorder: bool = True) -> list[Figure]:
+def figures(coins: int = 300, days: int = 30, runs: int = 3, recorder: bool = True, walk_month: bool = False) -> list[Figure]:
     work = Path(tempfile.mkdtemp())
     out: list[Figure] = []
     try:
@@ -183,15 +210,17 @@ def figures(coins: int = 300, days: int = 30, runs: int = 3, recorder: bool = Tr
             out.append(Figure(f"Replay of one coin-hour, first frame, s: {name}", round(ours, 3), round(walked, 3), "walking the tree", "<= 0.2 s", ours <= 0.2))
         flat = out[1].ours / out[0].ours
         out.append(Figure("first frame, 30 days / 1 day", round(flat, 2), None, "-", "flat (<= 1.5x)", flat <= 1.5))
+        walked_root, walked_as = (month, "") if walk_month else (one_day, f" (1 day: {coins * 3 * 60:,} parts)")
+        walked_window = window if walk_month else day_window
         for command in ("ls", "coverage"):
             ours = median(runs, COMMAND, command, str(month))
-            walked = median(1, COMMAND, command, str(month), walk=True)
-            out.append(Figure(f"hlarchive {command}, s: {shape_month}", round(ours, 2), round(walked, 2), "walking the tree, footers", "<= 5 s", ours <= 5.0))
+            walked = median(1, COMMAND, command, str(walked_root), walk=True)
+            out.append(Figure(f"hlarchive {command}, s: {shape_month}", round(ours, 2), round(walked, 2), f"walking the tree, footers{walked_as}", "<= 5 s", ours <= 5.0))
         ours = median(runs, QUERY, str(month), *window, "window")
-        walked = median(1, QUERY, str(month), *window, "whole", walk=True)
-        out.append(Figure(f"DuckDB query of one coin-hour through the views of that coin-hour (sql --coin --start --end; open + query), s: {shape_month}", round(ours, 3), round(walked, 3), "globbing the tree", "<= 0.5 s", ours <= 0.5))
+        walked = median(1, QUERY, str(walked_root), *walked_window, "whole", walk=True)
+        out.append(Figure(f"DuckDB query of one coin-hour through the views of that coin-hour (sql --coin --start --end; open + query), s: {shape_month}", round(ours, 3), round(walked, 3), f"globbing the tree{walked_as}", "<= 0.5 s", ours <= 0.5))
         whole = median(runs, QUERY, str(month), *window, "whole")
-        out.append(Figure(f"DuckDB query of one coin-hour through the views of the whole archive (open + query), s: {shape_month}", round(whole, 3), round(walked, 3), "globbing the tree", "-", None))
+        out.append(Figure(f"DuckDB query of one coin-hour through the views of the whole archive (open + query), s: {shape_month}", round(whole, 3), round(walked, 3), f"globbing the tree{walked_as}", "-", None))
         # the recorder's compaction of the hour, as it runs it behind itself
         before = os.times()
         done = subprocess.run([sys.executable, "-m", "replay.analysis.compaction", str(month), str(hour), str(hour + 3_600_000_000_000), str(3_600_000_000_000)], capture_output=True, text=True)
@@ -276,8 +305,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-recorder", action="store_true")
+    parser.add_argument("--walk-month", action="store_true", help="walk all 30 days for the ls/coverage/SQL baselines (minutes each)")
     args = parser.parse_args()
-    results = figures(args.coins, args.days, args.runs, recorder=not args.no_recorder)
+    results = figures(args.coins, args.days, args.runs, recorder=not args.no_recorder, walk_month=args.walk_month)
     print(f"catalog and compaction, median of {args.runs} runs ({machine()})")
     print(table([f.row() for f in results], HEADER))
     print(round_lines(results))
