@@ -25,7 +25,7 @@ from schemas.l4.node import event_of_row
 from schemas.subscriptions import Subscription
 
 from ..archive import find_parts, list_dates, open_part
-from ..merge import Item
+from ..merge import Item, _filtered
 from ..storage import Store
 from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block, groups_within
 
@@ -108,15 +108,7 @@ def _read(part: Any, start_ns: int | None, end_ns: int | None) -> pa.Table | Non
     groups = groups_within(parquet.metadata, start_ns, end_ns)
     if not groups:
         return None
-    table = parquet.read_row_groups(groups, columns=[n for n in ("recv_ns", "session", "seq", "data", "raw") if n in names])
-    mask = None
-    if start_ns is not None:
-        mask = pc.greater_equal(table.column("recv_ns"), start_ns)
-    if end_ns is not None:
-        before = pc.less_equal(table.column("recv_ns"), end_ns)
-        mask = before if mask is None else pc.and_(mask, before)
-    if mask is not None:
-        table = table.filter(mask)
+    table = _filtered(parquet.read_row_groups(groups, columns=[n for n in ("recv_ns", "session", "seq", "data", "raw") if n in names]), None, start_ns, end_ns)
     return table if table.num_rows else None
 
 

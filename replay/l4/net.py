@@ -21,10 +21,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.l4.book import L4Book, _Resting
+from schemas.l4.book import L4Book, _dec, _Resting
 
 NEW, UPDATE, MODIFIED, REMOVE = 0, 1, 2, 3
-_ZERO: dict[str, bool] = {}  # size text -> whether it is zero (sizes repeat: each is parsed once)
 _FORMS = (
     (NEW, r'^\{"new":\{"sz":"(?P<a>[^"\\]*)"\}\}$'),
     (UPDATE, r'^\{"update":\{"origSz":"(?P<a>[^"\\]*)","newSz":"(?P<b>[^"\\]*)"\}\}$'),
@@ -85,12 +84,7 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
         new = b if kind == UPDATE else a
         if state is None:
             state = touched[oid] = [True, new, None, None, None, None, None]
-        zero = _ZERO.get(new)
-        if zero is None:
-            if len(_ZERO) > 100_000:
-                _ZERO.clear()
-            zero = _ZERO[new] = not Decimal(new)
-        if not zero:
+        if _dec(new):
             state[1] = new
         else:  # resized to nothing: it leaves the book
             touched[oid] = gone

@@ -110,6 +110,7 @@ def whole_market(root: Path, tpl: dict[str, pa.Table], coins: int, days: int) ->
         pq.write_table(tpl[channel], path, **parquet_options(tpl[channel].schema, 16_384))
         sources[channel] = (path, path.stat().st_size, schema_id(tpl[channel].schema))
     store = open_store(root)
+    links = 0
     for d in range(days - 1):
         day_ns = T0_NS + d * DAY_NS
         date = time.strftime("%Y-%m-%d", time.gmtime(day_ns // 1_000_000_000))
@@ -117,6 +118,14 @@ def whole_market(root: Path, tpl: dict[str, pa.Table], coins: int, days: int) ->
         for channel in CHANNELS:
             source, size, schema = sources[channel]
             for coin in names:
+                if links + 24 > 60_000:  # a file takes 65,000 links at most: a fresh copy to link to
+                    for name_, (path, size_, schema_) in list(sources.items()):
+                        fresh = path.with_name(f"{name_}-{written}.parquet")
+                        shutil.copyfile(path, fresh)
+                        sources[name_] = (fresh, size_, schema_)
+                    source, size, schema = sources[channel]
+                    links = 0
+                links += 24
                 directory = root / f"channel={escape(channel)}" / f"coin={escape(coin)}" / f"date={date}"
                 directory.mkdir(parents=True, exist_ok=True)
                 for h in range(24):
