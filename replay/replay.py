@@ -272,7 +272,7 @@ class Replay:
         for sub in self._derived.values():
             coin = sub.coin or ""
             if coin not in books:
-                books[coin] = l4_state(self._store, coin, self.start_ns - 1) if self.start_ns is not None else CoinBook(coin)
+                books[coin] = l4_state(self._store, coin, self.start_ns - 1, goes_on=True) if self.start_ns is not None else CoinBook(coin)
                 self.l4_rows_read += books[coin].rows
         for state in books.values():
             self._desyncs += state.desyncs

@@ -72,7 +72,7 @@ def write_checkpoints(
 def _coin_checkpoints(store: Store, coin: str, every_ms: int, session: str) -> list[Any]:
     last = latest_base(store, coin, None, channels=(CHECKPOINTS,))
     if last is not None:  # go on from the last one: the book as it was, then the blocks after it
-        state = l4_state(store, coin, last.recv_ns)
+        state = l4_state(store, coin, last.recv_ns, goes_on=True)
         start_ns: int | None = last.recv_ns
         next_bucket: int | None = (last.message["data"].get("block_ms") or 0) // every_ms + 1
     else:

@@ -180,10 +180,12 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
     return Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], message)
 
 
-def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
+def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False) -> CoinBook:
     """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot or checkpoint at
     or before it, then only the rows after it (``rows`` counts what was read). The window's diffs
-    are applied at once where they allow it (``net``), else block by block."""
+    are applied at once where they allow it (``net``), else block by block; ``goes_on``: the caller
+    applies more blocks to it (a replay's start), so it keeps the window's last blocks, which a
+    snapshot arriving late rebuilds the book from."""
     from .net import apply_window
 
     base = latest_base(store, coin, at_ns)
@@ -199,7 +201,7 @@ def l4_state(store: Store, coin: str, at_ns: int) -> CoinBook:
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
     window = _read_window(parts, start_ns, at_ns, state.book.height if base is not None else -1)
     state.rows += window.rows
-    if not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
+    if not goes_on and not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
         diffs, statuses = window.joined(DIFFS), window.joined(STATUSES)
         if apply_window(state.book, diffs[1], diffs[0], statuses[1], statuses[0]):
             height, block_ms = window.last_block()
