@@ -8,7 +8,7 @@ Archive shapes (stated in each figure's name):
 - *the hour*: a whole-market hour as today's defaults write it: 300 coins x (l2Book, trades, bbo) =
   900 partitions, a part a partition a minute (``--flush-seconds 60``): 54,000 parts of 10 rows.
 - *30 days*: 29 older days as the recorder's compaction behind itself leaves them (a part a
-  partition an hour, their catalog entries folded; no ``compact --into day`` of the user's: 648,000
+  partition an hour, their catalog entries folded; no ``compact --into day`` of the user's: 626,400
   parts, hard links of one part a channel, so the benchmark stays within minutes), then the hour
   (its entries in the writers' lines, as while it is recorded). Walking 30 days' 700,000 files
   takes minutes a reader: those baselines are measured on one day only unless ``--walk-month``.
@@ -97,7 +97,7 @@ def whole_market(root: Path, tpl: dict[str, pa.Table], coins: int, days: int) ->
 
     The older days' parts are hard links of one part a channel (a reader plans from their catalog
     entries, which say what each holds; only the last hour's parts are read in the figures), so
-    648,000 of them take seconds to make."""
+    626,400 of them take seconds to make."""
     start_catalog(root)
     log = CatalogLog(root, "bench")
     names = [f"C{c:03d}" for c in range(coins)]
