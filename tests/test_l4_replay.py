@@ -101,6 +101,24 @@ def test_l2book_derived_from_l4_equals_the_simulators_l2book_frames(l4_archive):
     assert [orjson.dumps(f) for f in got[1:]] == [orjson.dumps(f) for f in expected]
 
 
+def test_bbo_derived_from_l4_is_the_simulators_bbo_each_time_it_changes(l4_archive):
+    """No bbo recorded: derived from the book's best levels, sent when they change (as the exchange
+    sends bbo), equal to the simulator's own bbo of each tick."""
+    replay = Replay(l4_archive)
+    got: list[dict[str, Any]] = []
+    replay.subscribe({"type": "bbo", "coin": "BTC"}, got.append)
+    replay.run()
+    sent = SyntheticMarket(seed=SEED, coins=["BTC"]).frames(parse_subscription({"type": "bbo", "coin": "BTC"}))
+    expected, last = [], got[0]["data"]["bbo"]  # block 0's, before the simulator's first frame (tick 1)
+    for _ in range(LAST):
+        frame = next(sent)
+        if frame["data"]["bbo"] != last:
+            expected.append(frame)
+            last = frame["data"]["bbo"]
+    assert len(expected) > LAST // 3
+    assert [orjson.dumps(f) for f in got[1:]] == [orjson.dumps(f) for f in expected]
+
+
 def test_l4book_frames_are_a_snapshot_then_one_update_a_block_and_rebuild_the_book(l4_archive):
     market = SyntheticMarket(seed=SEED)
     start_tick = 180
@@ -379,7 +397,7 @@ def test_l2book_a_block_at_a_time_from_columns_equals_the_row_path(l4_archive, f
     start, end = recv_ns_of(market, first_tick) // 1_000_000, recv_ns_of(market, last_tick) // 1_000_000
     sig, mantissa = rounding
     deep = {"type": "l2Book", "coin": "BTC", **({"nLevels": n_levels} if n_levels else {}), **({"nSigFigs": sig} if sig else {}), **({"mantissa": mantissa} if mantissa else {})}
-    subs = [deep, {"type": "l2Book", "coin": "ETH"}]
+    subs = [deep, {"type": "l2Book", "coin": "ETH"}, {"type": "bbo", "coin": "BTC"}]
     patch = pytest.MonkeyPatch()
     try:
         rows = row_path_frames(patch, l4_archive, subs, start=start, end=end)
@@ -387,6 +405,7 @@ def test_l2book_a_block_at_a_time_from_columns_equals_the_row_path(l4_archive, f
         patch.undo()
     blocks = replay_frames(l4_archive, subs, start=start, end=end)
     assert blocks == rows and len(blocks) >= 2 * (last_tick - first_tick)
+    assert any(stream == orjson.dumps(subs[2]).decode() for stream, _ in blocks) or last_tick == first_tick
 
 
 def test_the_block_path_keeps_other_streams_in_time_and_counts_desyncs(l4_archive, tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ from schemas.subscriptions import Subscription
 from ..archive import find_parts, list_dates, open_part
 from ..merge import Item, _filtered
 from ..storage import Store
-from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block, groups_within
+from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block, book_frame, groups_within
 
 CHANNELS = (STATUSES, DIFFS, SNAPSHOTS)
 _KEPT_STATUSES = pa.array(["open", "triggered"])  # the status lines a `new` diff takes its order from
@@ -35,10 +35,10 @@ _REMOVE = '"remove"'
 
 
 def usable(derived: dict[str, Subscription], subscribed: set[str], row_streams: dict[str, str]) -> bool:
-    """Whether every derived stream can take the block path: all ``l2Book``, and no coin's row
-    streams subscribed as themselves."""
+    """Whether every derived stream can take the block path: all ``l2Book`` or ``bbo``, and no
+    coin's row streams subscribed as themselves."""
     coins = {sub.coin for sub in derived.values()}
-    return all(sub.type == "l2Book" for sub in derived.values()) and not any(row_streams.get(stream) in coins for stream in subscribed)
+    return all(sub.type in ("l2Book", "bbo") for sub in derived.values()) and not any(row_streams.get(stream) in coins for stream in subscribed)
 
 
 Key = tuple[Any, ...]
@@ -49,8 +49,9 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
     to the start), each with its merge key: ``(recv_ns, 0, session, seq)`` of the coin's row that
     ended its block at the same receive time (the row path sends the frame just before that row), or
     ``(recv_ns, 1)`` of the block (after every row received at its time)."""
+    shown: dict[str, Any] = {}
     for key, block in blocks(store, state, start_ns, end_ns):
-        yield from _block_frames(state, key, block, subs, decode)
+        yield from _block_frames(state, key, block, subs, decode, shown)
 
 
 def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...] = CHANNELS) -> Iterator[tuple[Key, _Block]]:
@@ -65,10 +66,12 @@ def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | No
         yield (block.recv_ns, 1), block
 
 
-def _block_frames(state: CoinBook, key: Key, block: _Block, subs: list[Subscription], decode: str) -> Iterator[tuple[Key, Item]]:
+def _block_frames(state: CoinBook, key: Key, block: _Block, subs: list[Subscription], decode: str, shown: dict[str, Any]) -> Iterator[tuple[Key, Item]]:
     book = state.book
     for sub in subs:
-        frame = {"channel": "l2Book", "data": book.l2(sub.n_levels or 20, sub.n_sig_figs, sub.mantissa)}
+        frame = book_frame(book, sub, shown)
+        if frame is None:
+            continue
         yield key, Item(block.recv_ns, block.session, block.seq, block.block_ms, sub.stream, frame if decode == "dicts" else orjson.dumps(frame))
 
 

@@ -13,7 +13,7 @@ import orjson
 from schemas.subscriptions import Subscription
 
 from ..merge import Item
-from .state import CoinBook, _Block, row_subscriptions
+from .state import CoinBook, _Block, book_frame, row_subscriptions
 
 
 class Deriver:
@@ -29,6 +29,7 @@ class Deriver:
         self.row_streams = {s.stream: coin for coin in self.by_coin for s in row_subscriptions(coin).values()}
         self.decode = decode
         self.started: set[str] = set()  # l4Book streams that sent their Snapshot
+        self.shown: dict[str, Any] = {}  # bbo stream -> its last best levels sent
 
     def run(self, items: Iterator[Item]) -> Iterator[Item]:
         waiting: list[CoinBook] = []
@@ -64,6 +65,9 @@ class Deriver:
                         data = {"Snapshot": book.snapshot()}
                     frame = {"channel": "l4Book", "data": data}
                 else:
-                    frame = {"channel": "l2Book", "data": book.l2(sub.n_levels or 20, sub.n_sig_figs, sub.mantissa)}
+                    made = book_frame(book, sub, self.shown)
+                    if made is None:
+                        continue
+                    frame = made
                 message: Any = frame if self.decode == "dicts" else orjson.dumps(frame)
                 yield Item(block.recv_ns, block.session, block.seq, block.block_ms, sub.stream, message)

@@ -39,14 +39,29 @@ def has_l4(store: Store, coin: str) -> bool:
 
 def derivable(store: Store, sub: Subscription) -> bool:
     """Whether ``sub`` is served from the L4 rows: ``l4Book`` and a deep (``nLevels``) ``l2Book``
-    whenever the coin has them; a plain ``l2Book`` only where no 20-level book was recorded."""
-    if sub.coin is None or sub.type not in ("l4Book", "l2Book"):
+    whenever the coin has them; a plain ``l2Book`` and ``bbo`` only where none was recorded."""
+    if sub.coin is None or sub.type not in ("l4Book", "l2Book", "bbo"):
         return False
     if sub.type == "l2Book" and sub.n_levels is None and any_part(store, channels=["l2Book"], coins=[sub.coin]):
+        return False
+    if sub.type == "bbo" and any_part(store, channels=["bbo"], coins=[sub.coin]):
         return False
     if sub.type == "l4Book" and any_part(store, channels=["l4Book"], coins=[sub.coin]):
         return False
     return has_l4(store, sub.coin)
+
+
+def book_frame(book: L4Book, sub: Subscription, shown: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``l2Book`` or ``bbo`` frame of ``sub`` after a block; a ``bbo`` only when its best levels
+    changed since the last one sent (``shown``: the stream's last), as the exchange sends it."""
+    if sub.type == "l2Book":
+        return {"channel": "l2Book", "data": book.l2(sub.n_levels or 20, sub.n_sig_figs, sub.mantissa)}
+    best = (book.best("B"), book.best("A"))
+    if shown.get(sub.stream) == best:
+        return None
+    shown[sub.stream] = best
+    levels = [None if level is None else {"px": level[0], "sz": level[1], "n": level[2]} for level in best]
+    return {"channel": "bbo", "data": {"coin": book.coin, "time": book.time_ms, "bbo": levels}}
 
 
 @dataclass
