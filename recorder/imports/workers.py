@@ -8,6 +8,7 @@ worker removes the parts of the file it was in, so a re-run finishes exactly wha
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -70,8 +71,10 @@ def _in_workers(sources: list[Any], root: Path, import_one: ImportOne, jobs: int
     done_bytes = 0
     last_shown = 0.0
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(updates, worker_setup)) as pool:
-        futures: dict[Future[Any], int] = {pool.submit(_import_in_worker, import_one, i, source, root): i for i, source in enumerate(sources)}
+        futures: dict[Future[Any], int] = {}
         try:
+            with _interrupts_held():  # the workers are started at the submits: born with Ctrl-C held
+                futures = {pool.submit(_import_in_worker, import_one, i, source, root): i for i, source in enumerate(sources)}
             pending = set(futures)
             while pending:
                 finished, pending = wait(pending, timeout=PROGRESS_EVERY_S, return_when=FIRST_COMPLETED)
@@ -113,10 +116,27 @@ def _interrupt(pid: int) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT held (not lost) while workers start: a Ctrl-C that reached a worker still starting up
+    (importing, before its handler) printed a traceback; a held one waits for the handler, and here
+    it is delivered when the hold ends."""
+    hold = hasattr(signal, "pthread_sigmask")
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _start_worker(updates: Any, setup: Callable[[], None] | None) -> None:
     global _progress_queue
     _progress_queue = updates
     signal.signal(signal.SIGINT, _on_interrupt)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # born held (``_interrupts_held``): one held is handled now
     if setup is not None:
         setup()
 
