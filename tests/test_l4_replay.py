@@ -227,8 +227,18 @@ def test_the_sdk_gets_deep_l2book_frames_and_a_client_l4book_frames_from_serve_o
             if len(deep) >= 5:
                 seen.set()
 
+        bbos: list[Any] = []
+        got_bbo = threading.Event()
+
+        def on_bbo(message: Any) -> None:
+            bbos.append(message)
+            if len(bbos) >= 3:
+                got_bbo.set()
+
         info.subscribe({"type": "l2Book", "coin": "BTC", "nLevels": 50}, on_deep)  # the SDK passes unknown keys through
+        info.subscribe({"type": "bbo", "coin": "ETH"}, on_bbo)  # no bbo recorded: derived from the L4 book
         seen.wait(30)
+        got_bbo.wait(30)
         book = info.post("/info", {"type": "l2Book", "coin": "ETH"})  # no 20-level book recorded: from the L4 book
         info.disconnect_websocket()
 
@@ -243,6 +253,8 @@ def test_the_sdk_gets_deep_l2book_frames_and_a_client_l4book_frames_from_serve_o
 
         l4 = asyncio.run(l4_frames())
     assert len(deep) >= 5 and all(m["channel"] == "l2Book" and m["data"]["coin"] == "BTC" for m in deep)
+    assert len(bbos) >= 3 and all(m["channel"] == "bbo" and m["data"]["coin"] == "ETH" and len(m["data"]["bbo"]) == 2 for m in bbos)
+    assert all(bbos[i]["data"]["bbo"] != bbos[i + 1]["data"]["bbo"] for i in range(len(bbos) - 1))  # sent when it changes
     assert "Snapshot" in l4[0]["data"] and all("Updates" in m["data"] for m in l4[1:])
     snapshot = l4[0]["data"]["Snapshot"]
     assert snapshot["coin"] == "ETH" and len(snapshot["levels"][0]) > 20

@@ -72,7 +72,7 @@ class ArchiveSource:
         coins = self.available.get(sub.type, set())
         if coins and (sub.type not in COIN_TYPES or sub.coin in coins):
             return None
-        if sub.type in ("l4Book", "l2Book") and sub.coin in self.available.get("l4Diffs", set()):
+        if sub.type in ("l4Book", "l2Book", "bbo") and sub.coin in self.available.get("l4Diffs", set()):
             return None  # derived from the coin's L4 rows (Replay does it)
         has = "; ".join(f"{ch} ({', '.join(sorted(c))})" for ch, c in sorted(self.available.items())) or "nothing"
         return f"Invalid subscription {sub}: the archive has no data for it (it has {has})"
