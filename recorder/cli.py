@@ -241,7 +241,7 @@ def _last_checkpoints(root: str, every_s: float) -> None:
 @click.option("--root", required=True, type=click.Path(file_okay=False), help="The archive to import into.")
 @click.option("--dataset", type=click.Choice(["jsonl", *DATASETS]), default=None, help="What the sources are; default: told by their key layout (market_data/…/l2Book, asset_ctxs/, node_fills_by_block/, node_fills/, node_trades/, .lz4) or JSON lines.")
 @click.option("--start", default=None, help="JSON lines: receive time of a first line that has none (ISO-8601 or epoch ms).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="History files imported at once, each by its own process (default: one a core). The archive is the same whatever the number.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="History files imported at once, each by its own process; a node's files: threads parsing them (default: one a core). The archive is the same whatever the number.")
 @click.option("--spark", "spark_master", default=None, metavar="MASTER", help="Run the import as a Spark job (local[2], spark://host:7077, yarn...): one task a file; needs the spark extra on the driver and the executors.")
 @click.option("--silent", is_flag=True, help="No progress on stderr.")
 @click.option("--checkpoint-every", default="5m", show_default=True, help="A node's L4 data: then write the book every this much block time (30s, 5m, 1h; 0: none), so seeks start near their instant.")
@@ -259,7 +259,9 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     if node_roots:
         if len(node_roots) != len(sources) or spark_master or dataset:
             raise click.UsageError("import node L4 data roots on their own (no --dataset, --spark or other sources in the same command)")
-        _import_node(node_roots, root, silent, _duration(checkpoint_every, "--checkpoint-every"))
+        from .imports.workers import default_jobs
+
+        _import_node(node_roots, root, silent, _duration(checkpoint_every, "--checkpoint-every"), jobs or default_jobs())
         return
     if dataset == "jsonl" or (dataset is None and not any(_is_history(s) for s in sources)):
         if spark_master:
@@ -312,11 +314,11 @@ def import_command(sources: tuple[str, ...], root: str, dataset: str | None, sta
     )
 
 
-def _import_node(node_roots: list[str], root: str, silent: bool, checkpoint_every_s: float = 300.0) -> None:
+def _import_node(node_roots: list[str], root: str, silent: bool, checkpoint_every_s: float = 300.0, jobs: int = 2) -> None:
     from .node.follow import import_node_data, status_line
 
     for node_root in node_roots:
-        status = import_node_data(node_root, root, progress=None if silent else (lambda s: click.echo("\rimporting: " + status_line(s) + "   ", err=True, nl=False)))
+        status = import_node_data(node_root, root, jobs=jobs, progress=None if silent else (lambda s: click.echo("\rimporting: " + status_line(s) + "   ", err=True, nl=False)))
         if not silent:
             click.echo("", err=True)
         click.echo(f"imported {node_root}: {status.blocks:,} blocks, {status.events:,} events" + (f"; {status.skipped:,} already in the archive, skipped" if status.skipped else "") + (f"; {status.bad_lines} bad line(s) kept as node_bad_line events" if status.bad_lines else ""))

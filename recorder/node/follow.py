@@ -47,9 +47,10 @@ from schemas.rows import encode_raw
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..writer import ArchiveWriter
+from .bulk import BulkImport, Line, batches, progress_every, stream_lines
 from .resume import SESSION_PREFIX, Recorded, read_cursor, write_cursor
 from .snapshot import SnapshotUnavailable, request_snapshot
-from .tail import StreamTail, file_lines, hourly_files
+from .tail import StreamTail
 
 STREAM_ORDER = (STATUSES, DIFFS, FILLS)
 RECENT_BLOCKS = 36_000  # an hour of blocks: a node snapshot that comes late still gets its block's time
@@ -155,23 +156,8 @@ class NodeRecorder:
         self._last_recv_ns = recv_ns
         for stream in STREAM_ORDER:
             block = joined.get(stream)
-            if block is None:
-                continue
-            columns = block_columns(stream, block, self.coins)
-            if columns is not None:
-                for group in columns:
-                    self._write_columns(group, recv_ns, block.block_ms)
-                continue
-            rows, _ = block_rows(stream, block, self.coins)
-            for row in rows:
-                if row.seq in self.recorded:
-                    self.status.skipped += 1
-                    continue
-                if row.channel == NODE_FILLS:  # text, with the fill's own time (as the columns write it)
-                    self.writer.write_text(encode_raw(row.frame), recv_ns, self._sub(row.channel, row.coin), exch_ms=row.exch_ms, seq=row.seq, user=row.frame["data"].get("user"))
-                else:
-                    self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
-                self.status.events += 1
+            if block is not None:
+                self.write_stream(stream, block, recv_ns)
         self.status.blocks += 1
         self.status.height = first.height
         self._recent[first.height] = (first.block_ms, recv_ns)
@@ -179,6 +165,24 @@ class NodeRecorder:
             del self._recent[next(iter(self._recent))]
         if self._held_snapshots:
             self._write_snapshots(first.height, first.block_ms, recv_ns)
+
+    def write_stream(self, stream: str, block: Block, recv_ns: int) -> None:
+        """One stream's line of a block: as columns where its events are the typed shape, else row by row."""
+        columns = block_columns(stream, block, self.coins)
+        if columns is not None:
+            for group in columns:
+                self._write_columns(group, recv_ns, block.block_ms)
+            return
+        rows, _ = block_rows(stream, block, self.coins)
+        for row in rows:
+            if row.seq in self.recorded:
+                self.status.skipped += 1
+                continue
+            if row.channel == NODE_FILLS:  # text, with the fill's own time (as the columns write it)
+                self.writer.write_text(encode_raw(row.frame), recv_ns, self._sub(row.channel, row.coin), exch_ms=row.exch_ms, seq=row.seq, user=row.frame["data"].get("user"))
+            else:
+                self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
+            self.status.events += 1
 
     def _write_columns(self, group: NodeColumns, recv_ns: int, block_ms: int) -> None:
         seqs, users, data, raw = group.seqs, group.users, group.data, group.raw
@@ -397,40 +401,51 @@ def status_line(status: FollowStatus) -> str:
 # --- import of finished files -------------------------------------------------------------------------------
 
 
-def import_node_data(node_dir: str | Path, root: str | Path, *, coins: Iterable[str] | None = None, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr), progress: Callable[[FollowStatus], None] | None = None) -> FollowStatus:
-    """Every block of a node's finished files (plain or ``.lz4``) into the archive, exactly once."""
+def import_node_data(node_dir: str | Path, root: str | Path, *, coins: Iterable[str] | None = None, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                     progress: Callable[[FollowStatus], None] | None = None, bulk: bool = True, jobs: int = 2) -> FollowStatus:
+    """Every block of a node's finished files (plain or ``.lz4``) into the archive, exactly once;
+    ``bulk``: many blocks at once through Arrow where their lines allow it (``bulk.BulkImport``, on
+    ``jobs`` threads), else (or ``bulk=False``) a block at a time. Both give the same rows."""
     node_dir = Path(node_dir)
     streams = node_streams(node_dir)
     out = NodeRecorder(Path(root), coins, flush_seconds=3600.0, resume_all=True, source=f"import:{node_dir}")
+    readers = {s: stream_lines(s, d) for s, d in streams.items()}
+    tick = progress_every(progress, out.status)
     join = BlockJoin(streams)
-    readers = {s: _stream_blocks(s, d, out, say) for s, d in streams.items()}
-    heads: dict[str, Block | None] = {s: next(r, None) for s, r in readers.items()}
-    said = time.monotonic()
     try:
-        while any(h is not None for h in heads.values()):
-            height = min(h.height for h in heads.values() if h is not None)
-            for stream, head in heads.items():
-                if head is not None and head.height == height:
-                    join.add(stream, head)
-                    heads[stream] = next(readers[stream], None)
-            for joined in join.drain():
-                out.write_block(joined)
-            if progress and time.monotonic() - said > 2:
-                progress(out.status)
-                said = time.monotonic()
+        if not bulk:
+            _join_lines(out, join, readers, say, tick)
+        else:
+            importer = BulkImport(out, join, lambda batch: _join_lines(out, join, {s: iter(lines) for s, lines in batch.items()}, say, tick), jobs)
+            try:
+                importer.run(batches(readers), tick)
+            finally:
+                importer.close()
     finally:
         out.close()
     return out.status
 
 
-def _stream_blocks(stream: str, directory: Path, out: NodeRecorder, say: Callable[[str], None]) -> Iterator[Block]:
-    for path in hourly_files(directory):
-        for number, line in file_lines(path):
-            try:
-                yield parse_block(line)
-            except NodeLineError as exc:
-                out.status.bad_lines += 1
-                say(f"bad line: {path}, line {number}: {exc}; kept as a node_bad_line event, import goes on")
-                out.event("node_bad_line", out.status.height or 0, STREAM_NO[stream] * 1000 + out.status.bad_lines % 1000, {"file": str(path), "line": number, "stream": stream, "error": str(exc)}, line[:1 << 16].decode("utf-8", "replace"))
-            except (RuntimeError, EOFError, OSError) as exc:  # lz4's truncated frame
-                raise ArchiveError(f"{path}, line {number}: cannot read it ({exc}); what was imported before it stays") from None
+def _join_lines(out: NodeRecorder, join: BlockJoin, readers: dict[str, Iterator[Line]], say: Callable[[str], None], tick: Callable[[], None]) -> None:
+    """The row path: each stream's lines parsed one by one, joined by height, a block at a time."""
+    blocks = {s: _stream_blocks(s, r, out, say) for s, r in readers.items()}
+    heads: dict[str, Block | None] = {s: next(b, None) for s, b in blocks.items()}
+    while any(h is not None for h in heads.values()):
+        height = min(h.height for h in heads.values() if h is not None)
+        for stream, head in heads.items():
+            if head is not None and head.height == height:
+                join.add(stream, head)
+                heads[stream] = next(blocks[stream], None)
+        for joined in join.drain():
+            out.write_block(joined)
+        tick()
+
+
+def _stream_blocks(stream: str, lines: Iterator[Line], out: NodeRecorder, say: Callable[[str], None]) -> Iterator[Block]:
+    for line in lines:
+        try:
+            yield parse_block(line.text)
+        except NodeLineError as exc:
+            out.status.bad_lines += 1
+            say(f"bad line: {line.path}, line {line.number}: {exc}; kept as a node_bad_line event, import goes on")
+            out.event("node_bad_line", out.status.height or 0, STREAM_NO[stream] * 1000 + out.status.bad_lines % 1000, {"file": str(line.path), "line": line.number, "stream": stream, "error": str(exc)}, line.text[:1 << 16].decode("utf-8", "replace"))

@@ -64,6 +64,15 @@ class Recorded:
                 seqs.update(s for s in column if low <= s < high)
         self._loaded, self._seqs = (low, high), seqs
 
+    def between(self, low: int, high: int) -> set[int]:
+        """Every committed seq in ``[low, high]`` (a bulk write leaves them out at once)."""
+        seqs: set[int] = set()
+        for part in self.parts:
+            if part.high >= low and part.low <= high:
+                column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
+                seqs.update(s for s in column if low <= s <= high)
+        return seqs
+
     def newest_height(self) -> int | None:
         """The highest block any committed node row holds."""
         from schemas.l4.node import seq_height

@@ -5,8 +5,11 @@
 - Following: ``simulate --node-data`` in its own process offers a fixed rate (``--rate`` blocks a
   second of ``--coins`` coins); ``record --node-data`` follows it for ``--seconds`` in another. Its
   events/s, its lag at the end and its peak RSS, beside the rate offered.
-- Import: ``import`` of ``--blocks`` blocks of node files (fresh process), against ``orjson.loads``
-  of the same lines alone, the two taking turns; events/s, medians of ``--runs``.
+- Import: ``hlarchive import DIR --root R`` of ``--blocks`` blocks of node files, as users run it
+  (the bulk path, both cores), against ``orjson.loads`` of the same lines alone in one process, the
+  runs taking turns; events/s, medians of ``--runs``. Twice: the import alone
+  (``--checkpoint-every 0``), and with its default checkpoints (every 5 min of blocks) after it.
+  The row path (``bulk=False``, a block at a time) is printed beside them, once.
 - Bytes: archive bytes per event (the node channels' parts) against the node's text gzipped.
 """
 
@@ -41,10 +44,18 @@ from .common import (
 COINS = ["BTC", "ETH", "SOL", "kPEPE", "xyz:HOOD", "@1", "PURR/USDC"]
 
 IMPORT = """
+import re, shutil, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run([shutil.which("hlarchive") or "hlarchive", "import", sys.argv[1], "--root", sys.argv[2], "--silent", *sys.argv[3:]], capture_output=True, text=True, check=True)
+took = time.perf_counter() - started
+print(re.search(r"([0-9,]+) events", done.stdout).group(1).replace(",", ""), took)
+"""
+
+ROW_PATH = """
 import sys, time
 from recorder.node.follow import import_node_data
 started = time.perf_counter()
-status = import_node_data(sys.argv[1], sys.argv[2], say=lambda _: None)
+status = import_node_data(sys.argv[1], sys.argv[2], say=lambda _: None, bulk=False)
 print(status.events, time.perf_counter() - started)
 """
 
@@ -115,11 +126,11 @@ def main() -> None:
         events_in_files = count_events(node_dir)
         gz = sum(len(gzip.compress(p.read_bytes(), 6)) for p in node_dir.rglob("*") if p.is_file())
 
-        def run_import() -> float:
+        def run_import(*options: str, code: str = IMPORT) -> float:
             root = work / f"imported-{time.monotonic_ns()}"
-            out, _ = run_measured("", node_dir.as_posix(), root.as_posix(), code=IMPORT)
+            out, _ = run_measured("", node_dir.as_posix(), root.as_posix(), *options, code=code)
             events, seconds = out.split()
-            archive = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+            archive = sum(p.stat().st_size for p in root.glob("channel=[!_]*/**/*.parquet") if "l4Checkpoints" not in str(p))
             run_import.archive_bytes = archive  # type: ignore[attr-defined]
             shutil.rmtree(root)
             return int(events) / float(seconds)
@@ -129,14 +140,19 @@ def main() -> None:
             events, seconds = out.split()
             return int(events) / float(seconds)
 
-        ours, base = interleaved(args.runs, run_import, run_baseline, warm_up=True)
+        ours, base = interleaved(args.runs, lambda: run_import("--checkpoint-every", "0"), run_baseline, warm_up=True)
+        with_checkpoints, base_again = interleaved(args.runs, run_import, run_baseline, warm_up=False)
+        row_path = run_import(code=ROW_PATH)
         per_event = run_import.archive_bytes / events_in_files  # type: ignore[attr-defined]
         gz_per_event = gz / events_in_files
         figures = [
             Figure(f"follow: events/s ({len(coins)} coins, {args.rate:g} blocks/s offered)", round(followed), round(offered), "events/s offered", ">= 30,000/s, lag bounded", followed >= 30_000 and lag < 5 * args.rate),
             Figure("follow: lag at the end (blocks)", lag, None, "-", f"< {5 * args.rate:g} (5 s)", lag < 5 * args.rate),
             Figure("follow: peak RSS (MB)", round(peak, 1), None, "-", "<= 300 MB", peak <= 300),
-            Figure("import: events/s", round(statistics.median(ours)), round(statistics.median(base)), "orjson.loads of the lines", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base)),
+            Figure("import: events/s (hlarchive import --checkpoint-every 0)", round(statistics.median(ours)), round(statistics.median(base)), "orjson.loads of the lines", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base)),
+            Figure("import: events/s (hlarchive import, its default checkpoints after it)", round(statistics.median(with_checkpoints)), round(statistics.median(base_again)), "orjson.loads of the lines", ">= 0.5x",
+                   statistics.median(round_ratios(with_checkpoints, base_again)) >= 0.5, round_ratios(with_checkpoints, base_again)),
+            Figure("import: events/s, the row path (a block at a time; one run)", round(row_path), round(statistics.median(base)), "orjson.loads of the lines", "", None),
             Figure("archive: bytes/event", round(per_event, 2), round(gz_per_event, 2), "node text, gzip -6", "<= 0.5x", per_event <= 0.5 * gz_per_event),
         ]
         print(f"node files: {events_in_files:,} events in {args.blocks:,} blocks, {text_bytes / 1e6:,.1f} MB of text ({text_bytes / events_in_files:.0f} bytes/event)")
