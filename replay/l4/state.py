@@ -195,26 +195,31 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
     return Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], message)
 
 
-def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False) -> CoinBook:
+def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, known: tuple[CoinBook, int] | None = None, reads: dict[Any, Any] | None = None) -> CoinBook:
     """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot or checkpoint at
     or before it, then only the rows after it (``rows`` counts what was read). The window's diffs
     are applied at once where they allow it (``net``), else block by block; ``goes_on``: the caller
     applies more blocks to it (a replay's start), so it keeps the window's last blocks, which a
-    snapshot arriving late rebuilds the book from."""
+    snapshot arriving late rebuilds the book from. ``known``: a book the caller holds as of an
+    earlier receive time (moved on in place), taken instead of a stored base no later than it;
+    ``reads``: row groups read already, kept for the next call (a walk from seek to seek)."""
     from .net import apply_window
 
     base = latest_base(store, coin, at_ns)
-    state = CoinBook(coin)
     start_ns = None
-    if base is not None:
-        if base.channel == CHECKPOINTS:
-            state.checkpoint(base.message["data"])
-            state.rows += 1
-        else:
-            state.take(base.message, base.recv_ns, base.session, base.seq)
-        start_ns = base.recv_ns - SNAPSHOT_LATE_NS
+    if known is not None and (base is None or base.recv_ns <= known[1]):
+        state, start_ns = known
+    else:
+        state = CoinBook(coin)
+        if base is not None:
+            if base.channel == CHECKPOINTS:
+                state.checkpoint(base.message["data"])
+                state.rows += 1
+            else:
+                state.take(base.message, base.recv_ns, base.session, base.seq)
+            start_ns = base.recv_ns - SNAPSHOT_LATE_NS
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
-    window = _read_window(parts, start_ns, at_ns, state.book.height if base is not None else -1)
+    window = _read_window(parts, start_ns, at_ns, state.book.height if start_ns is not None else -1, reads)
     state.rows += window.rows
     if not goes_on and not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
         diffs, statuses = window.joined(DIFFS), window.joined(STATUSES)
@@ -285,7 +290,7 @@ class _Window:
         return blocks
 
 
-def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_height: int) -> _Window:
+def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_height: int, reads: dict[Any, Any] | None = None) -> _Window:
     """The rows above ``after_height`` received in ``[start_ns, end_ns]``, as columns (only the row
     groups that can hold them). A status line only matters for the order a ``new`` diff places: only
     ``open`` and ``triggered`` ones are kept."""
@@ -295,10 +300,18 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
     from ..archive import open_part
 
     window = _Window({STATUSES: [], DIFFS: []}, {STATUSES: [], DIFFS: []})
+    used: set[Any] = set()
     for part in parts:
         parquet = open_part(part)
         names = [n for n in ("recv_ns", "seq", "data", "raw") if n in parquet.schema_arrow.names]
-        table = parquet.read_row_groups(groups_within(parquet.metadata, start_ns, end_ns), columns=names)
+        groups = groups_within(parquet.metadata, start_ns, end_ns)
+        key = (part.path, tuple(groups))
+        used.add(key)
+        table = None if reads is None else reads.get(key)
+        if table is None:
+            table = parquet.read_row_groups(groups, columns=names)
+            if reads is not None:
+                reads[key] = table
         keep = pc.less_equal(table.column("recv_ns"), end_ns)
         if start_ns is not None:
             keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
@@ -320,6 +333,9 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
             found = [(seq, data) for seq, data in found if data["block"] > after_height]
             if found:
                 window.raws[part.channel].append(([seq for seq, _ in found], [event_of_row(data) | {"block": data["block"], "block_ms": data.get("block_ms")} for _, data in found]))
+    if reads is not None:  # a walk moves forward: what this window did not read, the next will not
+        for key in [k for k in reads if k not in used]:
+            del reads[key]
     return window
 
 
