@@ -15,135 +15,215 @@ uncrossed by a later one, within the window (it does not happen in a node's own 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.l4.book import L4Book, _dec, _Resting
+from schemas.l4.book import L4Book, _Resting
 
 NEW, UPDATE, MODIFIED, REMOVE = 0, 1, 2, 3
 _FORMS = (
-    (NEW, r'^\{"new":\{"sz":"(?P<a>[^"\\]*)"\}\}$'),
-    (UPDATE, r'^\{"update":\{"origSz":"(?P<a>[^"\\]*)","newSz":"(?P<b>[^"\\]*)"\}\}$'),
-    (MODIFIED, r'^\{"modified":\{"sz":"(?P<a>[^"\\]*)"\}\}$'),
+    (NEW, '{"new":', r'^\{"new":\{"sz":"(?P<a>[^"\\]*)"\}\}$'),
+    (UPDATE, '{"update":', r'^\{"update":\{"origSz":"(?P<a>[^"\\]*)","newSz":"(?P<b>[^"\\]*)"\}\}$'),
+    (MODIFIED, '{"modified":', r'^\{"modified":\{"sz":"(?P<a>[^"\\]*)"\}\}$'),
 )
 
 
-def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statuses: pa.StructArray, status_seqs: pa.Array) -> bool:
+def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statuses: pa.StructArray, status_seqs: pa.Array,
+                 orders_of: Callable[[list[int]], list[dict[str, Any]]] | None = None) -> bool:
     """Apply a window's typed ``l4Diffs`` and ``open``/``triggered`` ``l4Statuses`` rows (all above
     the book's height) to ``book`` as its blocks would; ``False`` (the book untouched) where the
-    block-by-block path must do it."""
+    block-by-block path must do it. Each oid's diffs are followed in numpy (sorted by oid, each diff
+    checked against the one before it); Python touches only the orders that rested before and the
+    ones that stay. ``orders_of``: the whole orders of status lines (by index), where ``statuses``
+    holds only the fields a lookup needs."""
     coin = book.coin
     same = pc.fill_null(pc.equal(pc.struct_field(diffs, "coin"), coin), True)
-    order = pc.sort_indices(diff_seqs)
-    diffs = diffs.take(order).filter(pc.take(same, order))
+    ordered = diff_seqs.to_numpy(zero_copy_only=False)
+    if len(ordered) > 1 and not np.all(ordered[1:] > ordered[:-1]):  # several parts: put them in seq order
+        order = pc.sort_indices(diff_seqs)
+        diffs, diff_seqs, same = diffs.take(order), pc.take(diff_seqs, order), pc.take(same, order)
+    if not pc.all(same).as_py():
+        diffs, diff_seqs = diffs.filter(same), diff_seqs.filter(same)
+    seqs = diff_seqs
     n = len(diffs)
-    text = pc.struct_field(diffs, "raw_book_diff")
-    kinds = pa.nulls(n, pa.int8())
-    first = pa.nulls(n, pa.string())
-    second = pa.nulls(n, pa.string())
-    kinds = pc.if_else(pc.equal(text, '"remove"'), pa.scalar(REMOVE, pa.int8()), kinds)
-    for kind, pattern in _FORMS:
-        found = pc.extract_regex(text, pattern)
-        matched = pc.is_valid(found)
-        kinds = pc.if_else(matched, pa.scalar(kind, pa.int8()), kinds)
-        first = pc.if_else(matched, pc.struct_field(found, "a"), first)
-        if kind == UPDATE:
-            second = pc.if_else(matched, pc.struct_field(found, "b"), second)
-    if kinds.null_count:
+    if not n:
+        return True
+    parsed = _changes(pc.struct_field(diffs, "raw_book_diff"))
+    if parsed is None:
         return False  # a diff of another form: the book's own parser decides
-    lines = _StatusLines(statuses, status_seqs, coin)
-    placed = lines.where
+    kinds, first, second = parsed
+    after = pc.if_else(pc.equal(kinds, UPDATE), second, first)  # the size each diff leaves (remove: null)
+    oids = pc.struct_field(diffs, "oid").to_numpy(zero_copy_only=False)
+    # each oid's diffs together, in window order
+    by_oid = np.lexsort((np.arange(n), oids))
+    oid = oids[by_oid]
+    head = np.ones(n, bool)
+    head[1:] = oid[1:] != oid[:-1]
+    kind = kinds.to_numpy(zero_copy_only=False)[by_oid]
     resting = book._orders
-    touched: dict[int, list[Any]] = {}  # oid -> [alive, size text, arrival seq of its `new` (None: as it rested), side, px, user, status line]
-    columns = [c.to_pylist() for c in (pc.struct_field(diffs, "oid"), kinds, first, second, pc.struct_field(diffs, "block"), pc.struct_field(diffs, "side"), pc.struct_field(diffs, "px"), pc.struct_field(diffs, "user"))]
-    seqs = pc.take(diff_seqs, order).filter(pc.take(same, order)).to_pylist()
-    gone = [False, None, None, None, None, None, None]
-    for oid, kind, a, b, block, side, px, user, seq in zip(*columns, seqs):
-        state = touched.get(oid)
-        if state is None:
-            held = resting.get(oid)
-            alive, size = held is not None, held.sz_text if held is not None else None
-        else:
-            alive, size = state[0], state[1]
-        if kind == NEW:
-            line = placed.get((block, oid))
-            if alive or line is None:
+    group = np.cumsum(head) - 1
+    held = [resting.get(o) for o in oid[head].tolist()]  # the order each oid's first diff finds
+    held_alive = np.fromiter((h is not None for h in held), bool, len(held))
+    held_size = pa.array([None if h is None else h.sz_text for h in held], pa.string())
+    taken = pa.array(by_oid)
+    size_after = pc.take(after, taken)
+    zero = pc.fill_null(pc.match_substring_regex(size_after, r"^[-+]?(?:0+\.?0*|\.0+)(?:[eE][-+]?[0-9]+)?$"), False).to_numpy(zero_copy_only=False)
+    alive_after = (kind == NEW) | ((kind != REMOVE) & ~zero)
+    alive_before = np.empty(n, bool)
+    alive_before[head] = held_alive
+    alive_before[1:][~head[1:]] = alive_after[:-1][~head[1:]]
+    if np.any((kind == NEW) & alive_before) or np.any((kind != NEW) & ~alive_before):
+        return False  # a new oid resting already, or a change to one not resting
+    updates = np.flatnonzero(kind == UPDATE)
+    if len(updates):  # origSz must be the size held: the one the oid's diff before left, or its resting size
+        before = np.where(head[updates], -1, updates - 1)
+        held_text = pc.take(held_size, pa.array(group[updates]))
+        prior = pc.if_else(pa.array(before >= 0), pc.take(size_after, pa.array(np.maximum(before, 0))), held_text)
+        orig = pc.take(pc.take(first, taken), pa.array(updates))
+        differ = np.flatnonzero(~pc.fill_null(pc.equal(orig, prior), False).to_numpy(zero_copy_only=False))
+        for i in differ.tolist():  # the same size written otherwise ("1.0" for "1")?
+            a, b = orig[i].as_py(), prior[i].as_py()
+            if a is None or b is None or Decimal(a) != Decimal(b):
                 return False
-            touched[oid] = [True, a, seq, side or lines.side[line], px or lines.px[line], user or lines.user[line], line]
-            continue
-        if not alive:
-            return False
-        if kind == REMOVE:
-            touched[oid] = gone
-            continue
-        if kind == UPDATE and a != size and Decimal(a) != Decimal(size):
-            return False
-        new = b if kind == UPDATE else a
-        if state is None:
-            state = touched[oid] = [True, new, None, None, None, None, None]
-        if _dec(new):
-            state[1] = new
-        else:  # resized to nothing: it leaves the book
-            touched[oid] = gone
-    if _crossed_after(book, touched):
+    news = np.flatnonzero(kind == NEW)
+    lines = _StatusLines(statuses, status_seqs, coin, orders_of)
+    blocks = pc.struct_field(diffs, "block").to_numpy(zero_copy_only=False)[by_oid]
+    found = lines.find(blocks[news], oid[news])
+    if np.any(found < 0):
+        return False  # a new without its order's status line in its block
+    # what the window leaves: each oid's last diff, and the new that placed it if one did
+    ends = np.append(np.flatnonzero(head)[1:] - 1, n - 1)
+    at_new = np.maximum.accumulate(np.where(kind == NEW, np.arange(n), -1))  # the latest new so far
+    final_new = at_new[ends]
+    final_new = np.where(final_new >= np.flatnonzero(head), final_new, -1)  # within the oid's own diffs
+    final_alive = alive_after[ends]
+    final_size = pc.take(size_after, pa.array(ends)).to_pylist()
+    removed: set[int] = set()
+    resized: list[tuple[Any, str]] = []
+    for g in np.flatnonzero(held_alive).tolist():
+        h = held[g]
+        if not final_alive[g] or final_new[g] >= 0:
+            removed.add(h.oid)
+        elif final_size[g] is not None and final_size[g] != h.sz_text:
+            resized.append((h, final_size[g]))
+    staying = np.flatnonzero(final_alive & (final_new >= 0))
+    placed: list[tuple[int, int, str, str, Any, str, int]] = []  # (seq of its new, oid, side, px, user, size, status line)
+    if len(staying):
+        at = final_new[staying]
+        rows = found[np.searchsorted(news, at)]
+        window_at = pa.array(by_oid[at])
+        side, px, user = (pc.take(pc.struct_field(diffs, name), window_at) for name in ("side", "px", "user"))
+        line_rows = pa.array(rows)
+        side, px, user = (_or(mine, pc.take(lines.field(name), line_rows)) for mine, name in ((side, "side"), (px, "limitPx"), (user, "user")))
+        placed = sorted(zip(pc.take(seqs, window_at).to_pylist(), oid[at].tolist(), side, px, user, [final_size[g] for g in staying.tolist()], rows.tolist()))
+    if _crossed(book, removed, [(side, px) for _, _, side, px, *_ in placed]):
         return False
-    for oid, state in touched.items():
-        held = resting.get(oid)
-        if held is not None and (not state[0] or state[2] is not None):
-            book._remove(oid)
-        elif held is not None and state[1] != held.sz_text:
-            held.resize(state[1])
-            held.level.shown = None  # type: ignore[union-attr]
-    born = sorted((s[2], oid, s) for oid, s in touched.items() if s[0] and s[2] is not None)
-    orders = lines.orders([state[6] for _, _, state in born])  # only the orders that stay become dicts
-    for (_, oid, state), placed_order in zip(born, orders):
-        side = state[3]
-        book._add(_Resting(oid, 0 if side == "B" else 1, state[4], state[1], state[5], placed_order, None))
+    for gone in removed:
+        book._remove(gone)
+    for h, size in resized:
+        h.resize(size)
+        h.level.shown = None  # type: ignore[union-attr]
+    orders = lines.orders([row for *_, row in placed])  # only the orders that stay become dicts
+    for (_, o, side, px, user, size, _), whole in zip(placed, orders):
+        book._add(_Resting(o, 0 if side == "B" else 1, px, size, user, whole, None))
     return True
 
 
-class _StatusLines:
-    """Where a ``new`` finds its status line: ``(block, oid) -> row`` (the block's last line for the
-    oid, as the book's own lookup keeps it), with the few fields a ``new`` may take from it; the
-    whole order is made a dict only for the orders that stay (``orders``)."""
+def _or(value: pa.Array, other: pa.Array) -> list[Any]:
+    """``value or other`` of each pair, as Python's ``or`` takes it (an empty text is no value)."""
+    given = pc.fill_null(pc.not_equal(value, ""), False)
+    return pc.if_else(given, value, other).to_pylist()
 
-    def __init__(self, statuses: pa.StructArray, seqs: pa.Array, coin: str) -> None:
-        ordered = statuses.take(pc.sort_indices(seqs)) if len(statuses) else statuses
-        self.lines = ordered
-        order = pc.struct_field(ordered, "order")
-        coins = pc.struct_field(order, "coin").to_pylist()
-        oids = pc.struct_field(order, "oid").to_pylist()
-        self.where = {(block, oid): i for i, (block, oid, c) in enumerate(zip(pc.struct_field(ordered, "block").to_pylist(), oids, coins)) if oid is not None and (c is None or c == coin)}
-        self.side = pc.struct_field(order, "side").to_pylist()
-        self.px = pc.struct_field(order, "limitPx").to_pylist()
-        self.user = pc.struct_field(ordered, "user").to_pylist()
+
+def _changes(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array] | None:
+    """Each ``raw_book_diff`` text as (kind, first size, second size): ``new``/``modified`` their
+    ``sz``, ``update`` its ``origSz`` and ``newSz``; None if any is of another form. Told apart by
+    their fixed prefixes; each form's sizes read by its own pattern, from its own rows only."""
+    n = len(text)
+    kinds = pc.if_else(pc.equal(text, '"remove"'), pa.scalar(REMOVE, pa.int8()), pa.scalar(None, pa.int8()))
+    first = pa.nulls(n, pa.string())
+    second = pa.nulls(n, pa.string())
+    for kind, prefix, pattern in _FORMS:
+        matched = pc.starts_with(text, prefix)
+        if not pc.any(matched).as_py():
+            continue
+        found = pc.extract_regex(text.filter(matched), pattern)
+        if found.null_count:
+            return None  # the prefix of a form, but not the rest of it
+        kinds = pc.if_else(matched, pa.scalar(kind, pa.int8()), kinds)
+        first = pc.replace_with_mask(first, matched, pc.struct_field(found, "a"))
+        if kind == UPDATE:
+            second = pc.replace_with_mask(second, matched, pc.struct_field(found, "b"))
+    if kinds.null_count:
+        return None
+    return kinds, first, second
+
+
+class _StatusLines:
+    """Where a ``new`` finds its status line: the block's last line for the oid (as the book's own
+    lookup keeps it), found for many at once (``find``); a line's fields are read only for the
+    orders that stay (``field``, ``orders``)."""
+
+    def __init__(self, statuses: pa.StructArray, seqs: pa.Array, coin: str, orders_of: Callable[[list[int]], list[dict[str, Any]]] | None = None) -> None:
+        self.by_seq = pc.sort_indices(seqs) if len(statuses) else pa.array([], pa.uint64())
+        self.lines = statuses.take(self.by_seq) if len(statuses) else statuses
+        self.orders_of = orders_of
+        order = pc.struct_field(self.lines, "order")
+        self.order = order
+        ok = pc.and_(pc.is_valid(pc.struct_field(order, "oid")), pc.fill_null(pc.equal(pc.struct_field(order, "coin"), coin), True))
+        self.rows = np.flatnonzero(ok.to_numpy(zero_copy_only=False)) if len(statuses) else np.empty(0, np.int64)
+        self.blocks = pc.struct_field(self.lines, "block").to_numpy(zero_copy_only=False)[self.rows] if len(statuses) else np.empty(0, np.int64)
+        self.oids = pc.struct_field(order, "oid").to_numpy(zero_copy_only=False)[self.rows] if len(statuses) else np.empty(0, np.int64)
+
+    def find(self, blocks: Any, oids: Any) -> Any:
+        """The line of each ``(block, oid)``, or -1."""
+        if not len(oids) or not len(self.oids):
+            return np.full(len(oids), -1, np.int64)
+        uniq, inverse = np.unique(np.concatenate([self.oids, oids]), return_inverse=True)
+        low = min(int(self.blocks.min()), int(blocks.min()))
+        span = max(int(self.blocks.max()), int(blocks.max())) - low + 1
+        if span * len(uniq) >= 2**62:
+            return np.full(len(oids), -1, np.int64)  # too wide to key at once: the block path takes it
+        keys = (self.blocks - low) * len(uniq) + inverse[: len(self.oids)]
+        wanted = (blocks - low) * len(uniq) + inverse[len(self.oids) :]
+        by_key = np.argsort(keys, kind="stable")
+        keys, rows = keys[by_key], self.rows[by_key]
+        last = np.ones(len(keys), bool)
+        last[:-1] = keys[1:] != keys[:-1]  # of lines of one key, the last (by seq) is the one kept
+        keys, rows = keys[last], rows[last]
+        at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(keys[at] == wanted, rows[at], -1)
+
+    def field(self, name: str) -> pa.Array:
+        return pc.struct_field(self.lines, "user") if name == "user" else pc.struct_field(self.order, name)
 
     def orders(self, rows: list[int]) -> list[dict[str, Any]]:
         if not rows:
             return []
-        return [line["order"] for line in self.lines.take(pa.array(rows, pa.int64())).to_pylist()]
+        if self.orders_of is not None:
+            return self.orders_of(pc.take(self.by_seq, pa.array(rows, pa.int64())).to_pylist())
+        return pc.struct_field(self.lines.take(pa.array(rows, pa.int64())), "order").to_pylist()
 
 
-def _crossed_after(book: L4Book, touched: dict[int, list[Any]]) -> bool:
-    """Whether the book would be crossed once ``touched`` is applied (the best price of each side
-    among the orders that stay and those placed)."""
+def _crossed(book: L4Book, removed: set[int], placed: list[tuple[str, str]]) -> bool:
+    """Whether the book would be crossed once ``removed`` leave it and ``placed`` (side, px) join."""
     best: list[Decimal | None] = [None, None]
     for index in (0, 1):
-        prices = book._prices[index]
-        levels = book._levels[index]
+        prices, levels = book._prices[index], book._levels[index]
         for px in reversed(prices) if index == 0 else prices:
-            if any(touched.get(oid, (True, None, None))[0] and touched.get(oid, (True, None, None))[2] is None for oid in levels[px].queue):
+            if any(oid not in removed for oid in levels[px].queue):
                 best[index] = px
                 break
-    for state in touched.values():
-        if state[0] and state[2] is not None:
-            index = 0 if state[3] == "B" else 1
-            px = Decimal(state[4])
-            if best[index] is None or (px > best[index] if index == 0 else px < best[index]):  # type: ignore[operator]
-                best[index] = px
+    for side, text in placed:
+        index = 0 if side == "B" else 1
+        px = Decimal(text)
+        if best[index] is None or (px > best[index] if index == 0 else px < best[index]):  # type: ignore[operator]
+            best[index] = px
     return best[0] is not None and best[1] is not None and best[0] >= best[1]
 
 

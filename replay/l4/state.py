@@ -223,7 +223,7 @@ def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, know
     state.rows += window.rows
     if not goes_on and not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
         diffs, statuses = window.joined(DIFFS), window.joined(STATUSES)
-        if apply_window(state.book, diffs[1], diffs[0], statuses[1], statuses[0]):
+        if apply_window(state.book, diffs[1], diffs[0], statuses[1], statuses[0], window.status_orders):
             height, block_ms = window.last_block()
             if height > state.book.height:
                 state.book.height, state.book.time_ms = height, block_ms
@@ -238,10 +238,12 @@ def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, know
 
 @dataclass
 class _Window:
-    """A seek's rows above the base's height: typed ones as Arrow ``(seqs, data)`` runs a part, rows
-    kept as text as ``(seqs, events)``; ``rows``: every row read."""
+    """A seek's rows above the base's height: typed ones as Arrow ``(seqs, data, whole)`` runs a
+    part, rows kept as text as ``(seqs, events)``; ``rows``: every row read. A status line is read
+    with only the fields a ``new`` looks up; ``whole()`` reads the run's lines whole, for the block
+    path and for the orders that stay (``status_orders``)."""
 
-    typed: dict[str, list[tuple[Any, Any]]]
+    typed: dict[str, list[tuple[Any, Any, Any]]]
     raws: dict[str, list[tuple[list[int], list[dict[str, Any]]]]]
     rows: int = 0
 
@@ -253,7 +255,22 @@ class _Window:
             from schemas.channels import CHANNELS
 
             return pa.array([], pa.int64()), pa.array([], CHANNELS[channel].shape.arrow_type)
-        return pa.concat_arrays([seqs for seqs, _ in runs]), pa.concat_arrays([data for _, data in runs])
+        return pa.concat_arrays([seqs for seqs, *_ in runs]), pa.concat_arrays([data for _, data, *_ in runs])
+
+    def status_orders(self, rows: list[int]) -> list[dict[str, Any]]:
+        """The whole orders of status lines ``rows`` of ``joined(STATUSES)``."""
+        import pyarrow.compute as pc
+
+        out: list[Any] = [None] * len(rows)
+        start = 0
+        for _, data, whole in self.typed[STATUSES]:
+            mine = [(i, row - start) for i, row in enumerate(rows) if start <= row < start + len(data)]
+            if mine:
+                orders = pc.struct_field(whole([r for _, r in mine]), "order").to_pylist()
+                for (i, _), order in zip(mine, orders):
+                    out[i] = order
+            start += len(data)
+        return out
 
     def last_block(self) -> tuple[int, int]:
         """The highest block the window's rows name, and its time (what block-by-block ends at)."""
@@ -261,7 +278,7 @@ class _Window:
 
         best = (-1, 0)
         for channel in (STATUSES, DIFFS):  # the first row of a block gives its time, statuses first
-            for _, data in self.typed[channel]:
+            for _, data, _ in self.typed[channel]:
                 blocks = pc.struct_field(data, "block")
                 top = pc.max(blocks).as_py()
                 if top is not None and top > best[0]:
@@ -272,8 +289,8 @@ class _Window:
     def blocks(self) -> dict[int, _Block]:
         runs: dict[str, list[tuple[list[int], list[dict[str, Any]]]]] = {STATUSES: [], DIFFS: []}
         for channel in (STATUSES, DIFFS):
-            for seqs, data in self.typed[channel]:
-                runs[channel].append((seqs.to_pylist(), data.to_pylist() if channel == STATUSES else _diff_events(data)))
+            for seqs, data, whole in self.typed[channel]:
+                runs[channel].append((seqs.to_pylist(), whole().to_pylist() if channel == STATUSES else _diff_events(data)))
             runs[channel] += self.raws[channel]
         blocks: dict[int, _Block] = {}
         for channel, chunks in runs.items():
@@ -294,6 +311,7 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
     """The rows above ``after_height`` received in ``[start_ns, end_ns]``, as columns (only the row
     groups that can hold them). A status line only matters for the order a ``new`` diff places: only
     ``open`` and ``triggered`` ones are kept."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -303,30 +321,41 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
     used: set[Any] = set()
     for part in parts:
         parquet = open_part(part)
-        names = [n for n in ("recv_ns", "seq", "data", "raw") if n in parquet.schema_arrow.names]
+        present = parquet.schema_arrow.names
+        names = [n for n in ("recv_ns", "seq", "raw") if n in present]
+        if "data" in present:
+            names += STATUS_LOOKUP if part.channel == STATUSES else ["data"]
         groups = groups_within(parquet.metadata, start_ns, end_ns)
-        key = (part.path, tuple(groups))
-        used.add(key)
-        table = None if reads is None else reads.get(key)
-        if table is None:
-            table = parquet.read_row_groups(groups, columns=names)
-            if reads is not None:
-                reads[key] = table
+        table = _read_groups(parquet, part.path, groups, names, reads, used)
         keep = pc.less_equal(table.column("recv_ns"), end_ns)
         if start_ns is not None:
             keep = pc.and_(keep, pc.greater_equal(table.column("recv_ns"), start_ns))
-        table = table.filter(keep).combine_chunks()
+        kept = np.flatnonzero(keep.to_numpy(zero_copy_only=False)) if isinstance(keep, pa.Array) else np.flatnonzero(keep.combine_chunks().to_numpy(zero_copy_only=False))
+        contiguous = len(kept) == 0 or kept[-1] - kept[0] + 1 == len(kept)  # a part's rows are in receipt order
+        table = (table.slice(int(kept[0]) if len(kept) else 0, len(kept)) if contiguous else table.take(pa.array(kept))).combine_chunks()
         window.rows += table.num_rows
         if not table.num_rows:
             continue
-        if "data" in names:
+        if "data" in present:
             data = table.column("data").chunk(0)
             wanted = pc.and_(pc.is_valid(data), pc.greater(pc.struct_field(data, "block"), after_height))
             if part.channel == STATUSES:
                 wanted = pc.and_(wanted, pc.is_in(pc.struct_field(data, "status"), pa.array(["open", "triggered"])))
-            chosen = table.filter(pc.fill_null(wanted, False)).combine_chunks()
-            if chosen.num_rows:
-                window.typed[part.channel].append((chosen.column("seq").chunk(0), chosen.column("data").chunk(0)))
+            chosen_at = np.flatnonzero(pc.fill_null(wanted, False).to_numpy(zero_copy_only=False))
+            if len(chosen_at):
+                chosen = table.take(pa.array(chosen_at))
+                whole = None
+                if part.channel == STATUSES:  # the lines whole, read when asked for (only their row groups)
+                    def whole(which: Any = None, parquet: Any = parquet, path: str = part.path, groups: list[int] = groups, at: Any = kept[chosen_at]) -> Any:
+                        wanted = at if which is None else at[np.asarray(which, np.int64)]
+                        sizes = np.array([parquet.metadata.row_group(g).num_rows for g in groups], np.int64)
+                        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+                        index = np.searchsorted(starts, wanted, side="right") - 1
+                        needed = sorted(set(index.tolist()))
+                        local = wanted - starts[index] + np.concatenate([[0], np.cumsum(sizes[needed])[:-1]])[np.searchsorted(needed, index)]
+                        table = _read_groups(parquet, path, [groups[i] for i in needed], ["data"], reads, None)
+                        return table.column("data").combine_chunks().take(pa.array(local))
+                window.typed[part.channel].append((chosen.column("seq").combine_chunks(), chosen.column("data").combine_chunks(), whole))
         raws = table.filter(pc.is_valid(table.column("raw")))
         if raws.num_rows:
             found = [(seq, orjson.loads(text)["data"]) for seq, text in zip(raws.column("seq").to_pylist(), raws.column("raw").to_pylist())]
@@ -334,9 +363,26 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
             if found:
                 window.raws[part.channel].append(([seq for seq, _ in found], [event_of_row(data) | {"block": data["block"], "block_ms": data.get("block_ms")} for _, data in found]))
     if reads is not None:  # a walk moves forward: what this window did not read, the next will not
-        for key in [k for k in reads if k not in used]:
+        for key in [k for k in reads if k[:2] not in used]:
             del reads[key]
     return window
+
+
+# what a `new` looks up in its status line (the line whole is read only for the orders that stay)
+STATUS_LOOKUP = ["data.block", "data.block_ms", "data.user", "data.status", "data.order.coin", "data.order.oid", "data.order.side", "data.order.limitPx"]
+
+
+def _read_groups(parquet: Any, path: str, groups: list[int], names: list[str], reads: dict[Any, Any] | None, used: set[Any] | None) -> Any:
+    """A part's row groups (kept in ``reads`` for the next window of a walk)."""
+    key = (path, tuple(groups), tuple(names))
+    if used is not None:
+        used.add(key[:2])
+    table = None if reads is None else reads.get(key)
+    if table is None:
+        table = parquet.read_row_groups(groups, columns=names)
+        if reads is not None:
+            reads[key] = table
+    return table
 
 
 def groups_within(footer: Any, start_ns: int | None, end_ns: int | None) -> list[int]:
