@@ -27,7 +27,7 @@ from schemas.subscriptions import Subscription
 from ..archive import find_parts, list_dates, open_part
 from ..merge import Item, _filtered
 from ..storage import Store
-from .state import DIFFS, SNAPSHOTS, STATUSES, CoinBook, _Block, book_frame, groups_within
+from .state import DIFFS, SNAPSHOTS, STATUS_LOOKUP, STATUSES, CoinBook, _Block, book_frame, groups_within
 
 CHANNELS = (STATUSES, DIFFS, SNAPSHOTS)
 _KEPT_STATUSES = pa.array(["open", "triggered"])  # the status lines a `new` diff takes its order from
@@ -48,22 +48,37 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
     """The coin's derived ``l2Book`` items over ``[start_ns, end_ns]``, from ``state`` (the book seeked
     to the start), each with its merge key: ``(recv_ns, 0, session, seq)`` of the coin's row that
     ended its block at the same receive time (the row path sends the frame just before that row), or
-    ``(recv_ns, 1)`` of the block (after every row received at its time)."""
+    ``(recv_ns, 1)`` of the block (after every row received at its time). A day at a time from
+    level sums (``levels``) where the day allows it, else a block at a time here."""
+    from . import levels
+
     shown: dict[str, Any] = {}
-    for key, block in blocks(store, state, start_ns, end_ns):
-        yield from _block_frames(state, key, block, subs, decode, shown)
+    for tables in _days(store, state.coin, start_ns, end_ns, CHANNELS):
+        made = levels.day_frames(state, tables, subs, decode, shown)
+        if made is not None:
+            yield from made
+            continue
+        for key, block in _day_blocks(state, tables):
+            yield from _block_frames(state, key, block, subs, decode, shown)
+    for block in state.finish():
+        yield from _block_frames(state, (block.recv_ns, 1), block, subs, decode, shown)
 
 
 def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...] = CHANNELS) -> Iterator[tuple[Key, _Block]]:
     """The coin's blocks over ``[start_ns, end_ns]`` applied to ``state`` one by one (each yielded
     once applied, the book as of its end), with the merge keys ``frames`` gives its frames. A seek
     leaves the node's snapshots out (``channels``): it starts from the last one."""
-    coin = state.coin
-    for day in list_dates(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns):
-        parts = find_parts(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns, dates=[day])
-        yield from _day_blocks(state, parts, start_ns, end_ns)
+    for tables in _days(store, state.coin, start_ns, end_ns, channels):
+        yield from _day_blocks(state, tables)
     for block in state.finish():
         yield (block.recv_ns, 1), block
+
+
+def _days(store: Store, coin: str, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...]) -> Iterator[list[tuple[str, pa.Table]]]:
+    """Each day's ``(channel, rows)`` of the coin's parts, read for the window."""
+    for day in list_dates(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns):
+        parts = find_parts(store, channels=list(channels), coins=[coin], start_ns=start_ns, end_ns=end_ns, dates=[day])
+        yield [(part.channel, table) for part in parts if (table := _read(part, start_ns, end_ns)) is not None]
 
 
 def _block_frames(state: CoinBook, key: Key, block: _Block, subs: list[Subscription], decode: str, shown: dict[str, Any]) -> Iterator[tuple[Key, Item]]:
@@ -75,16 +90,13 @@ def _block_frames(state: CoinBook, key: Key, block: _Block, subs: list[Subscript
         yield key, Item(block.recv_ns, block.session, block.seq, block.block_ms, sub.stream, frame if decode == "dicts" else orjson.dumps(frame))
 
 
-def _day_blocks(state: CoinBook, parts: list[Any], start_ns: int | None, end_ns: int | None) -> Iterator[tuple[Key, _Block]]:
+def _day_blocks(state: CoinBook, tables: list[tuple[str, pa.Table]]) -> Iterator[tuple[Key, _Block]]:
     """The blocks the day's rows complete, in receipt order, applied to ``state``, with their keys."""
     keys: list[pa.Table] = []
     payloads: list[Any] = []  # (channel, height, block_ms, event) a row, in the order of ``keys``
-    for part in parts:
-        table = _read(part, start_ns, end_ns)
-        if table is None:
-            continue
+    for channel, table in tables:
         keys.append(pa.table({"recv_ns": table.column("recv_ns"), "session": table.column("session"), "seq": table.column("seq"), "at": pa.array(range(len(payloads), len(payloads) + table.num_rows), pa.int64())}))
-        payloads += _payloads(part.channel, table)
+        payloads += _payloads(channel, table)
     if not keys:
         return
     ordered = pa.concat_tables(keys).sort_by([("recv_ns", "ascending"), ("session", "ascending"), ("seq", "ascending")])
@@ -105,13 +117,18 @@ def _day_blocks(state: CoinBook, parts: list[Any], start_ns: int | None, end_ns:
 
 
 def _read(part: Any, start_ns: int | None, end_ns: int | None) -> pa.Table | None:
-    """The part's rows received in ``[start_ns, end_ns]``: only the row groups that can hold them."""
+    """The part's rows received in ``[start_ns, end_ns]``: only the row groups that can hold them.
+    A status line with only what a ``new`` takes from it (side, price, user): the frames here show
+    sizes by level, never an order's shape, so the rest of the order is not read."""
     parquet = open_part(part)
     names = parquet.schema_arrow.names
     groups = groups_within(parquet.metadata, start_ns, end_ns)
     if not groups:
         return None
-    table = _filtered(parquet.read_row_groups(groups, columns=[n for n in ("recv_ns", "session", "seq", "data", "raw") if n in names]), None, start_ns, end_ns)
+    wanted = [n for n in ("recv_ns", "session", "seq", "raw") if n in names]
+    if "data" in names:
+        wanted += STATUS_LOOKUP if part.channel == STATUSES else ["data"]
+    table = _filtered(parquet.read_row_groups(groups, columns=wanted), None, start_ns, end_ns)
     return table if table.num_rows else None
 
 

@@ -16,6 +16,7 @@ uncrossed by a later one, within the window (it does not happen in a node's own 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -37,10 +38,141 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
                  orders_of: Callable[[list[int]], list[dict[str, Any]]] | None = None) -> bool:
     """Apply a window's typed ``l4Diffs`` and ``open``/``triggered`` ``l4Statuses`` rows (all above
     the book's height) to ``book`` as its blocks would; ``False`` (the book untouched) where the
-    block-by-block path must do it. Each oid's diffs are followed in numpy (sorted by oid, each diff
-    checked against the one before it); Python touches only the orders that rested before and the
-    ones that stay. ``orders_of``: the whole orders of status lines (by index), where ``statuses``
-    holds only the fields a lookup needs."""
+    block-by-block path must do it. ``orders_of``: the whole orders of status lines (by index),
+    where ``statuses`` holds only the fields a lookup needs."""
+    followed = follow(book, diffs, diff_seqs, statuses, status_seqs, orders_of)
+    if followed is None:
+        return False
+    if followed.n and followed.crossed():
+        return False
+    followed.apply()
+    return True
+
+
+@dataclass
+class Followed:
+    """A window's diffs followed oid by oid: each diff (``by_oid`` order: an oid's diffs together,
+    in window order) with the order it acts on before and after it."""
+
+    book: L4Book
+    n: int
+    diffs: pa.StructArray  # the window's diffs of the coin, in seq order
+    seqs: pa.Array
+    by_oid: Any  # window index of each diff, oids together
+    oid: Any
+    head: Any  # an oid's first diff
+    kind: Any
+    alive_before: Any
+    alive_after: Any
+    size_after: pa.Array  # text the diff leaves (remove: null)
+    held: list[Any]  # the resting order each oid's first diff finds (a group an oid)
+    held_alive: Any
+    news: Any  # by-oid indexes of the `new`s
+    found: Any  # the status line of each `new`
+    lines: _StatusLines
+    _leaves: tuple[set[int], list[tuple[Any, str]], list[Any]] | None = None
+
+    def placement(self) -> tuple[pa.Array, pa.Array]:
+        """Side and price text of the order each diff acts on (by-oid order): a ``new``'s own, else
+        the one the oid's last ``new`` placed, else the resting order's."""
+        at_new = self._latest_new()
+        news = np.flatnonzero(self.kind == NEW)
+        new_side, new_px = self._new_fields(news)
+        placed = at_new >= 0
+        k = pa.array(np.searchsorted(news, np.maximum(at_new, 0)))
+        group = pa.array(np.cumsum(self.head) - 1)
+        held_side = pa.array([None if h is None else ("B" if h.side == 0 else "A") for h in self.held], pa.string())
+        held_px = pa.array([None if h is None else h.px_text for h in self.held], pa.string())
+        mask = pa.array(placed)
+        if len(news):
+            side = pc.if_else(mask, pc.take(new_side, k), pc.take(held_side, group))
+            px = pc.if_else(mask, pc.take(new_px, k), pc.take(held_px, group))
+        else:
+            side, px = pc.take(held_side, group), pc.take(held_px, group)
+        return side, px
+
+    def size_before(self) -> pa.Array:
+        """The size each diff finds (text): the one the oid's diff before left, or its resting size."""
+        group = np.cumsum(self.head) - 1
+        held_size = pa.array([None if h is None else h.sz_text for h in self.held], pa.string())
+        before = np.arange(self.n) - 1
+        return pc.if_else(pa.array(self.head), pc.take(held_size, pa.array(group)), pc.take(self.size_after, pa.array(np.maximum(before, 0))))
+
+    def _latest_new(self) -> Any:
+        """For each diff, the by-oid index of its oid's latest ``new`` so far (itself included), or -1."""
+        at_new = np.maximum.accumulate(np.where(self.kind == NEW, np.arange(self.n), -1))
+        starts = np.flatnonzero(self.head)
+        group_start = starts[np.cumsum(self.head) - 1]
+        return np.where(at_new >= group_start, at_new, -1)
+
+    def _new_fields(self, at: Any) -> tuple[pa.Array, pa.Array]:
+        """Side and price of the ``new``s at by-oid indexes ``at`` (the diff's, else its status line's)."""
+        if not len(at):
+            return pa.array([], pa.string()), pa.array([], pa.string())
+        window_at = pa.array(self.by_oid[at])
+        rows = pa.array(self.found[np.searchsorted(self.news, at)])
+        side = _or(pc.take(pc.struct_field(self.diffs, "side"), window_at), pc.take(self.lines.field("side"), rows))
+        px = _or(pc.take(pc.struct_field(self.diffs, "px"), window_at), pc.take(self.lines.field("limitPx"), rows))
+        return side, px
+
+    def leaves(self) -> tuple[set[int], list[tuple[Any, str]], list[Any]]:
+        """What the window leaves of the book: the resting orders removed, those resized, and those
+        placed (``(seq of its new, oid, side, px, user, size, status line)``, in arrival order)."""
+        if self._leaves is not None:
+            return self._leaves
+        n, head, kind = self.n, self.head, self.kind
+        ends = np.append(np.flatnonzero(head)[1:] - 1, n - 1)
+        final_new = self._latest_new()[ends]
+        final_alive = self.alive_after[ends]
+        final_size = pc.take(self.size_after, pa.array(ends)).to_pylist()
+        removed: set[int] = set()
+        resized: list[tuple[Any, str]] = []
+        for g in np.flatnonzero(self.held_alive).tolist():
+            h = self.held[g]
+            if not final_alive[g] or final_new[g] >= 0:
+                removed.add(h.oid)
+            elif final_size[g] is not None and final_size[g] != h.sz_text:
+                resized.append((h, final_size[g]))
+        staying = np.flatnonzero(final_alive & (final_new >= 0))
+        placed: list[Any] = []
+        if len(staying):
+            at = final_new[staying]
+            rows = self.found[np.searchsorted(self.news, at)]
+            window_at = pa.array(self.by_oid[at])
+            side, px = (a.to_pylist() for a in self._new_fields(at))
+            user = _or(pc.take(pc.struct_field(self.diffs, "user"), window_at), pc.take(self.lines.field("user"), pa.array(rows))).to_pylist()
+            placed = sorted(zip(pc.take(self.seqs, window_at).to_pylist(), self.oid[at].tolist(), side, px, user, [final_size[g] for g in staying.tolist()], rows.tolist()))
+        del kind
+        self._leaves = removed, resized, placed
+        return self._leaves
+
+    def crossed(self) -> bool:
+        """Whether the book would be crossed at the window's end."""
+        removed, _, placed = self.leaves()
+        return _crossed(self.book, removed, [(side, px) for _, _, side, px, *_ in placed])
+
+    def apply(self) -> None:
+        """Change the book as the window leaves it (only the orders that changed)."""
+        if not self.n:
+            return
+        book = self.book
+        removed, resized, placed = self.leaves()
+        for gone in removed:
+            book._remove(gone)
+        for h, size in resized:
+            h.resize(size)
+            h.level.shown = None  # type: ignore[union-attr]
+        orders = self.lines.orders([row for *_, row in placed])  # only the orders that stay become dicts
+        for (_, o, side, px, user, size, _), whole in zip(placed, orders):
+            book._add(_Resting(o, 0 if side == "B" else 1, px, size, user, whole, None))
+
+
+def follow(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statuses: pa.StructArray, status_seqs: pa.Array,
+           orders_of: Callable[[list[int]], list[dict[str, Any]]] | None = None) -> Followed | None:
+    """Each oid's diffs followed through the window with the book's own checks on every diff (a
+    ``new`` for an oid resting already or without its status line in its block, a change to an oid
+    not resting, an ``origSz`` that is not the size held); None where one fails, or a diff is of
+    another form. Sorted by oid in numpy: no Python a diff."""
     coin = book.coin
     same = pc.fill_null(pc.equal(pc.struct_field(diffs, "coin"), coin), True)
     ordered = diff_seqs.to_numpy(zero_copy_only=False)
@@ -49,18 +181,18 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
         diffs, diff_seqs, same = diffs.take(order), pc.take(diff_seqs, order), pc.take(same, order)
     if not pc.all(same).as_py():
         diffs, diff_seqs = diffs.filter(same), diff_seqs.filter(same)
-    seqs = diff_seqs
+    lines = _StatusLines(statuses, status_seqs, coin, orders_of)
     n = len(diffs)
+    empty = np.empty(0, np.int64)
     if not n:
-        return True
+        return Followed(book, 0, diffs, diff_seqs, empty, empty, empty.astype(bool), empty, empty.astype(bool), empty.astype(bool), pa.array([], pa.string()), [], empty.astype(bool), empty, empty, lines)
     parsed = _changes(pc.struct_field(diffs, "raw_book_diff"))
     if parsed is None:
-        return False  # a diff of another form: the book's own parser decides
+        return None  # a diff of another form: the book's own parser decides
     kinds, first, second = parsed
     after = pc.if_else(pc.equal(kinds, UPDATE), second, first)  # the size each diff leaves (remove: null)
     oids = pc.struct_field(diffs, "oid").to_numpy(zero_copy_only=False)
-    # each oid's diffs together, in window order
-    by_oid = np.lexsort((np.arange(n), oids))
+    by_oid = np.lexsort((np.arange(n), oids))  # each oid's diffs together, in window order
     oid = oids[by_oid]
     head = np.ones(n, bool)
     head[1:] = oid[1:] != oid[:-1]
@@ -69,7 +201,6 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
     group = np.cumsum(head) - 1
     held = [resting.get(o) for o in oid[head].tolist()]  # the order each oid's first diff finds
     held_alive = np.fromiter((h is not None for h in held), bool, len(held))
-    held_size = pa.array([None if h is None else h.sz_text for h in held], pa.string())
     taken = pa.array(by_oid)
     size_after = pc.take(after, taken)
     zero = pc.fill_null(pc.match_substring_regex(size_after, r"^[-+]?(?:0+\.?0*|\.0+)(?:[eE][-+]?[0-9]+)?$"), False).to_numpy(zero_copy_only=False)
@@ -78,9 +209,10 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
     alive_before[head] = held_alive
     alive_before[1:][~head[1:]] = alive_after[:-1][~head[1:]]
     if np.any((kind == NEW) & alive_before) or np.any((kind != NEW) & ~alive_before):
-        return False  # a new oid resting already, or a change to one not resting
+        return None  # a new oid resting already, or a change to one not resting
     updates = np.flatnonzero(kind == UPDATE)
     if len(updates):  # origSz must be the size held: the one the oid's diff before left, or its resting size
+        held_size = pa.array([None if h is None else h.sz_text for h in held], pa.string())
         before = np.where(head[updates], -1, updates - 1)
         held_text = pc.take(held_size, pa.array(group[updates]))
         prior = pc.if_else(pa.array(before >= 0), pc.take(size_after, pa.array(np.maximum(before, 0))), held_text)
@@ -89,55 +221,19 @@ def apply_window(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statu
         for i in differ.tolist():  # the same size written otherwise ("1.0" for "1")?
             a, b = orig[i].as_py(), prior[i].as_py()
             if a is None or b is None or Decimal(a) != Decimal(b):
-                return False
+                return None
     news = np.flatnonzero(kind == NEW)
-    lines = _StatusLines(statuses, status_seqs, coin, orders_of)
     blocks = pc.struct_field(diffs, "block").to_numpy(zero_copy_only=False)[by_oid]
     found = lines.find(blocks[news], oid[news])
     if np.any(found < 0):
-        return False  # a new without its order's status line in its block
-    # what the window leaves: each oid's last diff, and the new that placed it if one did
-    ends = np.append(np.flatnonzero(head)[1:] - 1, n - 1)
-    at_new = np.maximum.accumulate(np.where(kind == NEW, np.arange(n), -1))  # the latest new so far
-    final_new = at_new[ends]
-    final_new = np.where(final_new >= np.flatnonzero(head), final_new, -1)  # within the oid's own diffs
-    final_alive = alive_after[ends]
-    final_size = pc.take(size_after, pa.array(ends)).to_pylist()
-    removed: set[int] = set()
-    resized: list[tuple[Any, str]] = []
-    for g in np.flatnonzero(held_alive).tolist():
-        h = held[g]
-        if not final_alive[g] or final_new[g] >= 0:
-            removed.add(h.oid)
-        elif final_size[g] is not None and final_size[g] != h.sz_text:
-            resized.append((h, final_size[g]))
-    staying = np.flatnonzero(final_alive & (final_new >= 0))
-    placed: list[tuple[int, int, str, str, Any, str, int]] = []  # (seq of its new, oid, side, px, user, size, status line)
-    if len(staying):
-        at = final_new[staying]
-        rows = found[np.searchsorted(news, at)]
-        window_at = pa.array(by_oid[at])
-        side, px, user = (pc.take(pc.struct_field(diffs, name), window_at) for name in ("side", "px", "user"))
-        line_rows = pa.array(rows)
-        side, px, user = (_or(mine, pc.take(lines.field(name), line_rows)) for mine, name in ((side, "side"), (px, "limitPx"), (user, "user")))
-        placed = sorted(zip(pc.take(seqs, window_at).to_pylist(), oid[at].tolist(), side, px, user, [final_size[g] for g in staying.tolist()], rows.tolist()))
-    if _crossed(book, removed, [(side, px) for _, _, side, px, *_ in placed]):
-        return False
-    for gone in removed:
-        book._remove(gone)
-    for h, size in resized:
-        h.resize(size)
-        h.level.shown = None  # type: ignore[union-attr]
-    orders = lines.orders([row for *_, row in placed])  # only the orders that stay become dicts
-    for (_, o, side, px, user, size, _), whole in zip(placed, orders):
-        book._add(_Resting(o, 0 if side == "B" else 1, px, size, user, whole, None))
-    return True
+        return None  # a new without its order's status line in its block
+    return Followed(book, n, diffs, diff_seqs, by_oid, oid, head, kind, alive_before, alive_after, size_after, held, held_alive, news, found, lines)
 
 
-def _or(value: pa.Array, other: pa.Array) -> list[Any]:
+def _or(value: pa.Array, other: pa.Array) -> pa.Array:
     """``value or other`` of each pair, as Python's ``or`` takes it (an empty text is no value)."""
     given = pc.fill_null(pc.not_equal(value, ""), False)
-    return pc.if_else(given, value, other).to_pylist()
+    return pc.if_else(given, value, other)
 
 
 def _changes(text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array] | None:
@@ -227,4 +323,4 @@ def _crossed(book: L4Book, removed: set[int], placed: list[tuple[str, str]]) -> 
     return best[0] is not None and best[1] is not None and best[0] >= best[1]
 
 
-__all__ = ["apply_window"]
+__all__ = ["Followed", "apply_window", "follow"]

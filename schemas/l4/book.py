@@ -142,6 +142,7 @@ class L4Book:
     _orders: dict[int, _Resting] = field(default_factory=dict)  # oid -> order; dicts keep arrival order
     _levels: tuple[dict[Decimal, _Level], dict[Decimal, _Level]] = field(default_factory=lambda: ({}, {}))
     _prices: tuple[list[Decimal], list[Decimal]] = field(default_factory=lambda: ([], []))  # each side ascending
+    mixed_texts: int = 0  # orders placed in a level whose first order writes its price otherwise ("100" in "100.0")
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class L4Book:
     def reset(self, snapshot: L4Book) -> None:
         """Take a snapshot's state: a desynced book is rebuilt and safe again."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
+        self.mixed_texts = 0
         self._orders = {}
         self._levels = ({}, {})
         self._prices = ([], [])
@@ -198,6 +200,8 @@ class L4Book:
         if level is None:
             level = self._levels[side][resting.px] = _Level()
             insort(self._prices[side], resting.px)
+        elif level.queue and next(iter(level.queue.values())).px_text != resting.px_text:
+            self.mixed_texts += 1
         level.queue[resting.oid] = resting
         level.shown = None
         resting.level = level

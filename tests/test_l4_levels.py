@@ -1,0 +1,108 @@
+"""Books derived from level sums (``replay.l4.levels``): over a deep book imported from a node's
+files, every block's ``l2Book`` (any depth, any rounding) and ``bbo`` is the pure state machine's
+own, and a window with a desync goes the block path's way and still gives the row path's frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import replay.l4.levels as levels
+from recorder.node.follow import import_node_data
+from recorder.writer import ArchiveWriter
+from replay import Replay
+from schemas.l4.book import L4Book
+from schemas.l4.node import NODE_DIRS, snapshot_rows
+from schemas.subscriptions import parse_subscription
+from tests.benchmarks.quiet_book import COIN, LATENCY_MS, START_MS, QuietBook, write
+
+BLOCKS = 400
+
+
+@pytest.fixture(scope="module")
+def deep_book(tmp_path_factory) -> tuple[Path, list[L4Book]]:
+    """400 blocks of a 3,000-order book from node files (imported), with the node's snapshot at the
+    start; and the reference book after each block."""
+    node, root = tmp_path_factory.mktemp("node"), tmp_path_factory.mktemp("archive")
+    snapshot, _ = write(node, BLOCKS, seed=7, orders=3000)
+    import_node_data(node, root, say=lambda _: None)
+    with ArchiveWriter(root, session="node_snapshots") as writer:
+        for row in snapshot_rows(snapshot, block_ms=START_MS)[1]:
+            writer.write(row.frame, (START_MS + LATENCY_MS) * 1_000_000, parse_subscription({"type": "l4Snapshots", "coin": COIN}, allow_unknown=True), seq=row.seq)
+    reference = QuietBook(seed=7, orders=3000)
+    books = []
+    for n in range(1, BLOCKS + 1):
+        reference.block(n)
+        books.append(L4Book.from_snapshot(COIN, reference.book.height, reference.book.time_ms, *(reference.book.orders(s) for s in "BA")))
+    return root, books
+
+
+def frames(root: Path, sub: dict[str, Any]) -> list[dict[str, Any]]:
+    replay = Replay(root)
+    got: list[dict[str, Any]] = []
+    replay.subscribe(sub, got.append)
+    replay.run()
+    return got
+
+
+@pytest.mark.parametrize("n_levels, n_sig_figs, mantissa", [(None, None, None), (1, None, None), (100, None, None), (None, 3, None), (50, 4, None), (None, 5, 2), (7, 5, 5)])
+def test_every_blocks_l2book_is_the_state_machines(deep_book, n_levels, n_sig_figs, mantissa):
+    root, books = deep_book
+    sub = {"type": "l2Book", "coin": COIN, **({"nLevels": n_levels} if n_levels else {}), **({"nSigFigs": n_sig_figs} if n_sig_figs else {}), **({"mantissa": mantissa} if mantissa else {})}
+    before = dict(levels.stats)
+    got = frames(root, sub)
+    assert levels.stats["windows"] > before["windows"] and levels.stats["fallbacks"] == before["fallbacks"]
+    assert len(got) == BLOCKS
+    for frame, book in zip(got, books):
+        assert orjson.dumps(frame["data"]) == orjson.dumps(book.l2(n_levels or 20, n_sig_figs, mantissa))
+
+
+def test_bbo_is_sent_when_the_best_levels_change(deep_book):
+    root, books = deep_book
+    got = frames(root, {"type": "bbo", "coin": COIN})
+    expected, shown = [], None
+    for book in books:
+        best = (book.best("B"), book.best("A"))
+        if best != shown:
+            shown = best
+            expected.append([None if lv is None else {"px": lv[0], "sz": lv[1], "n": lv[2]} for lv in best])
+    assert [f["data"]["bbo"] for f in got] == expected and len(expected) > 10
+
+
+def test_a_window_with_a_desync_takes_the_block_path_and_gives_the_row_paths_frames(tmp_path, monkeypatch):
+    """A diff removing an order the book never had: that window goes block by block (the desync
+    counted, the book unsafe), the others from level sums; the frames are the row path's."""
+    import replay.l4.columns as block_path
+
+    node = tmp_path / "node"
+    snapshot, _ = write(node, 300, seed=8, orders=500)
+    path = node / NODE_DIRS["diffs"] / "hourly" / "20260101" / "0"
+    lines = path.read_bytes().splitlines()
+    record = orjson.loads(lines[150])
+    record["events"].append({"user": "0x" + "00" * 20, "oid": 10**12, "coin": COIN, "side": "B", "px": "1.0", "raw_book_diff": "remove"})
+    lines[150] = orjson.dumps(record)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    root = tmp_path / "archive"
+    import_node_data(node, root, say=lambda _: None)
+    with ArchiveWriter(root, session="node_snapshots") as writer:
+        for row in snapshot_rows(snapshot, block_ms=START_MS)[1]:
+            writer.write(row.frame, (START_MS + LATENCY_MS) * 1_000_000, parse_subscription({"type": "l4Snapshots", "coin": COIN}, allow_unknown=True), seq=row.seq)
+    subs = [{"type": "l2Book", "coin": COIN, "nLevels": 30}, {"type": "bbo", "coin": COIN}]
+    before = dict(levels.stats)
+    fast = Replay(root)
+    got: list[bytes] = []
+    for sub in subs:
+        fast.subscribe(sub, lambda m: got.append(orjson.dumps(m)))
+    fast.run()
+    assert levels.stats["fallbacks"] == before["fallbacks"] + 1 and levels.stats["windows"] > before["windows"]
+    with monkeypatch.context() as patched:
+        patched.setattr(block_path, "usable", lambda *_: False)
+        slow = Replay(root)
+        want: list[bytes] = []
+        for sub in subs:
+            slow.subscribe(sub, lambda m: want.append(orjson.dumps(m)))
+        slow.run()
+    assert got == want and len(got) > 300
