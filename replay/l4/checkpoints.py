@@ -156,7 +156,7 @@ def _write_rows(store: Store, coin: str, session: str, rows: list[Any]) -> None:
         table = table.replace_schema_metadata(metadata)
         relative = f"{partition_dir(CHECKPOINTS, coin, date)}/{PartName(chunk[0].recv_ns, session, n)}"
         path = store.path(relative)
-        store.write(path, lambda sink, table=table: pq.write_table(table, sink, **parquet_options(table.schema)))
+        store.write(path, lambda sink, table=table: pq.write_table(table, sink, **parquet_options(table.schema, row_group_rows=1)))  # a seek reads one
         added.append(entry_of_table(relative, table, store.size(path)))
     if added:
         write_ops(store, session, added=added)

@@ -158,9 +158,8 @@ class Base:
 def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str, ...] = (SNAPSHOTS, CHECKPOINTS)) -> Base | None:
     """The last snapshot or checkpoint of ``coin`` received at or before ``at_ns`` (a snapshot
     before a checkpoint of the same block). Parts are tried latest first, by the catalog's last
-    receive times, and only the one row chosen becomes a dict."""
-    import pyarrow.compute as pc
-
+    receive times; only their keys are read, then the one row chosen (its row group: a checkpoint is
+    a row group of its own), which alone becomes a dict."""
     from schemas.rows import batch_messages
 
     from ..archive import open_part
@@ -176,19 +175,25 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
     for part in sorted(parts, key=bound, reverse=True):
         if best is not None and bound(part) < best[0][0]:
             break
-        table = open_part(part).read()
-        table = table.filter(pc.less_equal(table.column("recv_ns"), limit))
-        if not table.num_rows:
-            continue
-        recv, seqs = table.column("recv_ns").to_pylist(), table.column("seq").to_pylist()
+        parquet = open_part(part)
+        keys = parquet.read(columns=["recv_ns", "seq"])  # which row first; then only its row group
+        recv, seqs = keys.column("recv_ns").to_pylist(), keys.column("seq").to_pylist()
         rank = 1 if part.channel == SNAPSHOTS else 0
-        index = max(range(len(recv)), key=lambda i: (recv[i], seqs[i] >> 21, rank))  # seq >> 21: the block height
+        found = [i for i in range(len(recv)) if recv[i] <= limit]
+        if not found:
+            continue
+        index = max(found, key=lambda i: (recv[i], seqs[i] >> 21, rank))  # seq >> 21: the block height
         key = (recv[index], seqs[index] >> 21, rank)
         if best is None or key > best[0]:
-            best = (key, table.slice(index, 1).combine_chunks(), part.channel)
+            best = (key, (parquet, index), part.channel)
     if best is None:
         return None
-    row = best[1]
+    parquet, index = best[1]
+    group, start = 0, 0
+    while start + parquet.metadata.row_group(group).num_rows <= index:
+        start += parquet.metadata.row_group(group).num_rows
+        group += 1
+    row = parquet.read_row_group(group).slice(index - start, 1).combine_chunks()
     message = next(batch_messages(row))
     if message["data"].get("coin", coin) != coin:
         return None
@@ -214,9 +219,10 @@ def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, know
         if base is not None:
             if base.channel == CHECKPOINTS:
                 state.checkpoint(base.message["data"])
-                state.rows += 1
-            else:
-                state.take(base.message, base.recv_ns, base.session, base.seq)
+            else:  # a fresh book takes the snapshot's as it is (no copy of each order)
+                data = base.message["data"]
+                state.book = L4Book.from_snapshot(coin, data["height"], data.get("block_ms") or 0, *data["levels"])
+            state.rows += 1
             start_ns = base.recv_ns - SNAPSHOT_LATE_NS
     parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
     window = _read_window(parts, start_ns, at_ns, state.book.height if start_ns is not None else -1, reads)

@@ -80,10 +80,13 @@ class _Resting:
 
     def whole(self, coin: str) -> dict[str, Any]:
         """The order as a snapshot shows it (``ORDER_KEYS``)."""
-        if self.order is None:
-            order = {"user": self.user, **{k: self.base.get(k) for k in ORDER_KEYS[1:]}}
-            order["coin"], order["oid"], order["side"], order["limitPx"] = coin, self.oid, "B" if self.side == 0 else "A", self.px_text
-            self.order = order
+        if self.order is None:  # ORDER_KEYS, written out: this runs for every order a seek shows
+            get = self.base.get
+            self.order = {
+                "user": self.user, "coin": coin, "side": "B" if self.side == 0 else "A", "limitPx": self.px_text, "sz": self.sz_text, "oid": self.oid,
+                "timestamp": get("timestamp"), "triggerCondition": get("triggerCondition"), "isTrigger": get("isTrigger"), "triggerPx": get("triggerPx"),
+                "isPositionTpsl": get("isPositionTpsl"), "reduceOnly": get("reduceOnly"), "orderType": get("orderType"), "tif": get("tif"), "cloid": get("cloid"),
+            }
         self.order["sz"] = self.sz_text
         return self.order
 
@@ -162,8 +165,7 @@ class L4Book:
         book = cls(coin, height, time_ms, safe)
         for index, side in enumerate(levels):
             flags = short[index] if short else [False] * len(side)
-            for order, is_short in zip(side, flags):
-                whole = dict(order)
+            for whole, is_short in zip(side, flags):  # the caller's dicts, kept (a checkpoint row's, made for this)
                 book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, None if is_short else whole))
         return book
 
