@@ -249,7 +249,23 @@ class L4Book:
                     unlevel(resting)
             elif type(change) is dict and len(change) == 1:
                 placed = change.get("new")
-                if placed is None:
+                resize = change.get("update") if placed is None else None
+                if resize is not None and type(resize) is dict and "origSz" in resize and "newSz" in resize:  # a partial fill, inline
+                    resting = orders.get(oid)
+                    orig, new = resize["origSz"], resize["newSz"]
+                    if resting is None:
+                        problem = ("a resting order to update", "no such oid")
+                    elif orig != resting.sz_text and _dec(orig) != resting.sz:
+                        problem = (f"origSz {resting.sz_text}", f"origSz {orig}")
+                    else:
+                        size = _DECIMALS.get(new) or _dec(new)
+                        if size:
+                            resting.sz_text, resting.sz = new, size
+                            resting.level.shown = None  # type: ignore[union-attr]
+                        else:
+                            del orders[oid]
+                            unlevel(resting)
+                elif placed is None:
                     problem = self._change(oid, diff, change, details)
                 else:
                     if details is None:
