@@ -305,13 +305,13 @@ class Replay:
         the last snapshot at or before ``at``, then only the blocks after it."""
         at_ns = to_ns(at, "at")
         assert at_ns is not None
-        with quiet_gc():  # a seek makes a dict per row read: the cyclic collector would rescan them all
+        with quiet_gc():  # a seek makes a dict per order: the cyclic collector would rescan them all
             state = l4_state(self._store, coin, at_ns)
-        self.l4_rows_read = state.rows
-        self._desyncs += state.desyncs
-        if not state.rows:
-            raise ArchiveError(f"the archive has no L4 rows of {coin} at or before {at}: record them with `record --node-data` or `import` a node's files")
-        return book_snapshot(state)
+            self.l4_rows_read = state.rows
+            self._desyncs += state.desyncs
+            if not state.rows:
+                raise ArchiveError(f"the archive has no L4 rows of {coin} at or before {at}: record them with `record --node-data` or `import` a node's files")
+            return book_snapshot(state)
 
     def _first_gap_ns(self) -> tuple[int, Gap] | None:
         """With ``on_gap="raise"``: where the replay must stop, and the gap there."""

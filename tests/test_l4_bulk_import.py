@@ -149,7 +149,7 @@ def test_bulk_import_equals_the_follower_with_odd_events_and_through_the_cli(tmp
     caught_up = threading.Event()
     NodeFollower(node_dir, tmp_path / "followed").run(caught_up, duration_s=60, on_status=lambda s: caught_up.set() if s.blocks and s.height == s.newest else None, status_s=0.05)
     import_node_data(node_dir, tmp_path / "rows", say=lambda _: None, bulk=False)
-    done = subprocess.run([*HLARCHIVE, "import", str(node_dir), "--root", str(tmp_path / "bulk"), "--silent", "--checkpoint-every", "0"], capture_output=True, text=True, check=False)
+    done = subprocess.run([*HLARCHIVE, "import", str(node_dir), "--root", str(tmp_path / "bulk"), "--silent", "--checkpoint-every", "0", "--jobs", "1"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     followed, rows, bulk_rows = (sorted(archive_rows(tmp_path / name)) for name in ("followed", "rows", "bulk"))
     assert len(bulk_rows) > 5000

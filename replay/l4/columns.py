@@ -8,8 +8,9 @@ another height or of a later receive time; a snapshot row rebuilds a desynced bo
 are the row path's, each made once a block from the book's kept level sums. The frames come after
 every other row received at their block's time, as on the row path.
 
-Used when nothing needs the rows themselves: every derived stream of the coin is an ``l2Book``, and
-neither ``l4Book`` nor the row streams are subscribed.
+Used when nothing needs the rows themselves: every derived stream of the coin is an ``l2Book`` or
+``bbo``, and neither ``l4Book`` nor the row streams are subscribed. A day is offered to ``levels``
+first (its frames from level sums, a window of blocks at a time); this applies the days it declines.
 """
 
 from __future__ import annotations
@@ -62,16 +63,6 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
             yield from _block_frames(state, key, block, subs, decode, shown)
     for block in state.finish():
         yield from _block_frames(state, (block.recv_ns, 1), block, subs, decode, shown)
-
-
-def blocks(store: Store, state: CoinBook, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...] = CHANNELS) -> Iterator[tuple[Key, _Block]]:
-    """The coin's blocks over ``[start_ns, end_ns]`` applied to ``state`` one by one (each yielded
-    once applied, the book as of its end), with the merge keys ``frames`` gives its frames. A seek
-    leaves the node's snapshots out (``channels``): it starts from the last one."""
-    for tables in _days(store, state.coin, start_ns, end_ns, channels):
-        yield from _day_blocks(state, tables)
-    for block in state.finish():
-        yield (block.recv_ns, 1), block
 
 
 def _days(store: Store, coin: str, start_ns: int | None, end_ns: int | None, channels: tuple[str, ...]) -> Iterator[list[tuple[str, pa.Table]]]:
@@ -171,4 +162,4 @@ def _payloads(channel: str, table: pa.Table) -> list[Any]:
     return out
 
 
-__all__ = ["blocks", "frames", "usable"]
+__all__ = ["frames", "usable"]
