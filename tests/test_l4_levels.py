@@ -14,18 +14,18 @@ import replay.l4.levels as levels
 from recorder.node.follow import import_node_data
 from recorder.writer import ArchiveWriter
 from replay import Replay
-from schemas.l4.book import L4Book
 from schemas.l4.node import NODE_DIRS, snapshot_rows
 from schemas.subscriptions import parse_subscription
 from tests.benchmarks.quiet_book import COIN, LATENCY_MS, START_MS, QuietBook, write
 
 BLOCKS = 400
+SETTINGS = [(None, None, None), (1, None, None), (100, None, None), (None, 3, None), (50, 4, None), (None, 5, 2), (7, 5, 5)]
 
 
 @pytest.fixture(scope="module")
-def deep_book(tmp_path_factory) -> tuple[Path, list[L4Book]]:
+def deep_book(tmp_path_factory) -> tuple[Path, list[dict[Any, Any]]]:
     """400 blocks of a 3,000-order book from node files (imported), with the node's snapshot at the
-    start; and the reference book after each block."""
+    start; and what the reference book shows after each block (each setting's ``l2``, ``best``)."""
     node, root = tmp_path_factory.mktemp("node"), tmp_path_factory.mktemp("archive")
     snapshot, _ = write(node, BLOCKS, seed=7, orders=3000)
     import_node_data(node, root, say=lambda _: None)
@@ -33,11 +33,12 @@ def deep_book(tmp_path_factory) -> tuple[Path, list[L4Book]]:
         for row in snapshot_rows(snapshot, block_ms=START_MS)[1]:
             writer.write(row.frame, (START_MS + LATENCY_MS) * 1_000_000, parse_subscription({"type": "l4Snapshots", "coin": COIN}, allow_unknown=True), seq=row.seq)
     reference = QuietBook(seed=7, orders=3000)
-    books = []
+    shown = []
     for n in range(1, BLOCKS + 1):
         reference.block(n)
-        books.append(L4Book.from_snapshot(COIN, reference.book.height, reference.book.time_ms, *(reference.book.orders(s) for s in "BA")))
-    return root, books
+        book = reference.book
+        shown.append({**{setting: orjson.dumps(book.l2(setting[0] or 20, setting[1], setting[2])) for setting in SETTINGS}, "best": (book.best("B"), book.best("A"))})
+    return root, shown
 
 
 def frames(root: Path, sub: dict[str, Any]) -> list[dict[str, Any]]:
@@ -48,26 +49,27 @@ def frames(root: Path, sub: dict[str, Any]) -> list[dict[str, Any]]:
     return got
 
 
-@pytest.mark.parametrize("n_levels, n_sig_figs, mantissa", [(None, None, None), (1, None, None), (100, None, None), (None, 3, None), (50, 4, None), (None, 5, 2), (7, 5, 5)])
-def test_every_blocks_l2book_is_the_state_machines(deep_book, n_levels, n_sig_figs, mantissa):
-    root, books = deep_book
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_every_blocks_l2book_is_the_state_machines(deep_book, setting):
+    root, shown = deep_book
+    n_levels, n_sig_figs, mantissa = setting
     sub = {"type": "l2Book", "coin": COIN, **({"nLevels": n_levels} if n_levels else {}), **({"nSigFigs": n_sig_figs} if n_sig_figs else {}), **({"mantissa": mantissa} if mantissa else {})}
     before = dict(levels.stats)
     got = frames(root, sub)
     assert levels.stats["windows"] > before["windows"] and levels.stats["fallbacks"] == before["fallbacks"]
     assert len(got) == BLOCKS
-    for frame, book in zip(got, books):
-        assert orjson.dumps(frame["data"]) == orjson.dumps(book.l2(n_levels or 20, n_sig_figs, mantissa))
+    for frame, expected in zip(got, shown):
+        assert orjson.dumps(frame["data"]) == expected[setting]
 
 
 def test_bbo_is_sent_when_the_best_levels_change(deep_book):
-    root, books = deep_book
+    root, shown = deep_book
     got = frames(root, {"type": "bbo", "coin": COIN})
-    expected, shown = [], None
-    for book in books:
-        best = (book.best("B"), book.best("A"))
-        if best != shown:
-            shown = best
+    expected, last = [], None
+    for block in shown:
+        best = block["best"]
+        if best != last:
+            last = best
             expected.append([None if lv is None else {"px": lv[0], "sz": lv[1], "n": lv[2]} for lv in best])
     assert [f["data"]["bbo"] for f in got] == expected and len(expected) > 10
 
