@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,10 +110,25 @@ class _Placed:
     block: Block | None = None  # parsed already (a line the row path's way)
 
 
-class BulkImport:
-    """Writes batches through a ``NodeRecorder`` (its writer, its resume set, its status)."""
+class Recorder(Protocol):
+    """What the bulk import writes through: ``follow.NodeRecorder`` (its writer, its resume set, its
+    status, the receive time it is at), named here so the two modules need not import each other."""
 
-    def __init__(self, out: object, join: Any, row_path: Callable[[dict[str, list[Line]]], None], jobs: int = 2) -> None:
+    coins: frozenset[str] | None
+    status: Any
+    recorded: Any
+    writer: Any
+    last_recv_ns: int
+
+    def subscription(self, channel: str, coin: str) -> Any: ...
+
+    def write_stream(self, stream: str, block: Block, recv_ns: int) -> None: ...
+
+
+class BulkImport:
+    """Writes batches through a ``Recorder``, in bulk where the lines allow it."""
+
+    def __init__(self, out: Recorder, join: Any, row_path: Callable[[dict[str, list[Line]]], None], jobs: int = 2) -> None:
         self.out = out
         self.join = join  # the row path's join, shared: a height joined already is skipped either way
         self.row_path = row_path  # a batch, or a block's lines, the row path's way
@@ -185,22 +200,22 @@ class BulkImport:
             return
         out = self.out
         recv: dict[int, int] = {}
-        last = out._last_recv_ns  # type: ignore[attr-defined]
+        last = out.last_recv_ns
         for height in heights:
             placed = blocks[height]
             first = next(placed[s] for s in STREAM_ORDER if s in placed)
             last = recv[height] = max(first.local_ns, last)
-        out._last_recv_ns = last  # type: ignore[attr-defined]
+        out.last_recv_ns = last
         for stream in BULK_STREAMS:
             bulk = parsed.get(stream)
             chosen = [(blocks[h][stream].at, blocks[h][stream].block_ms, recv[h]) for h in heights if stream in blocks[h]]
             if bulk is None or not chosen:
                 continue
             by_line = {at: (ms, ns) for at, ms, ns in chosen}
-            for group in bulk_columns(bulk, [at for at, _, _ in chosen], [ms for _, ms, _ in chosen], out.coins):  # type: ignore[attr-defined]
+            for group in bulk_columns(bulk, [at for at, _, _ in chosen], [ms for _, ms, _ in chosen], out.coins):
                 self._write(group, by_line)
         self._fills([(blocks[h][FILLS].block, recv[h]) for h in heights if FILLS in blocks[h]])
-        status = out.status  # type: ignore[attr-defined]
+        status = out.status
         status.blocks += len(heights)
         status.height = self.join.last = heights[-1]
 
@@ -211,18 +226,18 @@ class BulkImport:
     def _columns(self, channel: str, coin: str, seq: pa.Array, user: pa.Array, recv_ns: pa.Array, exch_ms: pa.Array, *, data: pa.Array | None = None, raw: pa.Array | None = None) -> None:
         """One partition's rows, less any a run before left in the archive."""
         out = self.out
-        if out.recorded.parts:  # type: ignore[attr-defined]
+        if out.recorded.parts:
             low, high = pc.min_max(seq).values()
-            done = out.recorded.between(low.as_py(), high.as_py())  # type: ignore[attr-defined]
+            done = out.recorded.between(low.as_py(), high.as_py())
             if done:
                 keep = pc.invert(pc.is_in(seq, value_set=pa.array(sorted(done), pa.int64())))
-                out.status.skipped += len(seq) - pc.sum(keep).as_py()  # type: ignore[attr-defined]
+                out.status.skipped += len(seq) - pc.sum(keep).as_py()
                 seq, user, recv_ns, exch_ms = (a.filter(keep) for a in (seq, user, recv_ns, exch_ms))
                 data, raw = (None if a is None else a.filter(keep) for a in (data, raw))
         if not len(seq):
             return
-        out.writer.write_columns(out._sub(channel, coin), recv_ns, exch_ms, data=data, raw=raw, seq=seq, user=user)  # type: ignore[attr-defined]
-        out.status.events += len(seq)  # type: ignore[attr-defined]
+        out.writer.write_columns(out.subscription(channel, coin), recv_ns, exch_ms, data=data, raw=raw, seq=seq, user=user)
+        out.status.events += len(seq)
 
     def _fills(self, lines: list[tuple[Block | None, int]]) -> None:
         """Fills lines as the row path's columns make them, a partition's rows of the lines together
@@ -242,10 +257,10 @@ class BulkImport:
         for block, recv_ns in lines:
             if block is None:
                 continue
-            columns = block_columns(FILLS, block, out.coins)  # type: ignore[attr-defined]
+            columns = block_columns(FILLS, block, out.coins)
             if columns is None:
                 release()
-                out.write_stream(FILLS, block, recv_ns)  # type: ignore[attr-defined]
+                out.write_stream(FILLS, block, recv_ns)
                 continue
             for group in columns:
                 held.setdefault(group.coin, []).append((group, recv_ns))

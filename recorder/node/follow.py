@@ -140,11 +140,11 @@ class NodeRecorder:
         self.flush_seconds = flush_seconds
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._last_flush = time.monotonic()
-        self._last_recv_ns = 0
+        self.last_recv_ns = 0
         self._held_snapshots: list[tuple[int, Any]] = []
         self._recent: dict[int, tuple[int, int]] = {}  # height -> (block ms, receive ns) of recent blocks
 
-    def _sub(self, channel: str, coin: str) -> Subscription:
+    def subscription(self, channel: str, coin: str) -> Subscription:
         sub = self._subs.get((channel, coin))
         if sub is None:
             sub = self._subs[channel, coin] = parse_subscription({"type": channel, "coin": coin}, allow_unknown=True)
@@ -152,8 +152,8 @@ class NodeRecorder:
 
     def write_block(self, joined: dict[str, Block]) -> None:
         first = next(joined[s] for s in STREAM_ORDER if s in joined)
-        recv_ns = max(first.local_ns, self._last_recv_ns)  # never backwards, whatever the node's clock did
-        self._last_recv_ns = recv_ns
+        recv_ns = max(first.local_ns, self.last_recv_ns)  # never backwards, whatever the node's clock did
+        self.last_recv_ns = recv_ns
         for stream in STREAM_ORDER:
             block = joined.get(stream)
             if block is not None:
@@ -179,9 +179,9 @@ class NodeRecorder:
                 self.status.skipped += 1
                 continue
             if row.channel == NODE_FILLS:  # text, with the fill's own time (as the columns write it)
-                self.writer.write_text(encode_raw(row.frame), recv_ns, self._sub(row.channel, row.coin), exch_ms=row.exch_ms, seq=row.seq, user=row.frame["data"].get("user"))
+                self.writer.write_text(encode_raw(row.frame), recv_ns, self.subscription(row.channel, row.coin), exch_ms=row.exch_ms, seq=row.seq, user=row.frame["data"].get("user"))
             else:
-                self.writer.write(row.frame, recv_ns, self._sub(row.channel, row.coin), seq=row.seq)
+                self.writer.write(row.frame, recv_ns, self.subscription(row.channel, row.coin), seq=row.seq)
             self.status.events += 1
 
     def _write_columns(self, group: NodeColumns, recv_ns: int, block_ms: int) -> None:
@@ -203,7 +203,7 @@ class NodeRecorder:
             kept = set(seqs)
             times = [t for t, s in zip(times, group.seqs) if s in kept]
         exch_ms = pa.array([block_ms] * count if times is None else times, pa.int64())
-        self.writer.write_columns(self._sub(group.channel, group.coin), pa.array([recv_ns] * count, pa.int64()), exch_ms,
+        self.writer.write_columns(self.subscription(group.channel, group.coin), pa.array([recv_ns] * count, pa.int64()), exch_ms,
                                   data=data, raw=raw, seq=pa.array(seqs, pa.int64()), user=pa.array(users, pa.string()))
         self.status.events += count
 
@@ -224,14 +224,14 @@ class NodeRecorder:
             _, rows = snapshot_rows(payload, self.coins, at_ms)
             for row in rows:
                 if row.seq not in self.recorded:
-                    self.writer.write(row.frame, at_ns, self._sub(row.channel, row.coin), seq=row.seq)
+                    self.writer.write(row.frame, at_ns, self.subscription(row.channel, row.coin), seq=row.seq)
             self.status.snapshots += 1
 
     def event(self, kind: str, height: int, index: int, detail: dict[str, Any], text: str | None = None) -> None:
         seq = node_seq(max(height, 0), EVENT_NO, index)
         if seq in self.recorded:
             return
-        self.writer.write_event(kind, recv_ns=self._last_recv_ns or time.time_ns(), seq=seq, detail=detail, text=text)
+        self.writer.write_event(kind, recv_ns=self.last_recv_ns or time.time_ns(), seq=seq, detail=detail, text=text)
 
     def flush_due(self) -> None:
         if time.monotonic() - self._last_flush >= self.flush_seconds:
