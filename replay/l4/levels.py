@@ -407,14 +407,16 @@ class _Levels:
 
     def frames(self, sub: Subscription, times: list[int], coin: str, shown: dict[str, Any]) -> list[dict[str, Any] | None]:
         """Each block's frame of ``sub`` (a ``bbo`` only when its best levels changed)."""
-        cache: dict[int, str] = {}
-        unit = Decimal(1).scaleb(-self.scale)
+        scale = self.scale
+        step = 10**scale
 
         def text(value: int) -> str:
-            found = cache.get(value)
-            if found is None:
-                found = cache[value] = _text(value * unit)
-            return found
+            """``_text`` of ``value`` units of ``10**-scale``, in integers: no trailing zeros, ``.0`` on whole numbers."""
+            if value < 0:
+                return _text(Decimal(value).scaleb(-scale))
+            whole, part = divmod(value, step)
+            digits = f"{part:0{scale}d}".rstrip("0") if scale else ""
+            return f"{whole}.{digits}" if digits else f"{whole}.0"
 
         if sub.type == "bbo":
             return self._bbo(sub, times, coin, shown, text)
