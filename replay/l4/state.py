@@ -132,7 +132,7 @@ class CoinBook:
         if snapshot.height < self.book.height and self.book.safe:
             return  # an older snapshot of a book that holds: nothing to rebuild
         time_ms, height = self.book.time_ms, self.book.height
-        self.book.reset(snapshot)
+        self.book.reset(snapshot, adopt=True)  # the snapshot's book is made here and let go
         for block in self.recent:  # the blocks the snapshot did not see yet
             if block.height > snapshot.height:
                 self.desyncs += self.book.apply_block(block.height, block.block_ms, block.statuses, block.diffs)

@@ -183,9 +183,13 @@ class L4Book:
                     short[index].append(is_short)
         return levels, short
 
-    def reset(self, snapshot: L4Book) -> None:
-        """Take a snapshot's state: a desynced book is rebuilt and safe again."""
+    def reset(self, snapshot: L4Book, *, adopt: bool = False) -> None:
+        """Take a snapshot's state: a desynced book is rebuilt and safe again. ``adopt``: the
+        snapshot's orders themselves (the caller lets go of it), not copies."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
+        if adopt:
+            self._orders, self._levels, self._prices, self.mixed_texts = snapshot._orders, snapshot._levels, snapshot._prices, snapshot.mixed_texts
+            return
         self.mixed_texts = 0
         self._orders = {}
         self._levels = ({}, {})
