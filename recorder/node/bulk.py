@@ -26,13 +26,13 @@ import pyarrow.compute as pc
 
 from schemas.imports.history import HistoryError, iso_ns
 from schemas.l4.bulk import BULK_STREAMS, BulkColumns, BulkLines, bulk_columns, parse_lines
-from schemas.l4.node import FILLS, Block, NodeLineError, block_columns, parse_block, peek_height
+from schemas.l4.node import DIFFS, FILLS, STATUSES, Block, NodeLineError, block_columns, parse_block, peek_height
 from schemas.layout import ArchiveError
 
 from .tail import file_lines, hourly_files
 
 BATCH_BYTES = 16 << 20  # of one stream's lines in a batch: parsed by Arrow at once, while the batch before is written
-STREAM_ORDER = ("statuses", "diffs", "fills")  # a block's receive time is its first stream's line's
+STREAM_ORDER = (STATUSES, DIFFS, FILLS)  # a block's receive time is its first stream's line's
 
 
 @dataclass
