@@ -4,6 +4,7 @@ frames derived from it, the SQL macros, desyncs, and the simulator's own consist
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +206,21 @@ def test_the_simulators_l2book_is_the_sum_of_its_orders(seed):
             assert book.l2(20) == next(l2)["data"]
 
 
+def collector(enough: int) -> tuple[list[Any], threading.Event, Any]:
+    """A callback that keeps what it is sent, and an event set once it has ``enough``."""
+    got: list[Any] = []
+    done = threading.Event()
+
+    def keep(message: Any) -> None:
+        got.append(message)
+        if len(got) >= enough:
+            done.set()
+
+    return got, done, keep
+
+
 def test_the_sdk_gets_deep_l2book_frames_and_a_client_l4book_frames_from_serve_over_an_l4_archive(l4_archive):
     import asyncio
-    import threading
 
     from hyperliquid.info import Info
 
@@ -219,22 +232,8 @@ def test_the_sdk_gets_deep_l2book_frames_and_a_client_l4book_frames_from_serve_o
     with ServerThread(lambda: HyperliquidServer(ArchiveSource(l4_archive, speed=20.0), rate=None)) as srv:
         meta = {"universe": [{"name": "BTC", "szDecimals": 5}, {"name": "ETH", "szDecimals": 4}]}  # a node archive has no /info meta
         info = Info(srv.base_url, skip_ws=False, meta=meta, spot_meta={"tokens": [], "universe": []})
-        deep: list[Any] = []
-        seen = threading.Event()
-
-        def on_deep(message: Any) -> None:
-            deep.append(message)
-            if len(deep) >= 5:
-                seen.set()
-
-        bbos: list[Any] = []
-        got_bbo = threading.Event()
-
-        def on_bbo(message: Any) -> None:
-            bbos.append(message)
-            if len(bbos) >= 3:
-                got_bbo.set()
-
+        deep, seen, on_deep = collector(5)
+        bbos, got_bbo, on_bbo = collector(3)
         info.subscribe({"type": "l2Book", "coin": "BTC", "nLevels": 50}, on_deep)  # the SDK passes unknown keys through
         info.subscribe({"type": "bbo", "coin": "ETH"}, on_bbo)  # no bbo recorded: derived from the L4 book
         seen.wait(30)
