@@ -120,7 +120,7 @@ class Followed:
         placed (``(seq of its new, oid, side, px, user, size, status line)``, in arrival order)."""
         if self._leaves is not None:
             return self._leaves
-        n, head, kind = self.n, self.head, self.kind
+        n, head = self.n, self.head
         ends = np.append(np.flatnonzero(head)[1:] - 1, n - 1)
         final_new = self._latest_new()[ends]
         final_alive = self.alive_after[ends]
@@ -142,7 +142,6 @@ class Followed:
             side, px = (a.to_pylist() for a in self._new_fields(at))
             user = _or(pc.take(pc.struct_field(self.diffs, "user"), window_at), pc.take(self.lines.field("user"), pa.array(rows))).to_pylist()
             placed = sorted(zip(pc.take(self.seqs, window_at).to_pylist(), self.oid[at].tolist(), side, px, user, [final_size[g] for g in staying.tolist()], rows.tolist()))
-        del kind
         self._leaves = removed, resized, placed
         return self._leaves
 
