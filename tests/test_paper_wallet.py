@@ -312,15 +312,21 @@ def test_a_market_maker_quotes_both_sides_and_sees_its_own_fills(server):
                     quoted[side] = (status["resting"]["oid"], touch[side])
             state = info.user_state(me)
             assert float(state["marginSummary"]["accountValue"]) > 0
-        time.sleep(0.5)
-        fills = info.user_fills(me)
         open_orders = info.open_orders(me)
+        for order in open_orders:  # nothing rests any more, so no fill can come after the poll below
+            ex.cancel("ETH", order["oid"])
+        settled = time.time() + 5
+        while True:  # a fill's userEvents frame may still be on its way when /info already has it
+            fills = info.user_fills(me)
+            heard_fills = [f for e in list(heard) for f in e["data"].get("fills", [])]
+            if len(heard_fills) >= len(fills) or time.time() > settled:
+                break
+            time.sleep(0.1)
     finally:
         info.disconnect_websocket()
     assert requotes > 0, "the book never moved: nothing was re-quoted"
     assert fills, "the quotes never filled: the market is too quiet for this test"
     assert len(open_orders) <= 2
-    heard_fills = [f for e in heard for f in e["data"].get("fills", [])]
     assert sorted(f["tid"] for f in heard_fills) == sorted(f["tid"] for f in fills)  # its own fills, each once
 
 
