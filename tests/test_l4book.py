@@ -145,3 +145,73 @@ def test_significant_figures_round_bids_down_and_asks_up():
     assert l2["levels"] == [[{"px": "106200.0", "sz": "1.0", "n": 2}, {"px": "106100.0", "sz": "0.5", "n": 1}], [{"px": "106300.0", "sz": "0.5", "n": 2}]]
     assert book.l2(20, n_sig_figs=5, mantissa=5)["levels"][0][0] == {"px": "106200.0", "sz": "1.0", "n": 2}  # $50 steps at 5 figures
     assert book.l2(20, n_sig_figs=5)["levels"][1][0] == {"px": "106240.0", "sz": "0.25", "n": 1}  # asks round up
+
+
+NODE_KEYS = ("coin", "side", "limitPx", "sz", "oid", "timestamp", "triggerCondition", "isTrigger", "triggerPx", "children", "isPositionTpsl", "reduceOnly", "orderType", "origSz", "tif", "cloid")
+odd_values = {
+    "isTrigger": st.sampled_from([False, True, 0, 1, None]), "isPositionTpsl": st.sampled_from([False, True, 0, None]), "reduceOnly": st.sampled_from([False, True, 1]),
+    "triggerPx": st.sampled_from(["0.0", "101.5", 0, None, True, 1]), "children": st.sampled_from([[], [{"oid": 1}], None, "[]"]), "tif": st.sampled_from(["Gtc", "Alo", None, 5]),
+    "triggerCondition": st.sampled_from(["N/A", "Price above 101"]), "orderType": st.sampled_from(["Limit", "Stop Limit"]), "origSz": st.sampled_from(["1.5", "0.25", None]),
+    "cloid": st.sampled_from([None, "0x" + "12" * 16]), "timestamp": st.integers(0, 2**45),
+}
+
+
+@st.composite
+def order_fields(draw: Any) -> dict[str, Any]:
+    """A status line's order, as a node writes it or not: odd values, keys missing, a key more."""
+    order = {"coin": "BTC", "side": "B", "limitPx": "100.5", "sz": "1.5", "oid": 7}
+    for key in NODE_KEYS[5:]:
+        if not draw(st.integers(0, 9)) == 0:  # a tenth of the keys missing
+            order[key] = draw(odd_values[key])
+    if draw(st.booleans()) and draw(st.booleans()):
+        order["extra"] = "kept as it came"
+    return order
+
+
+@st.composite
+def given_orders(draw: Any) -> dict[str, Any]:
+    """A snapshot's order dict: the book server's shape, or one a little off it."""
+    order = {"user": draw(st.sampled_from([USER, None])), "coin": draw(st.sampled_from(["BTC", "ETH"])), "side": "A", "limitPx": "100.5", "sz": "1.5", "oid": draw(st.sampled_from([7, "7"])),
+             **{k: draw(odd_values[k]) for k in ("timestamp", "triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid")}}
+    if draw(st.booleans()):
+        order["children"] = draw(odd_values["children"])
+    return order
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(order_fields(), given_orders()), min_size=1, max_size=4), st.sampled_from(["1.5", "0.75"]))
+def test_an_order_shows_the_same_once_settled(drawn, size):
+    """A resting order made compact (``settle``) shows exactly what it showed as it came: its
+    book-server shape, a checkpoint's full shape and each field, with types (``False`` is not ``0``)."""
+    import orjson
+
+    from replay.l4.checkpoints import ORDER_FIELDS
+    from schemas.l4.book import _Resting
+
+    made = [(_Resting(7, 0, "100.5", "1.5", USER, base, None), _Resting(7, 1, "100.5", "1.5", order["user"], order, order)) for base, order in drawn]  # shapes shared between them
+    for resting in [r for pair in made for r in pair]:
+        resting.resize(size)
+        before = [resting.whole("BTC"), resting.full("BTC", ORDER_FIELDS), [resting.get(k) for k in (*NODE_KEYS[5:], "extra")], resting.given]
+        resting.settle()
+        resting.settle()
+        after = [resting.whole("BTC"), resting.full("BTC", ORDER_FIELDS), [resting.get(k) for k in (*NODE_KEYS[5:], "extra")], resting.given]
+        assert orjson.dumps(after) == orjson.dumps(before)
+        assert resting.whole("BTC") is not resting.whole("BTC")  # a new dict each time: the caller may keep it
+
+
+def test_a_value_equal_to_a_shared_one_but_of_another_type_stays_as_it_came():
+    """``True == 1`` and ``False == 0``: an order whose field is the number is never shown with the
+    flag of a shape made before it, in any field."""
+    import orjson
+
+    from schemas.l4.book import _Resting
+
+    node = {"coin": "BTC", "side": "B", "limitPx": "1.0", "sz": "1.0", "oid": 1, "timestamp": 1, "triggerCondition": "N/A", "isTrigger": False, "triggerPx": "0.0",
+            "children": [], "isPositionTpsl": False, "reduceOnly": False, "orderType": "Limit", "origSz": "1.0", "tif": "Gtc", "cloid": None}
+    for key in ("triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif"):
+        for flag, number in ((True, 1), (False, 0)):
+            first, second = _Resting(1, 0, "1.0", "1.0", USER, node | {key: flag}, None), _Resting(2, 0, "1.0", "1.0", USER, node | {key: number}, None)
+            first.settle()
+            second.settle()
+            assert orjson.dumps(second.whole("BTC")) == orjson.dumps(_Resting(2, 0, "1.0", "1.0", USER, node | {key: number}, None).whole("BTC"))
+            assert second.whole("BTC")[key] is number

@@ -17,8 +17,10 @@ No I/O, no clock: heights and times are arguments.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from operator import itemgetter
 from typing import Any
 
 # the order fields a snapshot level carries, in the book server's order (the status line's order,
@@ -27,6 +29,11 @@ ORDER_KEYS = (
     "user", "coin", "side", "limitPx", "sz", "oid", "timestamp", "triggerCondition", "isTrigger", "triggerPx",
     "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid",
 )
+
+
+# Most orders a block places leave within a few blocks (on a busy book, 90% within three): an order
+# is kept as it came until it has rested this many blocks, and only then made compact.
+SETTLE_AFTER_BLOCKS = 4
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,29 @@ def _dec(text: str) -> Decimal:
     return value
 
 
+_TEXTS: dict[str, str] = {}  # prices, sizes and users repeat across orders: a resting order keeps one shared object of each
+
+
+def _one(text: Any) -> Any:
+    if type(text) is not str:
+        return text
+    kept = _TEXTS.get(text)
+    if kept is None:
+        if len(_TEXTS) > 500_000:
+            _TEXTS.clear()
+        kept = _TEXTS[text] = text
+    return kept
+
+
+def _lines_by_oid(statuses: list[dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    """oid -> status line, the quick way: a ``new`` finds its line here if the lines are as a node
+    writes them; otherwise (``{}``, or a line of another coin) ``_details`` decides."""
+    try:
+        return {line["order"]["oid"]: line for line in statuses}
+    except (KeyError, TypeError, IndexError):
+        return {}
+
+
 def _details(statuses: list[dict[str, Any]], coin: str) -> dict[int, tuple[Any, dict[str, Any]]]:
     """oid -> (user, order) of a block's status lines: where a ``new`` diff finds its order."""
     details = {}
@@ -66,44 +96,155 @@ def _details(statuses: list[dict[str, Any]], coin: str) -> dict[int, tuple[Any, 
     return details
 
 
-class _Resting:
-    """A resting order. Its snapshot-shaped dict is made only when asked for (``whole``): applying a
-    block touches sizes, not shapes."""
+# An order's fields other than its place in the book (side, price, size, oid, user) mostly repeat
+# (``"N/A"``, ``False``, ``"Limit"``, ``"Gtc"``): they are kept as one shared tuple, its *shape*, and
+# the fields of its own (timestamp, cloid, origSz) beside it. A resting order is then some 250 bytes,
+# not the 1 KB of its status line's dict. An order whose fields do not fit (``children`` not empty,
+# a value of another type) keeps its dict.
+_SHAPE_KEYS = ("triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif")
+_SHAPE_TYPES = (str, bool, str, bool, bool, str, str)
+_SHAPES: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # shape values (as _shape_values takes them) -> a shape
+_shape_values = itemgetter(*_SHAPE_KEYS)
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # every shape, once
+_EMPTY: tuple[()] = ()  # children: [] (a fresh list whenever shown)
+_OWN = frozenset(("timestamp", "cloid", "origSz", "children", *_SHAPE_KEYS))
 
-    __slots__ = ("base", "given", "level", "oid", "order", "px", "px_text", "side", "sz", "sz_text", "user")
+
+def _shape(given: str | bool, children: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The shared shape of these values, or None where they cannot be shared. ``given``: False, or
+    the coin a snapshot's dict gave (shown as given)."""
+    if children is not None and not (type(children) is list and not children):
+        return None
+    for value, kind in zip(values, _SHAPE_TYPES):
+        if value is not None and type(value) is not kind:  # never 0 for False (equal as keys): the lookup checks only the flags
+            return None
+    shape = (given, None if children is None else _EMPTY, *values)
+    shape = _SHARED.setdefault(shape, shape)
+    if given is False and children is not None:
+        _SHAPES.setdefault(values, shape)  # where the next status line of these values finds it
+    if len(_SHARED) > 10_000:
+        _SHARED.clear()
+        _SHAPES.clear()
+    return shape
+
+
+class _Resting:
+    """A resting order: its place in the book, and what else it shows, kept compact (see ``_shape``).
+    Its snapshot-shaped dict is made only when asked for (``whole``): applying a block touches sizes,
+    not shapes."""
+
+    __slots__ = ("cloid", "level", "oid", "orig", "px_text", "rest", "side", "sz_text", "ts", "user")
 
     def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
-        self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, self.order = oid, side, px_text, sz_text, user, base, order
-        self.px, self.sz = _DECIMALS.get(px_text) or _dec(px_text), _DECIMALS.get(sz_text) or _dec(sz_text)
+        """``base``: the order's fields (its status line's order); ``order``: the dict a snapshot gave
+        it, shown as given (``whole``). Both are kept as they come until ``settle``."""
+        self.oid, self.side, self.px_text, self.sz_text, self.user = oid, side, _TEXTS.get(px_text) or _one(px_text), sz_text, user
         self.level: _Level | None = None  # the level it rests in
-        self.given = order is not None  # shown as a snapshot gave it, not in the book server's shape
+        self.ts = self.cloid = self.orig = None
+        self.rest: tuple[Any, ...] | dict[str, Any] | list[dict[str, Any]] = base if order is None else [order]
+
+    def settle(self) -> None:
+        """Kept compact from now on: its texts shared, its fields as a shape (``_shape``). Most
+        orders a block places leave within a few blocks: the book settles the ones that stay."""
+        rest = self.rest
+        if type(rest) is tuple:
+            return
+        texts = _TEXTS
+        self.sz_text, self.user = texts.get(self.sz_text) or _one(self.sz_text), texts.get(self.user) or _one(self.user)
+        if type(rest) is list:
+            self._keep_given(rest[0])
+            return
+        if type(rest) is not dict:
+            return
+        base = rest
+        try:  # a status line's order as a node writes it: every key there, children empty
+            shape = _SHAPES[_shape_values(base)]
+            children = base["children"]
+            if type(children) is not list or children or shape[3] is not base["isTrigger"] or shape[5] is not base["isPositionTpsl"] or shape[6] is not base["reduceOnly"]:
+                shape = None  # children not [], or 0 where a shape holds False
+        except (KeyError, TypeError):
+            shape = None
+        if shape is None:
+            shape = _shape(False, base.get("children"), tuple(base.get(k) for k in _SHAPE_KEYS))
+        if shape is not None:
+            self.ts, self.cloid, orig = base.get("timestamp"), base.get("cloid"), base.get("origSz")
+            self.orig, self.rest = texts.get(orig) or _one(orig), shape
+
+    def _keep_given(self, order: dict[str, Any]) -> None:
+        """A snapshot's dict kept as its fields where it is exactly what ``whole`` would make of them."""
+        if len(order) != len(ORDER_KEYS) or tuple(order) != ORDER_KEYS:
+            return
+        oid, side = order["oid"], order["side"]
+        if type(oid) is not int or oid != self.oid or side != ("B" if self.side == 0 else "A") or order["user"] != self.user:
+            return
+        if order["limitPx"] != self.px_text or order["sz"] != self.sz_text:
+            return
+        if type(order["coin"]) is not str:
+            return
+        shape = _shape(order["coin"], None, tuple(order[k] for k in _SHAPE_KEYS))
+        if shape is not None:
+            self.ts, self.cloid, self.rest = order["timestamp"], order["cloid"], shape
+
+    def get(self, key: str) -> Any:
+        """A field of its status line's order beside its place in the book (``_OWN``: what a
+        checkpoint keeps), as ``dict.get`` gives it; None for any other key."""
+        if key not in _OWN:
+            return None
+        rest = self.rest
+        if type(rest) is dict:
+            return rest.get(key)
+        if type(rest) is list:
+            return rest[0].get(key)
+        if key == "timestamp":
+            return self.ts
+        if key == "cloid":
+            return self.cloid
+        if key == "origSz":
+            return self.orig
+        if key == "children":
+            return None if rest[1] is None else []
+        return rest[2 + _SHAPE_KEYS.index(key)]
 
     def whole(self, coin: str) -> dict[str, Any]:
-        """The order as a snapshot shows it (``ORDER_KEYS``)."""
-        if self.order is None:  # ORDER_KEYS, written out: this runs for every order a seek shows
-            get = self.base.get
-            self.order = {
-                "user": self.user, "coin": coin, "side": "B" if self.side == 0 else "A", "limitPx": self.px_text, "sz": self.sz_text, "oid": self.oid,
-                "timestamp": get("timestamp"), "triggerCondition": get("triggerCondition"), "isTrigger": get("isTrigger"), "triggerPx": get("triggerPx"),
-                "isPositionTpsl": get("isPositionTpsl"), "reduceOnly": get("reduceOnly"), "orderType": get("orderType"), "tif": get("tif"), "cloid": get("cloid"),
+        """The order as a snapshot shows it (``ORDER_KEYS``, or as a snapshot gave it): a new dict."""
+        rest = self.rest
+        if type(rest) is list:
+            return dict(rest[0], sz=self.sz_text)
+        if type(rest) is tuple:  # ORDER_KEYS, written out: this runs for every order a seek shows
+            return {
+                "user": self.user, "coin": coin if rest[0] is False else rest[0], "side": "B" if self.side == 0 else "A", "limitPx": self.px_text, "sz": self.sz_text,
+                "oid": self.oid, "timestamp": self.ts, "triggerCondition": rest[2], "isTrigger": rest[3], "triggerPx": rest[4], "isPositionTpsl": rest[5],
+                "reduceOnly": rest[6], "orderType": rest[7], "tif": rest[8], "cloid": self.cloid,
             }
-        self.order["sz"] = self.sz_text
-        return self.order
+        get = rest.get
+        return {
+            "user": self.user, "coin": coin, "side": "B" if self.side == 0 else "A", "limitPx": self.px_text, "sz": self.sz_text, "oid": self.oid,
+            "timestamp": get("timestamp"), "triggerCondition": get("triggerCondition"), "isTrigger": get("isTrigger"), "triggerPx": get("triggerPx"),
+            "isPositionTpsl": get("isPositionTpsl"), "reduceOnly": get("reduceOnly"), "orderType": get("orderType"), "tif": get("tif"), "cloid": get("cloid"),
+        }
+
+    @property
+    def given(self) -> bool:
+        """Shown as a snapshot gave it, not in the book server's shape."""
+        rest = self.rest
+        return type(rest) is list or (type(rest) is tuple and rest[0] is not False)
 
     def resize(self, text: str) -> None:
-        self.sz_text, self.sz = text, _dec(text)
+        self.sz_text = _one(text)
 
     def copy(self) -> _Resting:
-        twin = _Resting(self.oid, self.side, self.px_text, self.sz_text, self.user, self.base, None if self.order is None else dict(self.order))
-        twin.given = self.given
+        twin = _Resting.__new__(_Resting)
+        twin.oid, twin.side, twin.px_text, twin.sz_text, twin.user, twin.level = self.oid, self.side, self.px_text, self.sz_text, self.user, None
+        twin.ts, twin.cloid, twin.orig, twin.rest = self.ts, self.cloid, self.orig, self.rest
         return twin
 
     def full(self, coin: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
         """The order in a node snapshot's full shape (``keys``, user first) and whether it is shown
         in the book server's shorter one (``whole``): what a checkpoint keeps of it."""
         if self.given:
-            return dict(self.whole(coin)), False
-        order = {"user": self.user, **{k: self.base.get(k) for k in keys[1:]}}
+            return self.whole(coin), False
+        get = self.get
+        order = {"user": self.user, **{k: get(k) for k in keys[1:]}}
         order["coin"], order["oid"], order["side"], order["limitPx"], order["sz"] = coin, self.oid, "B" if self.side == 0 else "A", self.px_text, self.sz_text
         return order, True
 
@@ -112,9 +253,11 @@ class _Level:
     """One price level of one side: its orders in arrival order, and the ``l2Book`` entry it shows
     with its size sum (made when asked for, dropped by any change to the level)."""
 
-    __slots__ = ("queue", "shown", "sz")
+    __slots__ = ("mixed", "px", "queue", "shown", "sz", "text")
 
-    def __init__(self) -> None:
+    def __init__(self, px: Decimal, text: str) -> None:
+        self.px, self.text = px, text  # text: its first order's price text; all its orders' unless mixed
+        self.mixed = False
         self.queue: dict[int, _Resting] = {}
         self.shown: dict[str, Any] | None = None
         self.sz = Decimal(0)
@@ -125,7 +268,8 @@ class _Level:
             queue = self.queue
             total = Decimal(0)
             for resting in queue.values():
-                total += resting.sz
+                text = resting.sz_text
+                total += _DECIMALS.get(text) or _dec(text)
             self.sz = total
             shown = self.shown = {"px": next(iter(queue.values())).px_text, "sz": _text(total), "n": len(queue)}  # its first order's price text
         return shown
@@ -145,6 +289,8 @@ class L4Book:
     _orders: dict[int, _Resting] = field(default_factory=dict)  # oid -> order; dicts keep arrival order
     _levels: tuple[dict[Decimal, _Level], dict[Decimal, _Level]] = field(default_factory=lambda: ({}, {}))
     _prices: tuple[list[Decimal], list[Decimal]] = field(default_factory=lambda: ([], []))  # each side ascending
+    _young: deque[list[_Resting]] = field(default_factory=deque)  # the orders each of the last blocks placed, not yet settled (``_Resting.settle``)
+    _fresh: list[_Resting] = field(default_factory=list)  # placed since the last block: the next one's generation
     mixed_texts: int = 0  # orders placed in a level whose first order writes its price otherwise ("100" in "100.0")
 
     # --- building ---------------------------------------------------------------------------------
@@ -157,6 +303,9 @@ class L4Book:
             for order in side:
                 whole = dict(order)
                 book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, whole))
+        for resting in book._fresh:  # a node snapshot starts a book that lives on: compact at once
+            resting.settle()
+        book._fresh = []
         return book
 
     @classmethod
@@ -187,7 +336,9 @@ class L4Book:
         """Take a snapshot's state: a desynced book is rebuilt and safe again. ``adopt``: the
         snapshot's orders themselves (the caller lets go of it), not copies."""
         self.height, self.time_ms, self.safe = snapshot.height, snapshot.time_ms, True
+        self._young, self._fresh = deque(), []
         if adopt:
+            self._young, self._fresh = snapshot._young, snapshot._fresh
             self._orders, self._levels, self._prices, self.mixed_texts = snapshot._orders, snapshot._levels, snapshot._prices, snapshot.mixed_texts
             return
         self.mixed_texts = 0
@@ -200,17 +351,32 @@ class L4Book:
                     self._add(resting.copy())
 
     def _add(self, resting: _Resting) -> None:
+        self._fresh.append(resting)
         self._orders[resting.oid] = resting
-        side = resting.side
-        level = self._levels[side].get(resting.px)
+        side, text = resting.side, resting.px_text
+        px = _DECIMALS.get(text) or _dec(text)
+        level = self._levels[side].get(px)
         if level is None:
-            level = self._levels[side][resting.px] = _Level()
-            insort(self._prices[side], resting.px)
-        elif level.queue and next(iter(level.queue.values())).px_text != resting.px_text:
-            self.mixed_texts += 1
+            level = self._levels[side][px] = _Level(px, text)
+            insort(self._prices[side], px)
+        elif text is not level.text or level.mixed:
+            self._mixed(level, text)
         level.queue[resting.oid] = resting
         level.shown = None
         resting.level = level
+
+    def _settle(self, placed: list[_Resting]) -> None:
+        orders = self._orders
+        for resting in placed:
+            if orders.get(resting.oid) is resting:
+                resting.settle()
+
+    def _mixed(self, level: _Level, text: str) -> None:
+        """An order joins a level whose orders may write its price otherwise."""
+        if text != level.text:
+            level.mixed = True
+        if next(iter(level.queue.values())).px_text != text:
+            self.mixed_texts += 1
 
     def _remove(self, oid: int) -> _Resting:
         resting = self._orders.pop(oid)
@@ -224,7 +390,11 @@ class L4Book:
         if queue:
             level.shown = None  # type: ignore[union-attr]
             return
-        side, px = resting.side, resting.px
+        self._drop(resting.side, level)  # type: ignore[arg-type]
+
+    def _drop(self, side: int, level: _Level) -> None:
+        """An emptied level leaves its side."""
+        px = level.px
         del self._levels[side][px]
         prices = self._prices[side]
         del prices[bisect_left(prices, px)]
@@ -234,8 +404,10 @@ class L4Book:
     def apply_block(self, height: int, time_ms: int, statuses: list[dict[str, Any]], diffs: list[dict[str, Any]]) -> list[Desync]:
         """Apply one block's status lines and book diffs of this coin; the desyncs found."""
         self.height, self.time_ms = height, time_ms
-        coin, orders, unlevel, add = self.coin, self._orders, self._unlevel, self._add
-        details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # oid -> (user, order), built at the first `new`
+        coin, orders, unlevel, levels, prices = self.coin, self._orders, self._unlevel, self._levels, self._prices
+        placed_here = self._fresh  # settled if still resting SETTLE_AFTER_BLOCKS blocks on
+        lines: dict[Any, dict[str, Any]] | None = None  # oid -> status line, built at the first `new`
+        details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # the same, the careful way (``_details``), where that finds none
         found: list[Desync] = []
         for diff in diffs:  # the common cases inline: this loop is the hot path of every L4 replay
             if diff.get("coin", coin) != coin:
@@ -249,8 +421,14 @@ class L4Book:
                 resting = orders.pop(oid, None)
                 if resting is None:
                     problem = ("a resting order to remove", "no such oid")
-                else:
-                    unlevel(resting)
+                else:  # _unlevel, inline
+                    level = resting.level
+                    queue = level.queue  # type: ignore[union-attr]
+                    del queue[oid]
+                    if queue:
+                        level.shown = None  # type: ignore[union-attr]
+                    else:
+                        self._drop(resting.side, level)  # type: ignore[arg-type]
             elif type(change) is dict and len(change) == 1:
                 placed = change.get("new")
                 resize = change.get("update") if placed is None else None
@@ -259,34 +437,58 @@ class L4Book:
                     orig, new = resize["origSz"], resize["newSz"]
                     if resting is None:
                         problem = ("a resting order to update", "no such oid")
-                    elif orig != resting.sz_text and _dec(orig) != resting.sz:
+                    elif orig != resting.sz_text and _dec(orig) != _dec(resting.sz_text):
                         problem = (f"origSz {resting.sz_text}", f"origSz {orig}")
                     else:
                         size = _DECIMALS.get(new) or _dec(new)
                         if size:
-                            resting.sz_text, resting.sz = new, size
+                            resting.sz_text = new
                             resting.level.shown = None  # type: ignore[union-attr]
                         else:
                             del orders[oid]
                             unlevel(resting)
                 elif placed is None:
                     problem = self._change(oid, diff, change, details)
-                else:
-                    if details is None:
-                        details = _details(statuses, coin)
-                    got = details.get(oid)
+                else:  # a new order, inline
+                    if lines is None:
+                        lines = _lines_by_oid(statuses)
+                    line = lines.get(oid)
+                    order = line["order"] if line is not None else None
+                    if order is None or order.get("coin", coin) != coin:  # none, or another coin's: the careful way
+                        if details is None:
+                            details = _details(statuses, coin)
+                        user, order = details.get(oid, (None, None))
+                    else:
+                        user = line.get("user")
                     if oid in orders:
                         problem = ("a new oid", "it rests already")
-                    elif got is None:
+                    elif order is None:
                         problem = ("the order's status line in the same block", "none")
                     else:
-                        user, order = got
                         side = diff.get("side") or order.get("side")
-                        add(_Resting(oid, 0 if side == "B" else 1, diff.get("px") or order.get("limitPx"), placed["sz"], diff.get("user") or user, order, None))
+                        index = 0 if side == "B" else 1
+                        resting = orders[oid] = _Resting(oid, index, diff.get("px") or order.get("limitPx"), placed["sz"], diff.get("user") or user, order, None)
+                        text = resting.px_text
+                        px = _DECIMALS.get(text) or _dec(text)
+                        level = levels[index].get(px)
+                        if level is None:
+                            level = levels[index][px] = _Level(px, text)
+                            insort(prices[index], px)
+                        elif text is not level.text or level.mixed:
+                            self._mixed(level, text)
+                        level.queue[oid] = resting
+                        level.shown = None
+                        resting.level = level
+                        placed_here.append(resting)
             else:
                 problem = ("new, update, modified or remove", repr(change)[:200])
             if problem is not None:
                 found.append(Desync(coin, height, oid, *problem))
+        if self._fresh:
+            self._young.append(self._fresh)
+            self._fresh = []
+            if len(self._young) > SETTLE_AFTER_BLOCKS:
+                self._settle(self._young.popleft())
         crossed = self._crossed()
         if crossed is not None:
             found.append(Desync(coin, height, None, "best bid below best ask", crossed))
@@ -310,7 +512,7 @@ class L4Book:
             return f"a resting order to {kind}", "no such oid"
         if kind == "update":
             orig = body["origSz"]
-            if orig != resting.sz_text and _dec(orig) != resting.sz:
+            if orig != resting.sz_text and _dec(orig) != _dec(resting.sz_text):
                 return f"origSz {resting.sz_text}", f"origSz {orig}"
             new = body["newSz"]
         elif kind == "modified":
@@ -338,7 +540,7 @@ class L4Book:
         levels, prices = self._levels[index], self._prices[index]
         out = []
         for px in (reversed(prices) if index == 0 else prices):
-            out.extend(dict(resting.whole(self.coin)) for resting in levels[px].queue.values())
+            out.extend(resting.whole(self.coin) for resting in levels[px].queue.values())  # each a new dict
         return out
 
     def snapshot(self) -> dict[str, Any]:
