@@ -138,7 +138,7 @@ class _Resting:
     def __init__(self, oid: int, side: int, px_text: str, sz_text: str, user: Any, base: dict[str, Any], order: dict[str, Any] | None) -> None:
         """``base``: the order's fields (its status line's order); ``order``: the dict a snapshot gave
         it, shown as given (``whole``). Both are kept as they come until ``settle``."""
-        self.oid, self.side, self.px_text, self.sz_text, self.user = oid, side, _TEXTS.get(px_text) or _one(px_text), sz_text, user
+        self.oid, self.side, self.px_text, self.sz_text, self.user = oid, side, px_text, sz_text, user
         self.level: _Level | None = None  # the level it rests in
         self.ts = self.cloid = self.orig = None
         self.rest: tuple[Any, ...] | dict[str, Any] | list[dict[str, Any]] = base if order is None else [order]
@@ -150,7 +150,7 @@ class _Resting:
         if type(rest) is tuple:
             return
         texts = _TEXTS
-        self.sz_text, self.user = texts.get(self.sz_text) or _one(self.sz_text), texts.get(self.user) or _one(self.user)
+        self.px_text, self.sz_text, self.user = texts.get(self.px_text) or _one(self.px_text), texts.get(self.sz_text) or _one(self.sz_text), texts.get(self.user) or _one(self.user)
         if type(rest) is list:
             self._keep_given(rest[0])
             return
@@ -235,7 +235,9 @@ class _Resting:
     def copy(self) -> _Resting:
         twin = _Resting.__new__(_Resting)
         twin.oid, twin.side, twin.px_text, twin.sz_text, twin.user, twin.level = self.oid, self.side, self.px_text, self.sz_text, self.user, None
-        twin.ts, twin.cloid, twin.orig, twin.rest = self.ts, self.cloid, self.orig, self.rest
+        twin.rest = self.rest
+        if type(self.rest) is tuple:
+            twin.ts, twin.cloid, twin.orig = self.ts, self.cloid, self.orig
         return twin
 
     def full(self, coin: str, keys: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
@@ -359,7 +361,7 @@ class L4Book:
         if level is None:
             level = self._levels[side][px] = _Level(px, text)
             insort(self._prices[side], px)
-        elif text is not level.text or level.mixed:
+        elif level.mixed or text != level.text:
             self._mixed(level, text)
         level.queue[resting.oid] = resting
         level.shown = None
@@ -405,51 +407,21 @@ class L4Book:
         """Apply one block's status lines and book diffs of this coin; the desyncs found."""
         self.height, self.time_ms = height, time_ms
         coin, orders, unlevel, levels, prices = self.coin, self._orders, self._unlevel, self._levels, self._prices
+        new_resting = _Resting.__new__
         placed_here = self._fresh  # settled if still resting SETTLE_AFTER_BLOCKS blocks on
         lines: dict[Any, dict[str, Any]] | None = None  # oid -> status line, built at the first `new`
         details: dict[int, tuple[Any, dict[str, Any]]] | None = None  # the same, the careful way (``_details``), where that finds none
         found: list[Desync] = []
-        for diff in diffs:  # the common cases inline: this loop is the hot path of every L4 replay
+        for diff in diffs:  # the common cases inline, the most common first: this loop is the hot path of every L4 replay
             if diff.get("coin", coin) != coin:
                 continue
             oid = diff["oid"]
             if type(oid) is not int:
                 oid = int(oid)
             change = diff.get("raw_book_diff")
-            problem = None
-            if change == "remove":
-                resting = orders.pop(oid, None)
-                if resting is None:
-                    problem = ("a resting order to remove", "no such oid")
-                else:  # _unlevel, inline
-                    level = resting.level
-                    queue = level.queue  # type: ignore[union-attr]
-                    del queue[oid]
-                    if queue:
-                        level.shown = None  # type: ignore[union-attr]
-                    else:
-                        self._drop(resting.side, level)  # type: ignore[arg-type]
-            elif type(change) is dict and len(change) == 1:
+            if type(change) is dict and len(change) == 1:
                 placed = change.get("new")
-                resize = change.get("update") if placed is None else None
-                if resize is not None and type(resize) is dict and "origSz" in resize and "newSz" in resize:  # a partial fill, inline
-                    resting = orders.get(oid)
-                    orig, new = resize["origSz"], resize["newSz"]
-                    if resting is None:
-                        problem = ("a resting order to update", "no such oid")
-                    elif orig != resting.sz_text and _dec(orig) != _dec(resting.sz_text):
-                        problem = (f"origSz {resting.sz_text}", f"origSz {orig}")
-                    else:
-                        size = _DECIMALS.get(new) or _dec(new)
-                        if size:
-                            resting.sz_text = new
-                            resting.level.shown = None  # type: ignore[union-attr]
-                        else:
-                            del orders[oid]
-                            unlevel(resting)
-                elif placed is None:
-                    problem = self._change(oid, diff, change, details)
-                else:  # a new order, inline
+                if placed is not None:  # a new order
                     if lines is None:
                         lines = _lines_by_oid(statuses)
                     line = lines.get(oid)
@@ -461,25 +433,55 @@ class L4Book:
                     else:
                         user = line.get("user")
                     if oid in orders:
-                        problem = ("a new oid", "it rests already")
+                        found.append(Desync(coin, height, oid, "a new oid", "it rests already"))
                     elif order is None:
-                        problem = ("the order's status line in the same block", "none")
+                        found.append(Desync(coin, height, oid, "the order's status line in the same block", "none"))
                     else:
-                        side = diff.get("side") or order.get("side")
-                        index = 0 if side == "B" else 1
-                        resting = orders[oid] = _Resting(oid, index, diff.get("px") or order.get("limitPx"), placed["sz"], diff.get("user") or user, order, None)
-                        text = resting.px_text
+                        index = 0 if (diff.get("side") or order.get("side")) == "B" else 1
+                        text = diff.get("px") or order.get("limitPx")
+                        resting = orders[oid] = new_resting(_Resting)  # _Resting(...), inline: its fields of its own are set when it settles
+                        resting.oid, resting.side, resting.px_text, resting.sz_text, resting.user, resting.rest = oid, index, text, placed["sz"], diff.get("user") or user, order
                         px = _DECIMALS.get(text) or _dec(text)
                         level = levels[index].get(px)
                         if level is None:
                             level = levels[index][px] = _Level(px, text)
                             insort(prices[index], px)
-                        elif text is not level.text or level.mixed:
+                        elif level.mixed or text != level.text:
                             self._mixed(level, text)
                         level.queue[oid] = resting
                         level.shown = None
                         resting.level = level
                         placed_here.append(resting)
+                    continue
+                resize = change.get("update")
+                if type(resize) is dict and "origSz" in resize and "newSz" in resize:  # a partial fill
+                    resting = orders.get(oid)
+                    orig, new = resize["origSz"], resize["newSz"]
+                    if resting is None:
+                        found.append(Desync(coin, height, oid, "a resting order to update", "no such oid"))
+                    elif orig != resting.sz_text and _dec(orig) != _dec(resting.sz_text):
+                        found.append(Desync(coin, height, oid, f"origSz {resting.sz_text}", f"origSz {orig}"))
+                    elif _DECIMALS.get(new) or _dec(new):
+                        resting.sz_text = new
+                        resting.level.shown = None  # type: ignore[union-attr]
+                    else:
+                        del orders[oid]
+                        unlevel(resting)
+                    continue
+                problem = self._change(oid, diff, change, details)
+            elif change == "remove":
+                resting = orders.pop(oid, None)
+                if resting is None:
+                    found.append(Desync(coin, height, oid, "a resting order to remove", "no such oid"))
+                    continue
+                level = resting.level  # _unlevel, inline
+                queue = level.queue  # type: ignore[union-attr]
+                del queue[oid]
+                if queue:
+                    level.shown = None  # type: ignore[union-attr]
+                else:
+                    self._drop(resting.side, level)  # type: ignore[arg-type]
+                continue
             else:
                 problem = ("new, update, modified or remove", repr(change)[:200])
             if problem is not None:
