@@ -39,7 +39,7 @@ from .archive import (
 )
 from .batch_merge import Merged, merge_batches, single_stream
 from .gaps import GapError, archive_gaps, check_policy, gaps_in
-from .l4 import CoinBook, Deriver, book_snapshot, derivable, l4_state, row_subscriptions
+from .l4 import CoinBook, Deriver, derivable, l4_snapshot, l4_state, row_subscriptions
 from .l4 import columns as block_path
 from .merge import ORDERS, Item, _filtered, decode_batch, merge
 
@@ -305,13 +305,12 @@ class Replay:
         the last snapshot at or before ``at``, then only the blocks after it."""
         at_ns = to_ns(at, "at")
         assert at_ns is not None
-        with quiet_gc():  # a seek makes a dict per order: the cyclic collector would rescan them all
-            state = l4_state(self._store, coin, at_ns)
-            self.l4_rows_read = state.rows
-            self._desyncs += state.desyncs
-            if not state.rows:
+        with quiet_gc(off=True):  # a seek makes a dict per order, none in a cycle: the cyclic collector would rescan them all
+            shown, self.l4_rows_read, desyncs = l4_snapshot(self._store, coin, at_ns)
+            self._desyncs += desyncs
+            if not self.l4_rows_read:
                 raise ArchiveError(f"the archive has no L4 rows of {coin} at or before {at}: record them with `record --node-data` or `import` a node's files")
-            return book_snapshot(state)
+            return shown
 
     def _first_gap_ns(self) -> tuple[int, Gap] | None:
         """With ``on_gap="raise"``: where the replay must stop, and the gap there."""
@@ -507,15 +506,21 @@ class Replay:
 
 
 @contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
+def quiet_gc(*, off: bool = False) -> Iterator[None]:
     """Replay makes a few Python objects per frame, all acyclic: the cyclic collector rescanning
-    them every few hundred allocations costs a third of the time, so it runs rarely meanwhile."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], 100_000), threshold[1], threshold[2])
+    them every few hundred allocations costs a third of the time, so it runs rarely meanwhile
+    (``off``: not at all, for work that ends, such as a seek)."""
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    if off:
+        gc.disable()
+    else:
+        gc.set_threshold(max(threshold[0], 100_000), threshold[1], threshold[2])
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
+        if enabled:
+            gc.enable()
 
 
 class _Pacer:

@@ -113,3 +113,40 @@ def test_a_window_at_once_is_the_blocks_one_by_one_or_refused_untouched(window):
     assert not desyncs
     book.height, book.time_ms = reference.height, reference.time_ms  # the caller sets the window's last block
     assert state(book) == state(reference)
+
+
+@settings(max_examples=300, deadline=None)
+@given(windows(), st.booleans(), st.booleans())
+def test_a_seeks_snapshot_straight_from_its_base_is_the_books_or_refused(window, from_checkpoint, safe):
+    """``seek.snapshot_at`` (the base's orders as they came, the window's net effect, no book made)
+    shows exactly the book that applying the blocks to the base leaves: every order's dict, in
+    priority order, from a node snapshot or a checkpoint (orders kept short or as given); it
+    refuses only where the blocks find a desync."""
+    from replay.l4.checkpoints import ORDER_FIELDS
+    from replay.l4.seek import snapshot_at
+
+    book, blocks = window
+    base = L4Book.from_snapshot(COIN, 100, 0, *(book.orders(s) for s in "BA"))
+    short = None
+    if from_checkpoint:  # a checkpoint of a book that placed some orders itself: they are kept short
+        base.apply_block(100, 100, [{"time": "t", "user": USER, "status": "open", "order": order(500, "B", "97.5", "4")}],
+                         [{"user": USER, "oid": 500, "coin": COIN, "side": "B", "px": "97.5", "raw_book_diff": {"new": {"sz": "4"}}}])
+        levels, short = base.checkpoint_levels(ORDER_FIELDS)
+        base = L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe)
+    else:
+        levels = [base.orders(s) for s in "BA"]
+    reference = L4Book.from_snapshot(COIN, 100, 0, *levels) if not from_checkpoint else L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe)
+    expected_before = reference.snapshot()
+    desyncs = []
+    for height, lines, changes in blocks:
+        desyncs += reference.apply_block(height, height, lines, [{k: v for k, v in d.items() if v is not None or k != "side"} for d in changes])
+    diffs, diff_seqs, statuses, status_seqs = columns(blocks)
+    shown = snapshot_at(COIN, reference.height, reference.time_ms, safe if from_checkpoint else True, levels, short, (diff_seqs, diffs), (status_seqs, statuses))
+    event("shown straight" if shown is not None else "refused")
+    assert (L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe) if from_checkpoint else L4Book.from_snapshot(COIN, 100, 0, *levels)).snapshot() == expected_before  # the base untouched
+    if shown is None:
+        assert desyncs, "a window the blocks apply cleanly was refused"
+        return
+    assert not desyncs
+    assert shown == {**reference.snapshot(), "safe": reference.safe}
+    assert orjson.dumps(shown) == orjson.dumps({**reference.snapshot(), "safe": reference.safe})  # the same types, the same key order

@@ -502,19 +502,28 @@ def test_import_compact_and_checkpoint_commands_write_checkpoints_once(tmp_path)
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, LAST), st.sampled_from(COINS))
 def test_a_seek_applying_its_window_at_once_equals_applying_it_block_by_block(l4_archive, tick, coin):
-    """``net.apply_window`` (each oid followed through the window, the book changed once) gives the
-    book, height, time and safety that applying every block gives."""
+    """A seek's ``Snapshot`` shown straight from its base and the window's net effect
+    (``seek.snapshot_at``, no book made), from a book changed once by the window
+    (``net.apply_window``) and from applying every block: the same orders, height, time and safety."""
     import replay.l4.net as net
+    import replay.l4.seek as seek
 
     market = SyntheticMarket(seed=SEED)
     at = recv_ns_of(market, tick) // 1_000_000
-    fast = Replay(l4_archive).l4_book(coin, at)
+    straight: list[bool] = []
+    found = seek.snapshot_at
+    shown = {}
     patch = pytest.MonkeyPatch()
     try:
+        patch.setattr(seek, "snapshot_at", lambda *a, **k: straight.append(True) or found(*a, **k))
+        shown["straight"] = Replay(l4_archive).l4_book(coin, at)
+        patch.setattr(seek, "snapshot_at", lambda *a, **k: None)
+        shown["window"] = Replay(l4_archive).l4_book(coin, at)
         calls: list[bool] = []
         patch.setattr(net, "apply_window", lambda *a: calls.append(True) or False)
-        slow = Replay(l4_archive).l4_book(coin, at)
+        shown["blocks"] = Replay(l4_archive).l4_book(coin, at)
     finally:
         patch.undo()
-    assert fast == slow
-    assert calls or tick in SNAPSHOT_TICKS  # a window of rows was there to apply, unless the snapshot is the instant
+    assert shown["straight"] == shown["window"] == shown["blocks"]
+    assert orjson.dumps(shown["straight"]) == orjson.dumps(shown["blocks"])
+    assert (straight and calls) or tick in SNAPSHOT_TICKS  # a window of rows was there to apply, unless the snapshot is the instant

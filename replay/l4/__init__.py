@@ -11,8 +11,9 @@ from .state import (
     book_snapshot,
     derivable,
     has_l4,
+    l4_snapshot,
     l4_state,
     row_subscriptions,
 )
 
-__all__ = ["DIFFS", "SNAPSHOTS", "STATUSES", "CoinBook", "Deriver", "book_snapshot", "derivable", "has_l4", "l4_state", "row_subscriptions"]
+__all__ = ["DIFFS", "SNAPSHOTS", "STATUSES", "CoinBook", "Deriver", "book_snapshot", "derivable", "has_l4", "l4_snapshot", "l4_state", "row_subscriptions"]

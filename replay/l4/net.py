@@ -199,7 +199,7 @@ def follow(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statuses: p
     resting = book._orders
     group = np.cumsum(head) - 1
     held = [resting.get(o) for o in oid[head].tolist()]  # the order each oid's first diff finds
-    held_alive = np.fromiter((h is not None for h in held), bool, len(held))
+    held_alive = np.array([h is not None for h in held], bool)
     taken = pa.array(by_oid)
     size_after = pc.take(after, taken)
     zero = pc.fill_null(pc.match_substring_regex(size_after, r"^[-+]?(?:0+\.?0*|\.0+)(?:[eE][-+]?[0-9]+)?$"), False).to_numpy(zero_copy_only=False)
@@ -303,6 +303,16 @@ class _StatusLines:
         if self.orders_of is not None:
             return self.orders_of(pc.take(self.by_seq, pa.array(rows, pa.int64())).to_pylist())
         return pc.struct_field(self.lines.take(pa.array(rows, pa.int64())), "order").to_pylist()
+
+    def order_fields(self, rows: list[int], names: tuple[str, ...]) -> list[list[Any]]:
+        """Fields ``names`` of the orders of lines ``rows``, a list of values each (``orders``,
+        without a dict an order)."""
+        if not rows:
+            return [[] for _ in names]
+        if self.orders_of is not None:
+            return self.orders_of(pc.take(self.by_seq, pa.array(rows, pa.int64())).to_pylist(), names)  # type: ignore[call-arg]
+        orders = pc.struct_field(self.lines.take(pa.array(rows, pa.int64())), "order")
+        return [pc.struct_field(orders, name).to_pylist() for name in names]
 
 
 def _crossed(book: L4Book, removed: set[int], placed: list[tuple[str, str]]) -> bool:

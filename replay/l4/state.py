@@ -200,17 +200,44 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
     return Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], message)
 
 
-def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, known: tuple[CoinBook, int] | None = None, reads: dict[Any, Any] | None = None) -> CoinBook:
+def l4_snapshot(store: Store, coin: str, at_ns: int) -> tuple[dict[str, Any], int, list[Desync]]:
+    """The book server's ``Snapshot`` (with ``safe``) of the coin as of ``at_ns``, the rows read and
+    the desyncs found: shown straight from the base and the window where it can be (``seek``),
+    else from the book ``l4_state`` builds of the same rows."""
+    from .seek import snapshot_at
+
+    base = latest_base(store, coin, at_ns)
+    start_ns, height = (None, -1) if base is None else (base.recv_ns - SNAPSHOT_LATE_NS, base.message["data"]["height"])
+    window = _read_window(find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns), start_ns, at_ns, height)
+    if not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
+        # no base: an empty book, unsafe (as ``CoinBook`` starts one)
+        data = base.message["data"] if base is not None else {"height": 0, "levels": [[], []], "safe": False}
+        checkpoint = base is None or base.channel == CHECKPOINTS
+        height, time_ms = data["height"], data.get("block_ms") or 0
+        top, top_ms = window.last_block()
+        if top > height:
+            height, time_ms = top, top_ms
+        shown = snapshot_at(coin, height, time_ms, bool(data.get("safe")) if checkpoint else True, data["levels"], data.get("short") if checkpoint else None,
+                            window.joined(DIFFS), window.joined(STATUSES), window.status_orders)
+        if shown is not None:
+            return shown, (base is not None) + window.rows, []
+    state = l4_state(store, coin, at_ns, read=(base, window))
+    return book_snapshot(state), state.rows, state.desyncs
+
+
+def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, known: tuple[CoinBook, int] | None = None, reads: dict[Any, Any] | None = None,
+             read: tuple[Base | None, _Window] | None = None) -> CoinBook:
     """The coin's book as of receive time ``at_ns`` (inclusive): the last snapshot or checkpoint at
     or before it, then only the rows after it (``rows`` counts what was read). The window's diffs
     are applied at once where they allow it (``net``), else block by block; ``goes_on``: the caller
     applies more blocks to it (a replay's start), so it keeps the window's last blocks, which a
     snapshot arriving late rebuilds the book from. ``known``: a book the caller holds as of an
     earlier receive time (moved on in place), taken instead of a stored base no later than it;
-    ``reads``: row groups read already, kept for the next call (a walk from seek to seek)."""
+    ``reads``: row groups read already, kept for the next call (a walk from seek to seek); ``read``:
+    the base and window read already (``l4_snapshot``, no ``known``)."""
     from .net import apply_window
 
-    base = latest_base(store, coin, at_ns)
+    base = latest_base(store, coin, at_ns) if read is None else read[0]
     start_ns = None
     if known is not None and (base is None or base.recv_ns <= known[1]):
         state, start_ns = known
@@ -221,11 +248,14 @@ def l4_state(store: Store, coin: str, at_ns: int, *, goes_on: bool = False, know
                 state.checkpoint(base.message["data"])
             else:  # a fresh book takes the snapshot's as it is (no copy of each order)
                 data = base.message["data"]
-                state.book = L4Book.from_snapshot(coin, data["height"], data.get("block_ms") or 0, *data["levels"])
+                state.book = L4Book.from_snapshot(coin, data["height"], data.get("block_ms") or 0, *data["levels"], settle=goes_on)
             state.rows += 1
             start_ns = base.recv_ns - SNAPSHOT_LATE_NS
-    parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
-    window = _read_window(parts, start_ns, at_ns, state.book.height if start_ns is not None else -1, reads)
+    if read is not None:
+        window = read[1]
+    else:
+        parts = find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns)
+        window = _read_window(parts, start_ns, at_ns, state.book.height if start_ns is not None else -1, reads)
     state.rows += window.rows
     if not goes_on and not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
         diffs, statuses = window.joined(DIFFS), window.joined(STATUSES)
@@ -263,20 +293,27 @@ class _Window:
             return pa.array([], pa.int64()), pa.array([], CHANNELS[channel].shape.arrow_type)
         return pa.concat_arrays([seqs for seqs, *_ in runs]), pa.concat_arrays([data for _, data, *_ in runs])
 
-    def status_orders(self, rows: list[int]) -> list[dict[str, Any]]:
-        """The whole orders of status lines ``rows`` of ``joined(STATUSES)``."""
+    def status_orders(self, rows: list[int], names: tuple[str, ...] | None = None) -> Any:
+        """The whole orders of status lines ``rows`` of ``joined(STATUSES)``; with ``names``, only
+        those fields of them, a list of values each (only they are read)."""
         import pyarrow.compute as pc
 
         out: list[Any] = [None] * len(rows)
+        columns: list[list[Any]] = [[None] * len(rows) for _ in names or ()]
         start = 0
         for _, data, whole in self.typed[STATUSES]:
             mine = [(i, row - start) for i, row in enumerate(rows) if start <= row < start + len(data)]
             if mine:
-                orders = pc.struct_field(whole([r for _, r in mine]), "order").to_pylist()
-                for (i, _), order in zip(mine, orders):
-                    out[i] = order
+                if names is None:
+                    for (i, _), order in zip(mine, pc.struct_field(whole([r for _, r in mine]), "order").to_pylist()):
+                        out[i] = order
+                else:
+                    orders = pc.struct_field(whole([r for _, r in mine], [f"data.order.{n}" for n in names]), "order")
+                    for column, name in zip(columns, names):
+                        for (i, _), value in zip(mine, pc.struct_field(orders, name).to_pylist()):
+                            column[i] = value
             start += len(data)
-        return out
+        return out if names is None else columns
 
     def last_block(self) -> tuple[int, int]:
         """The highest block the window's rows name, and its time (what block-by-block ends at)."""
@@ -352,14 +389,14 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
                 chosen = table.take(pa.array(chosen_at))
                 whole = None
                 if part.channel == STATUSES:  # the lines whole, read when asked for (only their row groups)
-                    def whole(which: Any = None, parquet: Any = parquet, path: str = part.path, groups: list[int] = groups, at: Any = kept[chosen_at]) -> Any:
+                    def whole(which: Any = None, names: list[str] | None = None, parquet: Any = parquet, path: str = part.path, groups: list[int] = groups, at: Any = kept[chosen_at]) -> Any:
                         wanted = at if which is None else at[np.asarray(which, np.int64)]
                         sizes = np.array([parquet.metadata.row_group(g).num_rows for g in groups], np.int64)
                         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
                         index = np.searchsorted(starts, wanted, side="right") - 1
                         needed = sorted(set(index.tolist()))
                         local = wanted - starts[index] + np.concatenate([[0], np.cumsum(sizes[needed])[:-1]])[np.searchsorted(needed, index)]
-                        table = _read_groups(parquet, path, [groups[i] for i in needed], ["data"], reads, None)
+                        table = _read_groups(parquet, path, [groups[i] for i in needed], names or ["data"], reads, None)
                         return table.column("data").combine_chunks().take(pa.array(local))
                 window.typed[part.channel].append((chosen.column("seq").combine_chunks(), chosen.column("data").combine_chunks(), whole))
         raws = table.filter(pc.is_valid(table.column("raw")))

@@ -298,16 +298,20 @@ class L4Book:
     # --- building ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_snapshot(cls, coin: str, height: int, time_ms: int, bids: list[dict[str, Any]], asks: list[dict[str, Any]]) -> L4Book:
-        """A book from a snapshot's two sides (orders in priority order, each an order dict with its user)."""
+    def from_snapshot(cls, coin: str, height: int, time_ms: int, bids: list[dict[str, Any]], asks: list[dict[str, Any]], *, settle: bool = True) -> L4Book:
+        """A book from a snapshot's two sides (orders in priority order, each an order dict with its
+        user). ``settle``: its orders made compact at once, for a book that lives on (not a seek's)."""
         book = cls(coin, height, time_ms)
         for side in (bids, asks):
             for order in side:
-                whole = dict(order)
-                book._add(_Resting(int(whole["oid"]), 0 if whole["side"] == "B" else 1, whole["limitPx"], whole["sz"], whole.get("user"), whole, whole))
-        for resting in book._fresh:  # a node snapshot starts a book that lives on: compact at once
-            resting.settle()
-        book._fresh = []
+                resting = _Resting(int(order["oid"]), 0 if order["side"] == "B" else 1, order["limitPx"], order["sz"], order.get("user"), order, order)
+                if settle:
+                    resting.settle()
+                if type(resting.rest) is list:
+                    resting.rest = [dict(order)]  # kept as given: a copy, the caller's may change
+                book._add(resting)
+        if settle:
+            book._fresh = []
         return book
 
     @classmethod

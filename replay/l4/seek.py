@@ -1,0 +1,153 @@
+"""The book at an instant shown straight from its base and the window's net effect, with no book made.
+
+A seek (``Replay.l4_book``) wants the book server's ``Snapshot`` once, not a book to go on with.
+Its base (a node snapshot or a checkpoint) already holds the orders in priority order, as the
+dicts the snapshot will show; the window's diffs, followed oid by oid (``net.follow``, with every
+check the book makes), say which of them leave, which change size and which orders join. So the
+snapshot is the base's orders that stay, each as it was (a size changed where one was), with the
+orders that join placed at the end of their price level in arrival order: a dict made only for an
+order the window placed or a checkpoint keeps in its short form. Anything else (a base whose sides
+are not in priority order, an oid twice, a check that fails, a book crossed at the end) is None:
+the caller builds the book, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from schemas.l4.book import _Resting
+
+from .net import follow
+
+
+class _Held:
+    """A base order as ``follow`` reads it (``book._orders``): its place and size, nothing else."""
+
+    __slots__ = ("oid", "px_text", "side", "sz_text")
+
+    def __init__(self, oid: int, side: int, px_text: str, sz_text: str) -> None:
+        self.oid, self.side, self.px_text, self.sz_text = oid, side, px_text, sz_text
+
+
+class _Base:
+    """A base's orders as they came (``levels``: bids then asks, in priority order; ``short``: which
+    a checkpoint keeps in the node's full shape and shows in the book server's)."""
+
+    def __init__(self, coin: str, levels: list[list[dict[str, Any]]], short: list[list[bool]] | None) -> None:
+        self.coin, self.levels, self.short = coin, levels, short
+        self.prices: list[list[Decimal]] = [[], []]  # each order's, as its level's key
+        self._orders: dict[int, _Held] = {}
+
+    def valid(self) -> bool:
+        """Whether the book would hold these orders in this order: each on its list's side, each
+        side in price order (best first; a level's orders together), no oid twice."""
+        held, known = self._orders, _PRICES
+        for side, orders in enumerate(self.levels):
+            bids = side == 0
+            prices = self.prices[side]
+            last: Decimal | None = None
+            for order in orders:
+                oid, text, size = order.get("oid"), order.get("limitPx"), order.get("sz")
+                if (order.get("side") == "B") != bids or type(oid) is not int or oid in held or type(size) is not str:
+                    return False
+                held[oid] = _Held(oid, side, text, size)  # type: ignore[arg-type]
+                price = known.get(text) or _price(text)  # type: ignore[arg-type]
+                if price is None or (last is not None and (price > last if bids else price < last)):
+                    return False
+                prices.append(price)
+                last = price
+        return True
+
+    def shown(self, side: int, at: int, coin: str, size: str | None) -> dict[str, Any]:
+        """The base order as the book would show it, its size ``size`` where the window changed it."""
+        order = self.levels[side][at]
+        if not (self.short and self.short[side][at]):
+            return order if size is None else dict(order, sz=size)
+        return _Resting(order["oid"], side, order["limitPx"], order["sz"] if size is None else size, order.get("user"), order, None).whole(coin)
+
+
+_PRICES: dict[str, Decimal] = {}
+# a placed order's fields the book shows beside its place (``_Resting.whole``), read as columns
+SHOWN = ("timestamp", "triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid")
+
+
+def _price(text: Any) -> Decimal | None:
+    found = _PRICES.get(text) if type(text) is str else None
+    if found is None:
+        if type(text) is not str:
+            return None
+        try:
+            found = Decimal(text)
+        except InvalidOperation:
+            return None
+        if not found.is_finite():
+            return None
+        if len(_PRICES) > 100_000:
+            _PRICES.clear()
+        _PRICES[text] = found
+    return found
+
+
+def _best(out: list[dict[str, Any]], joins: list[tuple[Decimal, int, dict[str, Any]]], prices: list[Decimal], orders: list[dict[str, Any]], removed: set[int]) -> Decimal | None:
+    """The side's best price as the book keys it: its first order's level."""
+    if not out:
+        return None
+    if joins and out[0] is joins[0][2]:
+        return joins[0][0]
+    return next(prices[at] for at, order in enumerate(orders) if order["oid"] not in removed)
+
+
+def snapshot_at(coin: str, height: int, time_ms: int, safe: bool, levels: list[list[dict[str, Any]]], short: list[list[bool]] | None,
+                diffs: tuple[Any, Any], statuses: tuple[Any, Any], orders_of: Callable[..., Any] | None = None) -> dict[str, Any] | None:
+    """The ``Snapshot`` (with ``safe``) of the base ``levels`` after the window's diffs and status
+    lines (``(seqs, data)`` each; ``orders_of`` as ``net.follow`` takes it); None where the book
+    must be built (see the module's docstring)."""
+    base = _Base(coin, levels, short)
+    if not base.valid():
+        return None
+    followed = follow(base, diffs[1], diffs[0], statuses[1], statuses[0], orders_of)  # type: ignore[arg-type]
+    if followed is None:
+        return None
+    removed, resized, placed = followed.leaves() if followed.n else (set(), [], [])
+    fields = followed.lines.order_fields([row for *_, row in placed], SHOWN)
+    joining: list[list[tuple[Decimal, int, dict[str, Any]]]] = [[], []]
+    for (seq, oid, side, px, user, size, _), ts, condition, trigger, trigger_px, tpsl, reduce, kind, tif, cloid in zip(placed, *fields):
+        price = _price(px)
+        if price is None:
+            return None
+        bid = side == "B"
+        joining[0 if bid else 1].append((price, seq, {  # as the book shows an order a status line placed (L4Book ``_Resting.whole``)
+            "user": user, "coin": coin, "side": "B" if bid else "A", "limitPx": px, "sz": size, "oid": oid, "timestamp": ts, "triggerCondition": condition,
+            "isTrigger": trigger, "triggerPx": trigger_px, "isPositionTpsl": tpsl, "reduceOnly": reduce, "orderType": kind, "tif": tif, "cloid": cloid,
+        }))
+    sizes = {h.oid: size for h, size in resized}
+    sides: list[list[dict[str, Any]]] = []
+    best: list[Decimal | None] = [None, None]
+    for index in (0, 1):
+        joins = sorted(joining[index], key=lambda j: (-j[0] if index == 0 else j[0], j[1]))
+        out: list[dict[str, Any]] = []
+        taken = 0  # joins shown so far
+        level: Decimal | None = None
+        prices = base.prices[index]
+        for at, order in enumerate(levels[index]):
+            oid = order["oid"]
+            if oid in removed:
+                continue
+            price = prices[at]
+            if price != level:  # a new level: the joins at the one before go after its orders, then those better than this one
+                while taken < len(joins) and (joins[taken][0] == level or (joins[taken][0] > price if index == 0 else joins[taken][0] < price)):
+                    out.append(joins[taken][2])
+                    taken += 1
+                level = price
+            out.append(base.shown(index, at, coin, sizes.get(oid)))
+        out.extend(j[2] for j in joins[taken:])
+        sides.append(out)
+        best[index] = _best(out, joins, prices, levels[index], removed)
+    if best[0] is not None and best[1] is not None and best[0] >= best[1]:
+        return None  # crossed: the book records a desync, block by block
+    return {"coin": coin, "time": time_ms, "height": height, "levels": sides, "safe": safe}
+
+
+__all__ = ["snapshot_at"]
