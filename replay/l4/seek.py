@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from schemas.l4.book import _Resting
+from schemas.l4.book import ORDER_KEYS, _Resting
 
 from .net import follow
 
@@ -61,14 +61,25 @@ class _Base:
         return True
 
     def shown(self, side: int, at: int, coin: str, size: str | None) -> dict[str, Any]:
-        """The base order as the book would show it, its size ``size`` where the window changed it."""
+        """The base order as the book would show it, its size ``size`` where the window changed it.
+        A checkpoint's order kept in the node's full shape becomes the book server's in place (its
+        dict is this seek's own): the same keys in the same order, less ``children`` and ``origSz``."""
         order = self.levels[side][at]
         if not (self.short and self.short[side][at]):
             return order if size is None else dict(order, sz=size)
+        if len(order) == len(_FULL) and tuple(order) == _FULL:
+            del order["children"], order["origSz"]
+            letter = "B" if side == 0 else "A"
+            if size is not None:
+                order["sz"] = size
+            if order["coin"] != coin or order["side"] != letter:
+                order["coin"], order["side"] = coin, letter
+            return order
         return _Resting(order["oid"], side, order["limitPx"], order["sz"] if size is None else size, order.get("user"), order, None).whole(coin)
 
 
 _PRICES: dict[str, Decimal] = {}
+_FULL = ("user", *(k for k in ORDER_KEYS[1:10]), "children", *ORDER_KEYS[10:13], "origSz", *ORDER_KEYS[13:])  # a checkpoint row's order (a node snapshot's)
 # a placed order's fields the book shows beside its place (``_Resting.whole``), read as columns
 SHOWN = ("timestamp", "triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid")
 
@@ -90,13 +101,13 @@ def _price(text: Any) -> Decimal | None:
     return found
 
 
-def _best(out: list[dict[str, Any]], joins: list[tuple[Decimal, int, dict[str, Any]]], prices: list[Decimal], orders: list[dict[str, Any]], removed: set[int]) -> Decimal | None:
-    """The side's best price as the book keys it: its first order's level."""
-    if not out:
-        return None
-    if joins and out[0] is joins[0][2]:
-        return joins[0][0]
-    return next(prices[at] for at, order in enumerate(orders) if order["oid"] not in removed)
+def _best(index: int, joins: list[tuple[Decimal, int, dict[str, Any]]], prices: list[Decimal], orders: list[dict[str, Any]], removed: set[int]) -> Decimal | None:
+    """The side's best price as the book keys it once the window is applied."""
+    kept = next((prices[at] for at, order in enumerate(orders) if order["oid"] not in removed), None)
+    joined = joins[0][0] if joins else None  # joins are best first
+    if kept is None or joined is None:
+        return joined if kept is None else kept
+    return max(kept, joined) if index == 0 else min(kept, joined)
 
 
 def snapshot_at(coin: str, height: int, time_ms: int, safe: bool, levels: list[list[dict[str, Any]]], short: list[list[bool]] | None,
@@ -122,11 +133,15 @@ def snapshot_at(coin: str, height: int, time_ms: int, safe: bool, levels: list[l
             "user": user, "coin": coin, "side": "B" if bid else "A", "limitPx": px, "sz": size, "oid": oid, "timestamp": ts, "triggerCondition": condition,
             "isTrigger": trigger, "triggerPx": trigger_px, "isPositionTpsl": tpsl, "reduceOnly": reduce, "orderType": kind, "tif": tif, "cloid": cloid,
         }))
+    for index in (0, 1):
+        joining[index].sort(key=lambda j: (-j[0] if index == 0 else j[0], j[1]))
+    best = [_best(index, joining[index], base.prices[index], levels[index], removed) for index in (0, 1)]
+    if best[0] is not None and best[1] is not None and best[0] >= best[1]:
+        return None  # crossed: the book records a desync, block by block (nothing here changed yet)
     sizes = {h.oid: size for h, size in resized}
     sides: list[list[dict[str, Any]]] = []
-    best: list[Decimal | None] = [None, None]
     for index in (0, 1):
-        joins = sorted(joining[index], key=lambda j: (-j[0] if index == 0 else j[0], j[1]))
+        joins = joining[index]
         out: list[dict[str, Any]] = []
         taken = 0  # joins shown so far
         level: Decimal | None = None
@@ -144,9 +159,6 @@ def snapshot_at(coin: str, height: int, time_ms: int, safe: bool, levels: list[l
             out.append(base.shown(index, at, coin, sizes.get(oid)))
         out.extend(j[2] for j in joins[taken:])
         sides.append(out)
-        best[index] = _best(out, joins, prices, levels[index], removed)
-    if best[0] is not None and best[1] is not None and best[0] >= best[1]:
-        return None  # crossed: the book records a desync, block by block
     return {"coin": coin, "time": time_ms, "height": height, "levels": sides, "safe": safe}
 
 
