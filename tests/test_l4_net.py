@@ -116,8 +116,8 @@ def test_a_window_at_once_is_the_blocks_one_by_one_or_refused_untouched(window):
 
 
 @settings(max_examples=300, deadline=None)
-@given(windows(), st.booleans(), st.booleans())
-def test_a_seeks_snapshot_straight_from_its_base_is_the_books_or_refused(window, from_checkpoint, safe):
+@given(windows(), st.booleans(), st.booleans(), st.booleans())
+def test_a_seeks_snapshot_straight_from_its_base_is_the_books_or_refused(window, from_checkpoint, safe, as_columns):
     """``seek.snapshot_at`` (the base's orders as they came, the window's net effect, no book made)
     shows exactly the book that applying the blocks to the base leaves: every order's dict, in
     priority order, from a node snapshot or a checkpoint (orders kept short or as given); it
@@ -135,13 +135,20 @@ def test_a_seeks_snapshot_straight_from_its_base_is_the_books_or_refused(window,
         base = L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe)
     else:
         levels = [base.orders(s) for s in "BA"]
+    sides: Any = levels
+    if as_columns:  # the base as a typed row holds it: its orders as struct arrays, and as its frame's dicts
+        from schemas.channels import L4_SNAPSHOT_ORDER
+        from schemas.shapes import column_values
+
+        sides = [pa.array([L4_SNAPSHOT_ORDER.prepare(o) for o in side], L4_SNAPSHOT_ORDER.arrow_type) for side in levels]
+        levels = [column_values(L4_SNAPSHOT_ORDER, side) for side in sides]
     reference = L4Book.from_snapshot(COIN, 100, 0, *levels) if not from_checkpoint else L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe)
     expected_before = reference.snapshot()
     desyncs = []
     for height, lines, changes in blocks:
         desyncs += reference.apply_block(height, height, lines, [{k: v for k, v in d.items() if v is not None or k != "side"} for d in changes])
     diffs, diff_seqs, statuses, status_seqs = columns(blocks)
-    shown = snapshot_at(COIN, reference.height, reference.time_ms, safe if from_checkpoint else True, levels, short, (diff_seqs, diffs), (status_seqs, statuses))
+    shown = snapshot_at(COIN, reference.height, reference.time_ms, safe if from_checkpoint else True, sides, short, (diff_seqs, diffs), (status_seqs, statuses), columns=as_columns)
     event("shown straight" if shown is not None else "refused")
     assert (L4Book.from_checkpoint(COIN, 100, 100, levels, short, safe) if from_checkpoint else L4Book.from_snapshot(COIN, 100, 0, *levels)).snapshot() == expected_before  # the base untouched
     if shown is None:

@@ -144,15 +144,37 @@ def _same(a: L4Book, b: L4Book) -> bool:
     return all([(o["oid"], o["sz"]) for o in a.orders(side)] == [(o["oid"], o["sz"]) for o in b.orders(side)] for side in ("B", "A"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Base:
-    """A row a seek can start from: a node snapshot or a checkpoint, with its keys."""
+    """A row a seek can start from: a node snapshot or a checkpoint, with its keys; its frame is
+    made only when asked for (``message``), and a seek may read its orders as columns (``typed``)."""
 
     recv_ns: int
     session: str
     seq: int
     channel: str
-    message: dict[str, Any]
+    row: Any  # the row, as a one-row table
+    _message: dict[str, Any] | None = None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        if self._message is None:
+            from schemas.rows import batch_messages
+
+            self._message = next(batch_messages(self.row))
+        return self._message
+
+    def typed(self) -> Any:
+        """The row's ``data`` as its channel's typed struct (a one-row array), or None where it is
+        kept as text or of another type (``message`` then reads it)."""
+        from schemas.channels import CHANNELS
+        from schemas.shapes import plain_type
+
+        names = self.row.column_names
+        if "data" not in names or ("raw" in names and self.row.column("raw").null_count < 1):
+            return None
+        data = self.row.column("data").chunk(0)
+        return data if data.is_valid()[0].as_py() and plain_type(data.type) == CHANNELS[self.channel].shape.arrow_type else None
 
 
 def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str, ...] = (SNAPSHOTS, CHECKPOINTS)) -> Base | None:
@@ -160,8 +182,6 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
     before a checkpoint of the same block). Parts are tried latest first, by the catalog's last
     receive times; only their keys are read, then the one row chosen (its row group: a checkpoint is
     a row group of its own), which alone becomes a dict."""
-    from schemas.rows import batch_messages
-
     from ..archive import open_part
 
     parts = find_parts(store, channels=list(channels), coins=[coin], end_ns=at_ns)
@@ -194,10 +214,23 @@ def latest_base(store: Store, coin: str, at_ns: int | None, channels: tuple[str,
         start += parquet.metadata.row_group(group).num_rows
         group += 1
     row = parquet.read_row_group(group).slice(index - start, 1).combine_chunks()
-    message = next(batch_messages(row))
-    if message["data"].get("coin", coin) != coin:
+    base = Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], row)
+    typed = base.typed()
+    found = typed.field("coin")[0].as_py() if typed is not None else base.message["data"].get("coin", coin)
+    return base if found == coin else None
+
+
+def _typed_sides(typed: Any) -> list[Any] | None:
+    """A typed snapshot or checkpoint's two sides, each its orders as a struct array; None if it
+    holds other than two sides, or a null (``message`` then reads it)."""
+    if typed is None:
         return None
-    return Base(row.column("recv_ns")[0].as_py(), row.column("session")[0].as_py(), row.column("seq")[0].as_py(), best[2], message)
+    levels = typed.field("levels")[0]
+    if not levels.is_valid or len(levels) != 2 or levels.values.null_count:
+        return None
+    if typed.type.get_field_index("short") >= 0 and not typed.field("short")[0].is_valid:
+        return None
+    return [side.values for side in levels.values]
 
 
 def l4_snapshot(store: Store, coin: str, at_ns: int) -> tuple[dict[str, Any], int, list[Desync]]:
@@ -207,18 +240,27 @@ def l4_snapshot(store: Store, coin: str, at_ns: int) -> tuple[dict[str, Any], in
     from .seek import snapshot_at
 
     base = latest_base(store, coin, at_ns)
-    start_ns, height = (None, -1) if base is None else (base.recv_ns - SNAPSHOT_LATE_NS, base.message["data"]["height"])
+    typed = base.typed() if base is not None else None
+    sides = _typed_sides(typed)
+    if base is None:  # an empty book, unsafe (as ``CoinBook`` starts one)
+        data: dict[str, Any] = {"height": 0, "levels": [[], []], "safe": False}
+    elif sides is not None:  # its orders read as columns, made dicts only where they stay
+        data = {name: typed.field(name)[0].as_py() for name in ("height", "block_ms", "safe") if typed.type.get_field_index(name) >= 0}
+        data["levels"] = sides
+        if base.channel == CHECKPOINTS:
+            data["short"] = typed.field("short")[0].as_py()
+    else:
+        data = base.message["data"]
+    start_ns, height = (None, -1) if base is None else (base.recv_ns - SNAPSHOT_LATE_NS, data["height"])
     window = _read_window(find_parts(store, channels=[STATUSES, DIFFS], coins=[coin], start_ns=start_ns, end_ns=at_ns), start_ns, at_ns, height)
     if not window.raws[STATUSES] and not window.raws[DIFFS] and window.typed[DIFFS]:
-        # no base: an empty book, unsafe (as ``CoinBook`` starts one)
-        data = base.message["data"] if base is not None else {"height": 0, "levels": [[], []], "safe": False}
         checkpoint = base is None or base.channel == CHECKPOINTS
         height, time_ms = data["height"], data.get("block_ms") or 0
         top, top_ms = window.last_block()
         if top > height:
             height, time_ms = top, top_ms
         shown = snapshot_at(coin, height, time_ms, bool(data.get("safe")) if checkpoint else True, data["levels"], data.get("short") if checkpoint else None,
-                            window.joined(DIFFS), window.joined(STATUSES), window.status_orders)
+                            window.joined(DIFFS), window.joined(STATUSES), window.status_orders, columns=sides is not None)
         if shown is not None:
             return shown, (base is not None) + window.rows, []
     state = l4_state(store, coin, at_ns, read=(base, window))
