@@ -157,3 +157,26 @@ def test_a_seeks_snapshot_straight_from_its_base_is_the_books_or_refused(window,
     assert not desyncs
     assert shown == {**reference.snapshot(), "safe": reference.safe}
     assert orjson.dumps(shown) == orjson.dumps({**reference.snapshot(), "safe": reference.safe})  # the same types, the same key order
+
+
+def test_windows_applied_at_once_settle_the_orders_they_keep():
+    """A replay that only ever applies windows (derived ``l2Book`` from level sums) never applies a
+    block: its placed orders still settle a few windows on, and nothing keeps the ones that left."""
+    from schemas.l4.book import SETTLE_AFTER_BLOCKS
+
+    book = L4Book.from_snapshot(COIN, 100, 0, [], [])
+    height, oid = 100, 1
+    for _ in range(SETTLE_AFTER_BLOCKS + 3):
+        blocks = []
+        for _ in range(3):
+            height += 1
+            lines = [{"time": "t", "user": USER, "status": "open", "order": order(o, "B", "99.5", "1")} for o in (oid, oid + 1)]
+            changes = [{"user": USER, "oid": o, "coin": COIN, "side": "B", "px": "99.5", "raw_book_diff": {"new": {"sz": "1"}}} for o in (oid, oid + 1)]
+            changes.append({"user": USER, "oid": oid + 1, "coin": COIN, "side": "B", "px": "99.5", "raw_book_diff": "remove"})
+            blocks.append((height, lines, changes))
+            oid += 2
+        assert apply_window(book, *columns(blocks))
+        assert book._fresh == [] and len(book._young) <= SETTLE_AFTER_BLOCKS
+    settled = [r for r in book._orders.values() if type(r.rest) is tuple]
+    assert len(book) == 3 * (SETTLE_AFTER_BLOCKS + 3) and len(settled) == 3 * 3  # the first windows' orders, compact
+    assert book.orders("B")[0]["timestamp"] == 1 and book.orders("B")[-1]["oid"] == oid - 2

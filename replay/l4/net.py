@@ -164,6 +164,7 @@ class Followed:
         orders = self.lines.orders([row for *_, row in placed])  # only the orders that stay become dicts
         for (_, o, side, px, user, size, _), whole in zip(placed, orders):
             book._add(_Resting(o, 0 if side == "B" else 1, px, size, user, whole, None))
+        book.aged()  # the window is a generation of its own: what it placed and keeps settles a few windows on
 
 
 def follow(book: L4Book, diffs: pa.StructArray, diff_seqs: pa.Array, statuses: pa.StructArray, status_seqs: pa.Array,

@@ -106,22 +106,31 @@ _SHAPE_TYPES = (str, bool, str, bool, bool, str, str)
 _SHAPES: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # shape values (as _shape_values takes them) -> a shape
 _shape_values = itemgetter(*_SHAPE_KEYS)
 _SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # every shape, once
-_EMPTY: tuple[()] = ()  # children: [] (a fresh list whenever shown)
+_EMPTY: tuple[()] = ()  # children: [] (a fresh list whenever shown); a text (as typed rows give it, "[]") is kept as it is
 _OWN = frozenset(("timestamp", "cloid", "origSz", "children", *_SHAPE_KEYS))
+
+
+def _children_mark(children: Any) -> Any:
+    """What a shape keeps of ``children``: ``_EMPTY`` for ``[]``, a text as it is; None for
+    anything else (no children, or some: the order keeps its dict)."""
+    if type(children) is list:
+        return _EMPTY if not children else None
+    return children if type(children) is str else None
 
 
 def _shape(given: str | bool, children: Any, values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The shared shape of these values, or None where they cannot be shared. ``given``: False, or
     the coin a snapshot's dict gave (shown as given)."""
-    if children is not None and not (type(children) is list and not children):
+    mark = _children_mark(children)
+    if mark is None and children is not None:
         return None
     for value, kind in zip(values, _SHAPE_TYPES):
         if value is not None and type(value) is not kind:  # never 0 for False (equal as keys): the lookup checks only the flags
             return None
-    shape = (given, None if children is None else _EMPTY, *values)
+    shape = (given, mark, *values)
     shape = _SHARED.setdefault(shape, shape)
-    if given is False and children is not None:
-        _SHAPES.setdefault(values, shape)  # where the next status line of these values finds it
+    if given is False and mark is not None:
+        _SHAPES.setdefault((mark, values), shape)  # where the next status line of these values finds it
     if len(_SHARED) > 10_000:
         _SHARED.clear()
         _SHAPES.clear()
@@ -158,10 +167,9 @@ class _Resting:
             return
         base = rest
         try:  # a status line's order as a node writes it: every key there, children empty
-            shape = _SHAPES[_shape_values(base)]
-            children = base["children"]
-            if type(children) is not list or children or shape[3] is not base["isTrigger"] or shape[5] is not base["isPositionTpsl"] or shape[6] is not base["reduceOnly"]:
-                shape = None  # children not [], or 0 where a shape holds False
+            shape = _SHAPES[(_children_mark(base["children"]), _shape_values(base))]
+            if shape[3] is not base["isTrigger"] or shape[5] is not base["isPositionTpsl"] or shape[6] is not base["reduceOnly"]:
+                shape = None  # 0 where a shape holds False
         except (KeyError, TypeError):
             shape = None
         if shape is None:
@@ -202,7 +210,8 @@ class _Resting:
         if key == "origSz":
             return self.orig
         if key == "children":
-            return None if rest[1] is None else []
+            children = rest[1]
+            return [] if children is _EMPTY else children
         return rest[2 + _SHAPE_KEYS.index(key)]
 
     def whole(self, coin: str) -> dict[str, Any]:
@@ -371,6 +380,15 @@ class L4Book:
         level.shown = None
         resting.level = level
 
+    def aged(self) -> None:
+        """A block (or a window of them, applied at once) has gone by for the orders placed since the
+        last: those placed ``SETTLE_AFTER_BLOCKS`` generations ago that still rest are settled."""
+        if self._fresh:
+            self._young.append(self._fresh)
+            self._fresh = []
+        if len(self._young) > SETTLE_AFTER_BLOCKS:
+            self._settle(self._young.popleft())
+
     def _settle(self, placed: list[_Resting]) -> None:
         orders = self._orders
         for resting in placed:
@@ -490,11 +508,7 @@ class L4Book:
                 problem = ("new, update, modified or remove", repr(change)[:200])
             if problem is not None:
                 found.append(Desync(coin, height, oid, *problem))
-        if self._fresh:
-            self._young.append(self._fresh)
-            self._fresh = []
-            if len(self._young) > SETTLE_AFTER_BLOCKS:
-                self._settle(self._young.popleft())
+        self.aged()
         crossed = self._crossed()
         if crossed is not None:
             found.append(Desync(coin, height, None, "best bid below best ask", crossed))
