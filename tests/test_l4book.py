@@ -215,3 +215,19 @@ def test_a_value_equal_to_a_shared_one_but_of_another_type_stays_as_it_came():
             second.settle()
             assert orjson.dumps(second.whole("BTC")) == orjson.dumps(_Resting(2, 0, "1.0", "1.0", USER, node | {key: number}, None).whole("BTC"))
             assert second.whole("BTC")[key] is number
+
+
+def test_an_order_with_children_never_takes_the_shape_of_one_without():
+    """A shape is shared by orders of equal values: children ``[]``, a text, none and some are
+    told apart, and an order with some keeps its dict."""
+    from replay.l4.checkpoints import ORDER_FIELDS
+    from schemas.l4.book import _Resting
+
+    node = {"coin": "BTC", "side": "B", "limitPx": "1.0", "sz": "1.0", "oid": 1, "timestamp": 1, "triggerCondition": "N/A", "isTrigger": False, "triggerPx": "0.0",
+            "isPositionTpsl": False, "reduceOnly": False, "orderType": "Limit", "origSz": "1.0", "tif": "Gtc", "cloid": None}
+    for children in (None, [], "[]", [{"oid": 9}], None, "[]", [], [{"oid": 9}]):
+        base = node if children is None else node | {"children": children}
+        resting = _Resting(1, 0, "1.0", "1.0", USER, base, None)
+        resting.settle()
+        assert resting.full("BTC", ORDER_FIELDS)[0]["children"] == children
+        assert (type(resting.rest) is dict) == (children == [{"oid": 9}])

@@ -20,7 +20,6 @@ from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from operator import itemgetter
 from typing import Any
 
 # the order fields a snapshot level carries, in the book server's order (the status line's order,
@@ -103,8 +102,7 @@ def _details(statuses: list[dict[str, Any]], coin: str) -> dict[int, tuple[Any, 
 # a value of another type) keeps its dict.
 _SHAPE_KEYS = ("triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif")
 _SHAPE_TYPES = (str, bool, str, bool, bool, str, str)
-_SHAPES: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # shape values (as _shape_values takes them) -> a shape
-_shape_values = itemgetter(*_SHAPE_KEYS)
+_SHAPES: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # (children's mark, the values of _SHAPE_KEYS) -> a status line's shape
 _SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # every shape, once
 _EMPTY: tuple[()] = ()  # children: [] (a fresh list whenever shown); a text (as typed rows give it, "[]") is kept as it is
 _OWN = frozenset(("timestamp", "cloid", "origSz", "children", *_SHAPE_KEYS))
@@ -129,7 +127,7 @@ def _shape(given: str | bool, children: Any, values: tuple[Any, ...]) -> tuple[A
             return None
     shape = (given, mark, *values)
     shape = _SHARED.setdefault(shape, shape)
-    if given is False and mark is not None:
+    if given is False:
         _SHAPES.setdefault((mark, values), shape)  # where the next status line of these values finds it
     if len(_SHARED) > 10_000:
         _SHARED.clear()
@@ -166,14 +164,14 @@ class _Resting:
         if type(rest) is not dict:
             return
         base = rest
-        try:  # a status line's order as a node writes it: every key there, children empty
-            shape = _SHAPES[(_children_mark(base["children"]), _shape_values(base))]
-            if shape[3] is not base["isTrigger"] or shape[5] is not base["isPositionTpsl"] or shape[6] is not base["reduceOnly"]:
-                shape = None  # 0 where a shape holds False
-        except (KeyError, TypeError):
+        children, values = base.get("children"), tuple(map(base.get, _SHAPE_KEYS))
+        mark = _children_mark(children)
+        try:
+            shape = _SHAPES.get((mark, values)) if mark is not None or children is None else None
+        except TypeError:  # a value that cannot be a key: _shape says no
             shape = None
-        if shape is None:
-            shape = _shape(False, base.get("children"), tuple(base.get(k) for k in _SHAPE_KEYS))
+        if shape is None or shape[3] is not values[1] or shape[5] is not values[3] or shape[6] is not values[4]:  # 0 where a shape holds False
+            shape = _shape(False, children, values)
         if shape is not None:
             self.ts, self.cloid, orig = base.get("timestamp"), base.get("cloid"), base.get("origSz")
             self.orig, self.rest = texts.get(orig) or _one(orig), shape
