@@ -527,3 +527,18 @@ def test_a_seek_applying_its_window_at_once_equals_applying_it_block_by_block(l4
     assert shown["straight"] == shown["window"] == shown["blocks"]
     assert orjson.dumps(shown["straight"]) == orjson.dumps(shown["blocks"])
     assert (straight and calls) or tick in SNAPSHOT_TICKS  # a window of rows was there to apply, unless the snapshot is the instant
+
+
+def test_a_seek_over_an_archive_without_l4_rows_says_what_to_record(tmp_path):
+    """A market-only archive (an l2Book stream, no node rows): ``l4_book`` is a one-line error that
+    says how to get L4 rows, not a crash or an empty book."""
+    from schemas.layout import ArchiveError
+
+    market = SyntheticMarket(seed=SEED)
+    sub = parse_subscription({"type": "l2Book", "coin": "BTC"})
+    frames = market.frames(sub)
+    with ArchiveWriter(tmp_path, session="market") as writer:
+        for tick in range(1, 4):
+            writer.write(next(frames), recv_ns_of(market, tick), sub)
+    with pytest.raises(ArchiveError, match="no L4 rows of BTC.*record --node-data"):
+        Replay(tmp_path).l4_book("BTC", recv_ns_of(market, 3) // 1_000_000)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from schemas.l4.book import ORDER_KEYS, _Resting
+from schemas.l4.book import _DECIMALS, ORDER_KEYS, _dec, _Resting
 
 from .net import follow
 
@@ -46,7 +46,7 @@ class _Base:
     def valid(self, touched: Any) -> bool:
         """Whether the book would hold these orders in this order: each on its list's side, each
         side in price order (best first; a level's orders together), no oid twice."""
-        held, known = self._orders, _PRICES
+        held = self._orders
         for side, orders in enumerate(self.levels):
             bids = side == 0
             prices, oids = self.prices[side], self.oids[side]
@@ -56,7 +56,7 @@ class _Base:
                 if (order.get("side") == "B") != bids or type(oid) is not int or oid in held or type(size) is not str:
                     return False
                 held[oid] = _Held(oid, side, text, size)  # type: ignore[arg-type]
-                price = known.get(text) or _price(text)  # type: ignore[arg-type]
+                price = _price(text)
                 if price is None or (last is not None and (price > last if bids else price < last)):
                     return False
                 prices.append(price)
@@ -156,27 +156,21 @@ def _short(order: dict[str, Any], side: int, coin: str, size: str | None) -> dic
     return _Resting(order["oid"], side, order["limitPx"], order["sz"] if size is None else size, order.get("user"), order, None).whole(coin)
 
 
-_PRICES: dict[str, Decimal] = {}
 _FULL = ("user", *(k for k in ORDER_KEYS[1:10]), "children", *ORDER_KEYS[10:13], "origSz", *ORDER_KEYS[13:])  # a checkpoint row's order (a node snapshot's)
 # a placed order's fields the book shows beside its place (``_Resting.whole``), read as columns
 SHOWN = ("timestamp", "triggerCondition", "isTrigger", "triggerPx", "isPositionTpsl", "reduceOnly", "orderType", "tif", "cloid")
 
 
 def _price(text: Any) -> Decimal | None:
-    found = _PRICES.get(text) if type(text) is str else None
-    if found is None:
-        if type(text) is not str:
-            return None
-        try:
-            found = Decimal(text)
-        except InvalidOperation:
-            return None
-        if not found.is_finite():
-            return None
-        if len(_PRICES) > 100_000:
-            _PRICES.clear()
-        _PRICES[text] = found
-    return found
+    """A price text as the book keys its level (its own cache of decimals), or None where the book
+    could not take it."""
+    if type(text) is not str:
+        return None
+    try:
+        found = _DECIMALS.get(text) or _dec(text)
+    except InvalidOperation:
+        return None
+    return found if found.is_finite() else None
 
 
 def _best(index: int, joins: list[tuple[Decimal, int, dict[str, Any]]], prices: list[Decimal], oids: list[int], removed: set[int]) -> Decimal | None:

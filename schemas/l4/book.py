@@ -11,8 +11,8 @@ prices stay exact decimal text; ``l2`` sums them as decimals, the way the exchan
 Each side keeps its prices in order and each price level its queue, and a diff only marks its level
 changed: a block's ``l2``/``bbo`` sums again only the levels it shows that changed since they were
 last shown, not every resting order, and applying a diff costs what it did without levels.
-An order that has rested a few blocks is kept compact (``_Resting.settle``): a hundred books of
-10,000 orders fit in 300 MB. No I/O, no clock: heights and times are arguments.
+An order that has rested a few blocks is kept compact (``_Resting.settle``): about 250-300 bytes,
+not its status line's 1-2 KB. No I/O, no clock: heights and times are arguments.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ Figures:
   number of recorded ``l2Book`` frames from an archive of them (the same frames, recorded). Derived
   from level sums (``replay.l4.levels``); the windows it took that way, and the ones it took block
   by block, are printed.
-- Memory: peak RSS of the books of ``--coins`` coins of 10,000 resting orders each.
+- Memory: peak RSS of the books of ``--coins`` coins of 10,000 resting orders each (from snapshots);
+  and traced bytes an order of the deep book built block by block, against its orders never settled.
 """
 
 from __future__ import annotations
@@ -268,6 +269,34 @@ def many_coins(work: Path, args: argparse.Namespace) -> list[Figure]:
     return [Figure(name, round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base))]
 
 
+def book_bytes(root: Path, settle_after: int) -> tuple[int, float]:
+    """Resting orders, and traced bytes an order, of the book the archive's blocks build one by one
+    (as a replay of ``l4Book`` holds it) when orders settle ``settle_after`` blocks on: the
+    memory figure's case, but built as users' replays build it, not from a snapshot."""
+    import gc
+    import tracemalloc
+
+    from schemas.l4 import book as module
+
+    from .quiet_book import COIN as DEEP
+
+    kept, module.SETTLE_AFTER_BLOCKS = module.SETTLE_AFTER_BLOCKS, settle_after
+    try:
+        gc.collect()
+        tracemalloc.start()  # before the rows are read: an order kept as it came is its row's dict
+        blocks = blocks_of(root)
+        book = L4Book(DEEP)
+        for height, block_ms, statuses, diffs in blocks:
+            book.apply_block(height, block_ms, statuses, diffs)
+        del blocks  # the rows' own dicts go; what the book keeps of them stays traced
+        gc.collect()
+        size = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+        module.SETTLE_AFTER_BLOCKS = kept
+    return len(book), size / max(len(book), 1)
+
+
 def deep_book(work: Path, args: argparse.Namespace) -> list[Figure]:
     """The issue's shape (``quiet_book``): derived ``l2Book`` against the same frames recorded, and
     seeks from checkpoints."""
@@ -292,7 +321,9 @@ def deep_book(work: Path, args: argparse.Namespace) -> list[Figure]:
     seeks = [seek_seconds(l4_root, DEEP, START_MS + LATENCY_MS + tick * 100)[0] for tick in rng.sample(range(1, args.deep_blocks), args.seeks)]
     name = f"deep book: {args.deep_blocks:,} blocks, 12,000 resting orders, 10-40 events a block"
     print(f"{name}; seek seconds:", " ".join(f"{s:.3f}" for s in seeks))
+    settled, kept = book_bytes(l4_root, 4), book_bytes(l4_root, 10**9)
     return [
+        Figure("memory: bytes an order of the deep book applied block by block (traced)", round(settled[1]), round(kept[1]), "orders kept as they came (never settled)", "", None),
         Figure(f"l2Book derived from L4: frames/s ({name})", round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base)),
         Figure("seek: median s to Replay.l4_book at an instant (deep book)", round(statistics.median(seeks), 3), None, "-", "<= 0.1 s", statistics.median(seeks) <= 0.1),
         Figure("seek: worst s (deep book)", round(max(seeks), 3), None, "-", "<= 0.3 s", max(seeks) <= 0.3),
