@@ -82,7 +82,8 @@ def record(
         if subs or channels or users or url or testnet:
             raise click.UsageError("--node-data follows a node's files: --coin filters them; --sub, --channel, --user and --url are for websockets")
         every_s = _duration(checkpoint_every, "--checkpoint-every")
-        _follow_node(node_data, out or "./archive", coins, node_info, snapshot_every, node_max_wait, flush_seconds, duration, None if quiet else status_seconds, metrics_at, every_s)
+        compact = (_duration(compact_every, "--compact-every"), _duration(compact_after, "--compact-after"))
+        _follow_node(node_data, out or "./archive", coins, node_info, snapshot_every, node_max_wait, flush_seconds, duration, None if quiet else status_seconds, metrics_at, every_s, compact)
         return
     from .live import Recorder
 
@@ -187,7 +188,8 @@ def recover_command(root: str) -> None:
         click.echo(f"session {entry['session']}: {entry['frames']} frames recovered, {entry['skipped']} already committed")
 
 
-def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: str, snapshot_every: float, max_wait: float, flush_seconds: float, duration: float | None, status_seconds: float | None, metrics_at: str | None, checkpoint_every_s: float = 0.0) -> None:
+def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: str, snapshot_every: float, max_wait: float, flush_seconds: float, duration: float | None, status_seconds: float | None, metrics_at: str | None, checkpoint_every_s: float = 0.0,
+                 compact: tuple[float, float] = (0.0, 0.0)) -> None:
     import signal
     import threading
 
@@ -214,7 +216,17 @@ def _follow_node(node_data: str, out: str, coins: tuple[str, ...], node_info: st
 
         checkpoints = BackgroundCheckpoints(out, checkpoint_every_s)
         checkpoints.start()
+    compactor = None
+    if compact[0]:  # a part every --flush-seconds a coin and stream: merged behind the follower, as `record` does
+        from .parts.compactor import BackgroundCompactor
+
+        compactor = BackgroundCompactor(Path(out), compact[0], compact[1])
+        compactor.start()
     status = follower.run(stop, duration, on_status=(lambda s: click.echo(status_line(s), err=True)) if status_seconds else None, status_s=status_seconds or 5.0)
+    if compactor is not None:
+        compactor.stop()
+        if compactor.error:
+            click.echo(f"compaction behind the follower failed: {compactor.error}; the parts stay as written (`hlarchive compact {out}` merges them)", err=True)
     if server is not None:
         server.shutdown()
     click.echo(status_line(status), err=True)

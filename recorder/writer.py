@@ -3,7 +3,9 @@
 Rows are buffered per partition as Arrow batches (a short staging list of rows is converted every
 ``stage_rows``), and a partition's buffer becomes a part when it passes a row count, a byte size or
 an age. A part is written under a hidden temporary name, fsynced, then renamed: a reader sees a
-whole part or none.
+whole part or none. With ``open_parts`` (an import), a partition's commits are row groups appended
+to one part, named when it closes (a flush, the hour's end, ``PART_ROWS``): however the memory
+budget cuts the buffers, an import leaves a part a partition and hour, each row written once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas import __version__ as HLARCHIVE_VERSION
-from schemas.catalog import entry_of_table
+from schemas.catalog import entry_of_footer, entry_of_table
 from schemas.channels import channel_spec
 from schemas.layout import (
     ALL,
@@ -45,7 +47,25 @@ from .parts.catalog import CatalogLog, start_catalog
 from .root import prepare_root
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+HOUR_NS = 3_600_000_000_000
+PART_ROWS = 1_000_000  # an open part closes at this many rows (compaction's part size)
 Clock = Callable[[], int]
+
+
+@dataclass
+class _OpenPart:
+    """A part being written (``open_parts``): its buffer's commits appended as row groups; named,
+    fsynced and cataloged when it closes."""
+
+    directory: Path
+    name: PartName
+    writer: pq.ParquetWriter
+    schema: pa.Schema  # without metadata: what each appended table must be
+    hour: int
+    streams: frozenset[str]
+    row_group_rows: int
+    rows: int = 0
+    last_seq: int = 0
 
 
 @dataclass
@@ -61,6 +81,7 @@ class _Buffer:
     first_recv_ns: int = 0
     opened_ns: int = 0
     streams: set[str] = field(default_factory=set)
+    open: _OpenPart | None = None  # ``open_parts``: the part its commits go to
 
 
 @dataclass
@@ -94,8 +115,12 @@ class ArchiveWriter:
         clock: Clock = time.time_ns,
         on_commit: Callable[[Path, int, int], None] | None = None,
         background: bool = False,
+        open_parts: bool = False,
     ) -> None:
+        if open_parts and background:
+            raise ValueError("open_parts writes in the caller's thread: give one of open_parts and background")
         self.root = prepare_root(root)
+        self.open_parts = open_parts
         self.clock = clock
         self.session = check_session(session) if session else session_id(clock(), secrets.token_hex(3))
         self.source_url = source_url
@@ -333,6 +358,7 @@ class ArchiveWriter:
                 if buffer.rows or buffer.staged:
                     self._commit(buffer)
                     written += 1
+                self._close_open(buffer)
             self._buffers = {k: b for k, b in self._buffers.items() if b.rows or b.staged}
             self._wait_for_write()
             return written
@@ -349,6 +375,10 @@ class ArchiveWriter:
         if not buffer.batches:
             return
         table = pa.Table.from_batches(buffer.batches)
+        if self.open_parts:
+            self._append_open(buffer, table)  # a failed write raises before the rows leave the buffer
+            self._clear(buffer)
+            return
         self._part_n += 1
         name = PartName(buffer.first_recv_ns, self.session, self._part_n)
         channel = buffer.directory.split("/", 1)[0].split("=", 1)[1]
@@ -372,6 +402,58 @@ class ArchiveWriter:
         self._wait_for_write()  # one part in flight: memory stays bounded
         self._clear(buffer)
         self._writing = self._committer.submit(self._write, directory, name, table)
+
+    def _append_open(self, buffer: _Buffer, table: pa.Table) -> None:
+        """The buffer's rows as row groups of its open part, hour by hour (a part holds one hour)."""
+        hours = pc.divide(table.column("recv_ns"), HOUR_NS)
+        low, high = (v.as_py() for v in pc.min_max(hours).values())
+        for hour in range(low, high + 1):
+            chunk = table if low == high else table.filter(pc.equal(hours, hour))
+            if not chunk.num_rows:
+                continue
+            part = buffer.open
+            if part is not None and (part.hour != hour or part.rows >= PART_ROWS or part.streams != frozenset(buffer.streams) or not chunk.schema.equals(part.schema)):
+                self._close_open(buffer)
+                part = None
+            if part is None:
+                part = buffer.open = self._open_part(buffer, chunk, hour)
+            part.writer.write_table(chunk, row_group_size=part.row_group_rows)
+            part.rows += chunk.num_rows
+            part.last_seq = max(part.last_seq, pc.max(chunk.column("seq")).as_py())
+
+    def _open_part(self, buffer: _Buffer, chunk: pa.Table, hour: int) -> _OpenPart:
+        self._part_n += 1
+        directory = self.root / buffer.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        first_ns = chunk.column("recv_ns")[0].as_py()
+        name = PartName(first_ns, self.session, self._part_n)
+        while (directory / str(name)).exists():  # a recovered session continues an earlier numbering
+            self._part_n += 1
+            name = PartName(first_ns, self.session, self._part_n)
+        channel = buffer.directory.split("/", 1)[0].split("=", 1)[1]
+        metadata = part_metadata(session=self.session, channel=channel, subscriptions=orjson.dumps(sorted(buffer.streams)).decode(),
+                                 source_url=self.source_url, hlarchive_version=HLARCHIVE_VERSION)
+        options = parquet_options(chunk.schema, self.row_group_rows, self.compression_level)
+        row_group_rows = options.pop("row_group_size")
+        writer = pq.ParquetWriter(str(directory / name.temporary), chunk.schema.with_metadata(metadata), **options)
+        return _OpenPart(directory, name, writer, chunk.schema.remove_metadata(), hour, frozenset(buffer.streams), row_group_rows)
+
+    def _close_open(self, buffer: _Buffer) -> None:
+        """The open part named: closed, fsynced, renamed, cataloged."""
+        part, buffer.open = buffer.open, None
+        if part is None:
+            return
+        part.writer.close()
+        temporary, final = part.directory / part.name.temporary, part.directory / str(part.name)
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, final)
+        _fsync_dir(part.directory)
+        self._catalog.added([entry_of_footer(final.relative_to(self.root).as_posix(), pq.ParquetFile(final).metadata, final.stat().st_size)])
+        self._committed((final, part.rows, part.last_seq))
 
     def _clear(self, buffer: _Buffer) -> None:
         buffer.batches = []

@@ -443,3 +443,94 @@ def test_the_follower_metrics_show_blocks_events_and_lag(tmp_path):
     assert figures["hlarchive_node_events_total"] == follower.status.events > 0
     assert figures["hlarchive_node_lag_blocks"] == 0 and figures["hlarchive_node_bad_lines_total"] == 0
     assert "process_resident_memory_bytes" in text
+
+
+# --- small parts merged -----------------------------------------------------------------------------------
+
+
+def parts_by_partition(root: Path) -> Counter[str]:
+    return Counter(p.parent.relative_to(root).as_posix() for c in L4_CHANNELS for p in root.glob(f"channel={c}/coin=*/date=*/part-*.parquet"))
+
+
+def test_an_import_writes_a_part_a_partition_and_hour_however_its_memory_budget_cuts_it(tmp_path, monkeypatch):
+    """Many coins under a small budget: the writer commits each coin's rows a few blocks at a time,
+    all into the partition's one open part, named when the import ends: one part a partition and
+    hour, the rows a budget-less row-path import gives, and an import of the same files after that
+    adds nothing. Blocks across an hour's turn go to the next hour's part."""
+    from recorder.writer import ArchiveWriter
+
+    node_dir = tmp_path / "node"
+    coins = ("BTC", "ETH", "SOL", "DOGE")
+    market = SyntheticMarket(seed=2, coins=list(coins), start_ms=1_767_225_600_000 + 3_590_000)  # 10 s before an hour's turn
+    files = NodeFiles(market.tapes, list(coins), node_dir, {c: market.coins[c].sz_decimals for c in coins})
+    files.write_through(0)
+    files.write_through(200)
+    files.close()
+    commits: list[int] = []
+    append = ArchiveWriter._append_open  # counted, to know the budget did cut the buffers
+    monkeypatch.setattr(ArchiveWriter, "_append_open", lambda self, buffer, table: (commits.append(table.num_rows), append(self, buffer, table))[1])
+    status = import_node_data(node_dir, tmp_path / "open", say=lambda _: None, buffer_bytes=64 << 10)
+    rows_path = import_node_data(node_dir, tmp_path / "rows", say=lambda _: None, bulk=False)
+    parts = parts_by_partition(tmp_path / "open")
+    assert len(commits) >= 4 * len(parts)  # cut short many times...
+    hours = Counter((p.parent.as_posix(), pq.ParquetFile(p).read(columns=["recv_ns"]).column("recv_ns")[0].as_py() // 3_600_000_000_000) for p in (tmp_path / "open").rglob("part-*.parquet"))
+    assert set(hours.values()) == {1} and len({h for _, h in hours}) == 2  # ...one part a partition and hour, two hours
+    for path in (tmp_path / "open").rglob("part-*.parquet"):
+        recv = pq.ParquetFile(path).read(columns=["recv_ns"]).column("recv_ns").to_pylist()
+        assert recv[0] // 3_600_000_000_000 == recv[-1] // 3_600_000_000_000 and pq.ParquetFile(path).metadata.num_row_groups >= 1
+    assert not list((tmp_path / "open").rglob(".part-*"))  # no part left half written
+    assert sorted(archive_rows(tmp_path / "open")) == sorted(archive_rows(tmp_path / "rows"))
+    assert status.events == rows_path.events == len(node_events(node_dir))
+    again = import_node_data(node_dir, tmp_path / "open", say=lambda _: None, buffer_bytes=64 << 10)
+    assert again.events == 0 and again.skipped == status.events
+    catalog = Replay(tmp_path / "open")
+    assert sum(1 for m in catalog.messages() if m["channel"] == "l4Diffs") == sum(1 for c, *_ in archive_rows(tmp_path / "open") if c == "l4Diffs")
+
+
+def test_what_was_recorded_is_found_after_a_compaction_swapped_its_parts(tmp_path):
+    """A follower resuming reads its earlier parts' seqs; a compaction behind it may merge them
+    meanwhile: the seqs are found again in the merged part, none taken for missing."""
+    from recorder.node.resume import Recorded
+    from replay.analysis.compaction import compact
+
+    node_dir, root = tmp_path / "node", tmp_path / "archive"
+    write_blocks(node_dir, 0, 30)
+    import_node_data(node_dir, root, say=lambda _: None)
+    write_blocks(node_dir, 0, 60)  # the same files grown: a second session's parts
+    import_node_data(node_dir, root, say=lambda _: None)
+    recorded = Recorded(root)
+    every = {seq for _, seq, _, _ in archive_rows(root)}
+    low, high = min(every), max(every)
+    before = recorded.between(low, high)
+    assert before == every
+    report = compact(root, target_rows=10**6)
+    assert report.parts_after and not list(root.rglob("part-*node_*.parquet"))  # the parts it listed are gone
+    assert recorded.between(low, high) == every and all(seq in recorded for seq in sorted(every)[:: max(1, len(every) // 50)])
+
+
+def test_the_follower_merges_its_parts_behind_itself(tmp_path):
+    """``record --node-data`` commits a part every --flush-seconds a partition; with --compact-every
+    each span's parts become one behind it, every event still recorded once."""
+    node_dir, root = tmp_path / "node", tmp_path / "archive"
+    start_ms = (time.time_ns() // 1_000_000) - 2_000
+    market = SyntheticMarket(seed=6, coins=["BTC"], start_ms=start_ms)
+    files = NodeFiles(market.tapes, ["BTC"], node_dir, {"BTC": market.coins["BTC"].sz_decimals})
+    files.write_through(0)
+    command = [*HLARCHIVE, "record", "--node-data", str(node_dir), "--out", str(root), "--node-info", "http://127.0.0.1:9", "--flush-seconds", "0.3",
+               "--compact-every", "2s", "--compact-after", "1s", "--checkpoint-every", "0", "--quiet"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        for tick in range(1, 60):  # block times keep up with the clock: 100 ms a block
+            files.write_through(tick)
+            time.sleep(0.1)
+        files.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(root.rglob("part-*compact*.parquet")):
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert list(root.rglob("part-*compact*.parquet")), "no span merged behind the follower"
+    seqs = Counter(seq for _, seq, _, _ in archive_rows(root))
+    assert max(seqs.values()) == 1 and set(seqs) == set(node_events(node_dir))
+    assert sum(parts_by_partition(root).values()) < 59 * 2  # fewer than a part a flush of each stream

@@ -127,7 +127,7 @@ class BlockJoin:
 class NodeRecorder:
     """The archive side shared by following and importing: joined blocks in, rows out, exactly once."""
 
-    def __init__(self, root: Path, coins: Iterable[str] | None, *, flush_seconds: float, resume_all: bool, source: str) -> None:
+    def __init__(self, root: Path, coins: Iterable[str] | None, *, flush_seconds: float, resume_all: bool, source: str, buffer_bytes: int | None = None, open_parts: bool = False) -> None:
         self.root = root
         self.coins = frozenset(coins) if coins else None
         self.status = FollowStatus()
@@ -136,7 +136,9 @@ class NodeRecorder:
         self.recorded = Recorded(root, None if resume_all or self.cursor is None else self.cursor + 1)
         # node sessions are told apart by their prefix; partitions commit together (``flush``), not on their own clock
         session = SESSION_PREFIX + session_id(time.time_ns(), secrets.token_hex(3))
-        self.writer = ArchiveWriter(root, session=session, source_url=source, flush_seconds=max(flush_seconds * 10, 600.0))
+        budget = {} if buffer_bytes is None else {"max_buffer_bytes": buffer_bytes}
+        # an import's parts stay open until it ends (``open_parts``): one a partition and hour, however many coins share the memory budget
+        self.writer = ArchiveWriter(root, session=session, source_url=source, flush_seconds=max(flush_seconds * 10, 600.0), open_parts=open_parts, **budget)
         self.flush_seconds = flush_seconds
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._last_flush = time.monotonic()
@@ -402,13 +404,15 @@ def status_line(status: FollowStatus) -> str:
 
 
 def import_node_data(node_dir: str | Path, root: str | Path, *, coins: Iterable[str] | None = None, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-                     progress: Callable[[FollowStatus], None] | None = None, bulk: bool = True, jobs: int = 2) -> FollowStatus:
+                     progress: Callable[[FollowStatus], None] | None = None, bulk: bool = True, jobs: int = 2, buffer_bytes: int | None = None) -> FollowStatus:
     """Every block of a node's finished files (plain or ``.lz4``) into the archive, exactly once;
     ``bulk``: many blocks at once through Arrow where their lines allow it (``bulk.BulkImport``, on
-    ``jobs`` threads), else (or ``bulk=False``) a block at a time. Both give the same rows."""
+    ``jobs`` threads), else (or ``bulk=False``) a block at a time. Both give the same rows. Each
+    partition's rows go to one part an hour, however its buffer is cut (``buffer_bytes``: the
+    writer's memory budget, all partitions together)."""
     node_dir = Path(node_dir)
     streams = node_streams(node_dir)
-    out = NodeRecorder(Path(root), coins, flush_seconds=3600.0, resume_all=True, source=f"import:{node_dir}")
+    out = NodeRecorder(Path(root), coins, flush_seconds=3600.0, resume_all=True, source=f"import:{node_dir}", buffer_bytes=buffer_bytes, open_parts=True)
     readers = {s: stream_lines(s, d) for s, d in streams.items()}
     tick = progress_every(progress, out.status)
     join = BlockJoin(streams)

@@ -42,7 +42,8 @@ class Recorded:
 
     def __init__(self, root: Path, above_height: int | None = None) -> None:
         self.root = root
-        self.parts = _node_parts(root, None if above_height is None else first_seq(above_height))
+        self._at_least = None if above_height is None else first_seq(above_height)
+        self.parts = _node_parts(root, self._at_least)
         self._loaded: tuple[int, int] | None = None
         self._seqs: set[int] = set()
 
@@ -57,21 +58,23 @@ class Recorded:
     def _load(self, seq: int) -> None:
         low = seq - seq % first_seq(self.WINDOW)
         high = low + first_seq(self.WINDOW)
-        seqs: set[int] = set()
-        for part in self.parts:
-            if part.high >= low and part.low < high:
-                column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
-                seqs.update(s for s in column if low <= s < high)
-        self._loaded, self._seqs = (low, high), seqs
+        self._loaded, self._seqs = (low, high), self.between(low, high - 1)
 
     def between(self, low: int, high: int) -> set[int]:
         """Every committed seq in ``[low, high]`` (a bulk write leaves them out at once)."""
-        seqs: set[int] = set()
-        for part in self.parts:
-            if part.high >= low and part.low <= high:
-                column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
-                seqs.update(s for s in column if low <= s <= high)
-        return seqs
+        for attempt in range(_RELISTS):
+            seqs: set[int] = set()
+            try:
+                for part in self.parts:
+                    if part.high >= low and part.low <= high:
+                        column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
+                        seqs.update(s for s in column if low <= s <= high)
+                return seqs
+            except FileNotFoundError:  # compaction behind the follower merged it: its rows are in the merged part
+                if attempt == _RELISTS - 1:
+                    raise
+                self.parts = _node_parts(self.root, self._at_least)
+        raise AssertionError("unreachable")
 
     def newest_height(self) -> int | None:
         """The highest block any committed node row holds."""
@@ -80,7 +83,22 @@ class Recorded:
         return max((seq_height(p.high) for p in self.parts), default=None)
 
 
+_RELISTS = 5  # listings tried while a compaction swaps parts under them
+
+
 def _node_parts(root: Path, at_least: int | None) -> list[_Part]:
+    """The node rows' parts with a seq at or above ``at_least``. A part compaction removed between
+    the listing and its footer means the merged part may have been missed: list again."""
+    for attempt in range(_RELISTS):
+        try:
+            return _list_node_parts(root, at_least)
+        except FileNotFoundError:
+            if attempt == _RELISTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _list_node_parts(root: Path, at_least: int | None) -> list[_Part]:
     found = []
     for channel in NODE_CHANNELS:
         for path in root.glob(f"channel={channel}/coin=*/date=*/part-*.parquet"):
