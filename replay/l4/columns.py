@@ -54,6 +54,7 @@ def frames(store: Store, state: CoinBook, subs: list[Subscription], start_ns: in
     from . import levels
 
     shown: dict[str, Any] = {}
+    state.book.settles = False  # its orders are only summed by level here: settling them would buy nothing
     for tables in _days(store, state.coin, start_ns, end_ns, CHANNELS):
         made = levels.day_frames(state, tables, subs, decode, shown)
         if made is not None:

@@ -189,10 +189,12 @@ def _window(state: CoinBook, day: _Day, runs: list[int], starts: Any, ends: Any,
             if frame is not None:
                 yield key, Item(int(day.recv[a]), day.session[a], int(day.seq[a]), times[i], sub.stream, frame if decode == "dicts" else orjson.dumps(frame))
     followed.apply()
+    levels.carry(state.book)
     state.book.height, state.book.time_ms = heights[-1], times[-1]
 
 
 _BUCKETS: dict[tuple[Decimal, int, int | None, bool], Decimal] = {}
+_SIZE_TEXTS: dict[int, dict[int, str]] = {}  # scale -> units -> text
 
 
 def _bucketed(price: Decimal, n_sig_figs: int, mantissa: int | None, down: bool) -> Decimal:
@@ -388,6 +390,20 @@ class _Levels:
             return None  # the book records it as a desync: the block path does
         return levels
 
+    def carry(self, book: Any) -> None:
+        """Each level the window changed keeps its sums after the last block as its shown entry
+        (what ``_Level.entry`` would add up from its orders): the next window starts from them."""
+        scale = self.scale
+        for index in (0, 1):
+            levels = book._levels[index]
+            for price, size, count in zip(self.prices[index], self.sizes[index][-1].tolist(), self.counts[index][-1].tolist()):
+                level = levels.get(price) if count else None
+                if level is None or level.shown is not None or len(level.queue) != count:
+                    continue  # untouched (its entry holds), gone, or not what the sums say: added up again when asked
+                total = Decimal(size).scaleb(-scale)
+                level.sz = total
+                level.shown = {"px": next(iter(level.queue.values())).px_text, "sz": _text(total), "n": count}
+
     def best(self, index: int) -> Any:
         """Each block's best price column of a side (-1: the side is empty)."""
         held = self.counts[index] > 0
@@ -409,14 +425,24 @@ class _Levels:
         """Each block's frame of ``sub`` (a ``bbo`` only when its best levels changed)."""
         scale = self.scale
         step = 10**scale
+        known = _SIZE_TEXTS.get(scale)
+        if known is None or len(known) > 200_000:
+            known = _SIZE_TEXTS[scale] = {}
 
         def text(value: int) -> str:
-            """``_text`` of ``value`` units of ``10**-scale``, in integers: no trailing zeros, ``.0`` on whole numbers."""
+            """``_text`` of ``value`` units of ``10**-scale``, in integers: no trailing zeros, ``.0`` on
+            whole numbers. Kept: a level's size is shown again in window after window."""
+            found = known.get(value)
+            if found is not None:
+                return found
             if value < 0:
-                return _text(Decimal(value).scaleb(-scale))
-            whole, part = divmod(value, step)
-            digits = f"{part:0{scale}d}".rstrip("0") if scale else ""
-            return f"{whole}.{digits}" if digits else f"{whole}.0"
+                found = _text(Decimal(value).scaleb(-scale))
+            else:
+                whole, part = divmod(value, step)
+                digits = f"{part:0{scale}d}".rstrip("0") if scale else ""
+                found = f"{whole}.{digits}" if digits else f"{whole}.0"
+            known[value] = found
+            return found
 
         if sub.type == "bbo":
             return self._bbo(sub, times, coin, shown, text)
@@ -441,7 +467,8 @@ class _Levels:
         if index == 0:
             cols = held.shape[1] - 1 - cols
         values, inverse = np.unique(sizes[rows, cols], return_inverse=True)
-        sz = [text(v) for v in values.tolist()]
+        known = _SIZE_TEXTS[self.scale]  # what ``text`` keeps: looked up without a call
+        sz = [known.get(v) or text(v) for v in values.tolist()]
         entries = [{"px": texts[c], "sz": sz[i], "n": k} for c, i, k in zip(cols.tolist(), inverse.tolist(), counts[rows, cols].tolist())]
         bounds = np.searchsorted(rows, np.arange(held.shape[0] + 1)).tolist()
         return [entries[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

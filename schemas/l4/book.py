@@ -302,6 +302,7 @@ class L4Book:
     _young: deque[list[_Resting]] = field(default_factory=deque)  # the orders each of the last blocks placed, not yet settled (``_Resting.settle``)
     _fresh: list[_Resting] = field(default_factory=list)  # placed since the last block: the next one's generation
     mixed_texts: int = 0  # orders placed in a level whose first order writes its price otherwise ("100" in "100.0")
+    settles: bool = True  # False: orders stay as they came (a book only summed by level never shows them)
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -382,6 +383,9 @@ class L4Book:
     def aged(self) -> None:
         """A block (or a window of them, applied at once) has gone by for the orders placed since the
         last: those placed ``SETTLE_AFTER_BLOCKS`` generations ago that still rest are settled."""
+        if not self.settles:
+            self._fresh = []
+            return
         if self._fresh:
             self._young.append(self._fresh)
             self._fresh = []
