@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 from recorder import ArchiveWriter
 from replay import Replay
+from replay.archive import walk_parts
+from replay.catalog import differences
+from replay.storage import open_store
 from schemas import ArchiveError
 
 from .conftest import same
@@ -145,6 +148,37 @@ def test_background_writing_gives_the_same_parts_and_raises_a_failed_write_at_fl
     with pytest.raises(OSError):
         writer.close()  # ...and the error is raised here
     assert writer.stats.parts == 0
+
+
+@given(frames=st.lists(any_frames, min_size=1, max_size=25), flush_rows=st.integers(1, 5), gaps=st.lists(st.sampled_from([1_000, 10**12, 3_600 * 10**9]), min_size=25, max_size=25), part_rows=st.integers(2, 30))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_open_parts_hold_a_partitions_commits_and_give_back_every_frame(tmp_path_factory, monkeypatch, frames, flush_rows, gaps, part_rows):
+    """An import's writer (``open_parts``): each commit is row groups of the partition's open part,
+    which is named at an hour's turn, at ``PART_ROWS`` or at close; the frames come back as a
+    writer with a part a commit gives them, and a partition's hour is one part unless it passed
+    ``PART_ROWS`` (or another stream joined it: a part's streams are in its footer)."""
+    import recorder.writer as module
+
+    monkeypatch.setattr(module, "PART_ROWS", part_rows)
+    roots = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("open")
+    times = [T0 + sum(gaps[: i + 1]) for i in range(len(frames))]
+    for root, open_parts in zip(roots, (False, True)):
+        with ArchiveWriter(root, session="s", flush_rows=flush_rows, open_parts=open_parts) as writer:
+            for at, msg in zip(times, frames):
+                writer.write(msg, recv_ns=at)
+        assert writer.stats.rows_committed == len(frames)
+    assert list(Replay(roots[1]).raw_messages()) == list(Replay(roots[0]).raw_messages()) == [orjson.dumps(f) for f in frames]
+    assert not list(roots[1].rglob(".part-*"))
+    hours: dict[tuple[Path, int], list[tuple[int, bytes]]] = {}
+    for part in sorted(parts(roots[1]), key=lambda p: p.name.rsplit("-", 1)[1]):  # in the order they were opened
+        table = pq.read_table(part, columns=["recv_ns"])
+        recv = table.column("recv_ns").to_pylist()
+        assert recv[0] // (3_600 * 10**9) == recv[-1] // (3_600 * 10**9)  # one hour a part
+        hours.setdefault((part.parent, recv[0] // (3_600 * 10**9)), []).append((len(recv), table.schema.metadata[b"hlarchive.subscriptions"]))
+    for opened in hours.values():  # a second part of an hour only past PART_ROWS, or for another stream
+        assert all(rows >= part_rows or streams != after for (rows, streams), (_, after) in zip(opened, opened[1:]))
+    store = open_store(roots[1])
+    assert differences(store, walk_parts(store)) == ([], [])  # the catalog lists each part as its footer says
 
 
 def test_buffers_hold_arrow_batches_not_dicts(tmp_path, real_frames):
