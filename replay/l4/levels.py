@@ -258,8 +258,8 @@ def _sums(state: CoinBook, day: _Day, runs: list[int], starts: Any, ends: Any, s
     if len(diff_at) > 1 and not np.all(day.seq[diff_at][1:] > day.seq[diff_at][:-1]):
         return None  # rows whose order is not their seq's (sessions interleaved)
     lines_at = positions[(day.channel[positions] == 0) & day.kept[positions]]
-    diffs = day.data[1].take(pa.array(day.index[diff_at])) if len(diff_at) else pa.array([], CHANNELS[DIFFS].shape.arrow_type)
-    lines = day.data[0].take(pa.array(day.index[lines_at])) if len(lines_at) else pa.array([], CHANNELS[STATUSES].shape.arrow_type)
+    diffs = _rows(day.data[1], day.index[diff_at]) if len(diff_at) else pa.array([], CHANNELS[DIFFS].shape.arrow_type)
+    lines = _rows(day.data[0], day.index[lines_at]) if len(lines_at) else pa.array([], CHANNELS[STATUSES].shape.arrow_type)
     book = state.book
     if len(diffs) and not pc.all(pc.fill_null(pc.equal(pc.struct_field(diffs, "coin"), book.coin), True)).as_py():
         return None  # another coin's diff in the coin's rows: the book skips it, one by one
@@ -269,6 +269,14 @@ def _sums(state: CoinBook, day: _Day, runs: list[int], starts: Any, ends: Any, s
     depths = [None if sub.n_sig_figs else (1 if sub.type == "bbo" else sub.n_levels or 20) for sub in subs]
     levels = _Levels.of(book, followed, block_of[is_diff], len(runs), None if None in depths else max(depths))
     return None if levels is None else (followed, levels)
+
+
+def _rows(column: pa.StructArray, at: Any) -> pa.StructArray:
+    """Rows ``at`` of a day's column: a slice (no copy) where they follow each other, as a window's
+    diffs usually do, else a take."""
+    if at[-1] - at[0] + 1 == len(at) and np.all(at[1:] > at[:-1]):
+        return column.slice(int(at[0]), len(at))
+    return column.take(pa.array(at))
 
 
 @dataclass
