@@ -112,15 +112,21 @@ def l2book_per_second(root: Path) -> float:
     return count[0] / (time.perf_counter() - began)
 
 
-def l2book_all_per_second(root: Path, coins: list[str]) -> float:
-    """``l2Book`` frames a second of every coin in one replay."""
+def l2book_frames(root: Path, coins: list[str]) -> tuple[int, float]:
+    """``l2Book`` frames of every coin in one replay, and the seconds they took."""
     replay = Replay(root)
     count = [0]
     for coin in coins:
         replay.subscribe({"type": "l2Book", "coin": coin}, lambda _m: count.__setitem__(0, count[0] + 1))
     began = time.perf_counter()
     replay.run()
-    return count[0] / (time.perf_counter() - began)
+    return count[0], time.perf_counter() - began
+
+
+def l2book_all_per_second(root: Path, coins: list[str]) -> float:
+    """``l2Book`` frames a second of every coin in one replay."""
+    frames, seconds = l2book_frames(root, coins)
+    return frames / seconds
 
 
 def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, case: str) -> Figure:
@@ -140,14 +146,8 @@ def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, c
         return frames[0] / (time.perf_counter() - began)
 
     def recorded() -> float:
-        replay = Replay(l2_root)
-        count = [0]
-        for coin in coins:
-            replay.subscribe({"type": "l2Book", "coin": coin}, lambda _m: count.__setitem__(0, count[0] + 1))
-        began = time.perf_counter()
-        replay.run()
-        frames[0] = count[0]
-        return count[0] / (time.perf_counter() - began)
+        frames[0], seconds = l2book_frames(l2_root, coins)
+        return frames[0] / seconds
 
     recorded()
     base, ours = interleaved(runs, recorded, reading, warm_up=True)
