@@ -151,12 +151,13 @@ def test_background_writing_gives_the_same_parts_and_raises_a_failed_write_at_fl
 
 
 @given(frames=st.lists(any_frames, min_size=1, max_size=25), flush_rows=st.integers(1, 5), gaps=st.lists(st.sampled_from([1_000, 10**12, 3_600 * 10**9]), min_size=25, max_size=25), part_rows=st.integers(2, 30))
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_open_parts_hold_a_partitions_commits_and_give_back_every_frame(tmp_path_factory, monkeypatch, frames, flush_rows, gaps, part_rows):
     """An import's writer (``open_parts``): each commit is row groups of the partition's open part,
     which is named at an hour's turn, at ``PART_ROWS`` or at close; the frames come back as a
-    writer with a part a commit gives them, and a partition's hour is one part unless it passed
-    ``PART_ROWS`` (or another stream joined it: a part's streams are in its footer)."""
+    writer with a part a commit gives them, and a partition's hour is one part of each shape (typed
+    rows of a channel, or text) unless it passed ``PART_ROWS`` (or another stream joined it: a
+    part's streams are in its footer)."""
     import recorder.writer as module
 
     monkeypatch.setattr(module, "PART_ROWS", part_rows)
@@ -169,13 +170,14 @@ def test_open_parts_hold_a_partitions_commits_and_give_back_every_frame(tmp_path
         assert writer.stats.rows_committed == len(frames)
     assert list(Replay(roots[1]).raw_messages()) == list(Replay(roots[0]).raw_messages()) == [orjson.dumps(f) for f in frames]
     assert not list(roots[1].rglob(".part-*"))
-    hours: dict[tuple[Path, int], list[tuple[int, bytes]]] = {}
+    hours: dict[tuple[Path, int, str], list[tuple[int, bytes]]] = {}
     for part in sorted(parts(roots[1]), key=lambda p: p.name.rsplit("-", 1)[1]):  # in the order they were opened
         table = pq.read_table(part, columns=["recv_ns"])
         recv = table.column("recv_ns").to_pylist()
         assert recv[0] // (3_600 * 10**9) == recv[-1] // (3_600 * 10**9)  # one hour a part
-        hours.setdefault((part.parent, recv[0] // (3_600 * 10**9)), []).append((len(recv), table.schema.metadata[b"hlarchive.subscriptions"]))
-    for opened in hours.values():  # a second part of an hour only past PART_ROWS, or for another stream
+        shape = str(pq.read_schema(part).remove_metadata())  # typed rows of two channels (perp and spot contexts), or text, share a directory
+        hours.setdefault((part.parent, recv[0] // (3_600 * 10**9), shape), []).append((len(recv), table.schema.metadata[b"hlarchive.subscriptions"]))
+    for opened in hours.values():  # a second part of an hour and shape only past PART_ROWS, or for another stream
         assert all(rows >= part_rows or streams != after for (rows, streams), (_, after) in zip(opened, opened[1:]))
     store = open_store(roots[1])
     assert differences(store, walk_parts(store)) == ([], [])  # the catalog lists each part as its footer says
