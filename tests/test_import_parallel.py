@@ -123,7 +123,7 @@ def test_a_run_stopped_mid_file_is_finished_by_the_next_nothing_twice(big_histor
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=120)
         assert process.returncode == 130, err.decode()
-        assert b"run the same command again to finish" in err and b"Traceback" not in err
+        assert b"run the same command again to finish" in err and b"Traceback" not in err, err.decode(errors="replace")[-4000:]  # whole: a rare traceback here (1 fresh-clone run in 10) is still to be named
         finished = {orjson.loads(text)["key"].split("/")[-1] for text in markers(root).values()}
         on_disk = {p.parent.parent.name for p in root.glob("channel=l2Book/coin=*/date=*/part-*.parquet")}
         assert on_disk == {f"coin={name.removesuffix('.lz4')}" for name in finished}  # no part of an unfinished file
