@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import replay.l4.levels as levels
 from recorder.node.follow import import_node_data
@@ -108,3 +111,21 @@ def test_a_window_with_a_desync_takes_the_block_path_and_gives_the_row_paths_fra
             slow.subscribe(sub, lambda m: want.append(orjson.dumps(m)))
         slow.run()
     assert got == want and len(got) > 300
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["node_b", "node_a", "compact_z", "é"]), st.integers(0, 5)), max_size=12), min_size=1, max_size=4))
+def test_rows_are_put_in_receipt_order_as_a_full_sort_puts_them(parts):
+    """Each part's rows sorted as a part holds them; rows of several parts (channels), ties in
+    receive time across sessions and seqs, duplicates: the quick order is the full sort's."""
+    tables = []
+    for rows in parts:
+        rows = sorted(rows)  # a part is in receipt order
+        tables.append(pa.table({"recv_ns": pa.array([r[0] for r in rows], pa.int64()), "session": pa.array([r[1] for r in rows], pa.string()), "seq": pa.array([r[2] for r in rows], pa.int64())}))
+    keys = pa.concat_tables(tables).combine_chunks()
+    if not keys.num_rows:
+        return
+    recv, codes, names, seq, order = levels._receipt_order(keys)
+    got = [(int(recv[i]), names[codes[i]], int(seq[i])) for i in order]
+    assert got == sorted(got)  # Python's text order is Arrow's for these (code points, UTF-8 bytes)
+    assert sorted(order.tolist()) == list(range(keys.num_rows))

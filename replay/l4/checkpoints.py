@@ -31,6 +31,7 @@ from schemas.channels import L4_SNAPSHOT_ORDER
 from schemas.l4.node import node_seq, seq_height
 from schemas.layout import PartName, parquet_options, part_metadata, partition_dir, utc_date
 from schemas.rows import rows_to_batch, to_row
+from schemas.shapes import one_array
 from schemas.subscriptions import parse_subscription
 
 from ..archive import check_root, find_parts
@@ -119,7 +120,7 @@ def _due_blocks(store: Store, coin: str, start_ns: int | None, after_height: int
             columns.append((raws.column("recv_ns").to_numpy(), np.array([r.get("block") or -1 for r in texts], np.int64), np.array([r.get("block_ms") or 0 for r in texts], np.int64)))
         if "data" in table.column_names:
             typed = table.filter(pc.is_valid(table.column("data")))
-            data = typed.column("data").combine_chunks()
+            data = one_array(typed.column("data"))
             columns.append((typed.column("recv_ns").to_numpy(), pc.fill_null(pc.struct_field(data, "block"), -1).to_numpy(), pc.fill_null(pc.struct_field(data, "block_ms"), 0).to_numpy()))
     if not columns:
         return []

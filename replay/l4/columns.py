@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.l4.node import event_of_row
+from schemas.shapes import one_array
 from schemas.subscriptions import Subscription
 
 from ..archive import find_parts, list_dates, open_part
@@ -129,9 +130,9 @@ def _payloads(channel: str, table: pa.Table) -> list[Any]:
     line no ``new`` needs stays ``None``; a snapshot row is its data)."""
     n = table.num_rows
     out: list[Any] = [None] * n
-    raw = table.column("raw").combine_chunks() if "raw" in table.column_names else pa.nulls(n, pa.string())
+    raw = one_array(table.column("raw")) if "raw" in table.column_names else pa.nulls(n, pa.string())
     if "data" in table.column_names:
-        data = table.column("data").combine_chunks()
+        data = one_array(table.column("data"))
         typed = pc.is_valid(data).to_pylist()
         if channel == DIFFS:
             columns = [pc.struct_field(data, name).to_pylist() for name in ("block", "block_ms", "user", "oid", "coin", "side", "px", "raw_book_diff")]

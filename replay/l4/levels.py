@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from schemas.channels import CHANNELS
 from schemas.l4.book import _bucket, _text
+from schemas.shapes import concat_arrays, one_array
 from schemas.subscriptions import Subscription
 
 from ..merge import Item
@@ -85,6 +86,7 @@ def day_frames(state: CoinBook, tables: list[tuple[str, pa.Table]], subs: list[S
 
 def _day(tables: list[tuple[str, pa.Table]]) -> _Day | None:
     keys, data = [], {0: [], 1: [], 2: []}  # type: ignore[var-annotated]
+    channels, indexes = [], []  # each row's channel code, and its row in that channel's data
     counts = [0, 0, 0]
     for channel, table in tables:
         if "raw" in table.column_names and table.column("raw").null_count < table.num_rows:
@@ -92,25 +94,26 @@ def _day(tables: list[tuple[str, pa.Table]]) -> _Day | None:
         if "data" not in table.column_names or not table.num_rows:
             continue
         code = _CODES[channel]
-        column = table.column("data").combine_chunks()
-        keys.append(pa.table({"recv_ns": table.column("recv_ns"), "session": table.column("session"), "seq": table.column("seq"),
-                              "channel": pa.array(np.full(table.num_rows, code, np.int8)), "index": pa.array(np.arange(counts[code], counts[code] + table.num_rows))}))
+        column = one_array(table.column("data"))
+        keys.append(table.select(["recv_ns", "session", "seq"]))
+        channels.append(np.full(table.num_rows, code, np.int8))
+        indexes.append(np.arange(counts[code], counts[code] + table.num_rows))
         data[code].append(column)
         counts[code] += table.num_rows
     if not keys:
         return None
-    ordered = pa.concat_tables(keys).sort_by([("recv_ns", "ascending"), ("session", "ascending"), ("seq", "ascending")]).combine_chunks()
-    recv, seq = ordered.column("recv_ns").to_numpy(), ordered.column("seq").to_numpy()
-    sessions = pc.dictionary_encode(ordered.column("session")).combine_chunks()
-    codes = sessions.indices.to_numpy(zero_copy_only=False)
+    recv, session_codes, names, seq, order = _receipt_order(pa.concat_tables(keys).combine_chunks())
+    codes = session_codes[order]
+    recv, seq = recv[order], seq[order]
     same = np.zeros(len(recv), bool)  # the same row twice (a compaction caught between its two steps)
     if len(recv) > 1:
         same[1:] = (recv[1:] == recv[:-1]) & (seq[1:] == seq[:-1]) & (codes[1:] == codes[:-1])
     keep = ~same
-    channel, index = ordered.column("channel").to_numpy()[keep], ordered.column("index").to_numpy()[keep]
+    order = order[keep]
+    channel, index = np.concatenate(channels)[order], np.concatenate(indexes)[order]
     recv, seq = recv[keep], seq[keep]
-    session = _Sessions(sessions.dictionary.to_pylist(), codes[keep])
-    joined = {code: pa.concat_arrays(arrays) for code, arrays in data.items() if arrays}
+    session = _Sessions(names, codes[keep])
+    joined = {code: concat_arrays(arrays) for code, arrays in data.items() if arrays}
     height = np.zeros(len(recv), np.int64)
     block_ms = np.zeros(len(recv), np.int64)
     kept = np.zeros(len(recv), bool)
@@ -129,6 +132,27 @@ def _day(tables: list[tuple[str, pa.Table]]) -> _Day | None:
             if at and running[at - 1] > height[at]:
                 return None
     return _Day(recv, session, seq, channel, index, height, block_ms, joined, kept)
+
+
+def _receipt_order(keys: pa.Table) -> tuple[Any, Any, list[str], Any, Any]:
+    """The rows' receive times, session codes (into ``names``) and seqs, and the order that puts
+    them by ``(recv_ns, session, seq)``. Each part's rows are in that order already, so a stable
+    sort by receive time alone (a merge of sorted runs) gives it wherever rows received at the same
+    time are in session and seq order as they stand, which is checked; else the full sort."""
+    recv, seq = keys.column("recv_ns").chunk(0).to_numpy(), keys.column("seq").chunk(0).to_numpy()
+    encoded = pc.dictionary_encode(keys.column("session").chunk(0))
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(np.array(names, dtype=object))] = np.arange(len(names))  # a name's place in text order
+    ranks = rank[codes]
+    order = np.argsort(recv, kind="stable")
+    if len(order) > 1:
+        r, k, q = recv[order], ranks[order], seq[order]
+        tied = r[1:] == r[:-1]
+        if not np.all(~tied | (k[1:] > k[:-1]) | ((k[1:] == k[:-1]) & (q[1:] >= q[:-1]))):
+            order = np.lexsort((seq, ranks, recv))
+    return recv, codes, names, seq, order
 
 
 def _frames(state: CoinBook, day: _Day, subs: list[Subscription], decode: str, shown: dict[str, Any]) -> Iterator[tuple[Key, Item]]:

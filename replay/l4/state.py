@@ -17,6 +17,7 @@ import orjson
 
 from schemas.l4.book import Desync, L4Book
 from schemas.l4.node import event_of_row
+from schemas.shapes import concat_arrays, one_array
 from schemas.subscriptions import Subscription, parse_subscription
 
 from ..archive import any_part, find_parts
@@ -333,7 +334,7 @@ class _Window:
             from schemas.channels import CHANNELS
 
             return pa.array([], pa.int64()), pa.array([], CHANNELS[channel].shape.arrow_type)
-        return pa.concat_arrays([seqs for seqs, *_ in runs]), pa.concat_arrays([data for _, data, *_ in runs])
+        return concat_arrays([seqs for seqs, *_ in runs]), concat_arrays([data for _, data, *_ in runs])
 
     def status_orders(self, rows: list[int], names: tuple[str, ...] | None = None) -> Any:
         """The whole orders of status lines ``rows`` of ``joined(STATUSES)``; with ``names``, only
@@ -439,8 +440,8 @@ def _read_window(parts: list[Any], start_ns: int | None, end_ns: int, after_heig
                         needed = sorted(set(index.tolist()))
                         local = wanted - starts[index] + np.concatenate([[0], np.cumsum(sizes[needed])[:-1]])[np.searchsorted(needed, index)]
                         table = _read_groups(parquet, path, [groups[i] for i in needed], names or ["data"], reads, None)
-                        return table.column("data").combine_chunks().take(pa.array(local))
-                window.typed[part.channel].append((chosen.column("seq").combine_chunks(), chosen.column("data").combine_chunks(), whole))
+                        return one_array(table.column("data")).take(pa.array(local))
+                window.typed[part.channel].append((one_array(chosen.column("seq")), one_array(chosen.column("data")), whole))
         raws = table.filter(pc.is_valid(table.column("raw")))
         if raws.num_rows:
             found = [(seq, orjson.loads(text)["data"]) for seq, text in zip(raws.column("seq").to_pylist(), raws.column("raw").to_pylist())]
