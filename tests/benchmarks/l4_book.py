@@ -1,6 +1,7 @@
 """The order-level book over an archive: applying diffs, seeking to an instant, deriving l2Book.
 
     python -m tests.benchmarks.l4_book [--minutes 60] [--tick-ms 1000] [--snapshot-minutes 60] [--checkpoint-minutes 5] [--seeks 15] [--runs 3] [--coins 100] [--coin-minutes 10]
+    python -m tests.benchmarks.l4_book --day-seeks [--day-minutes 1440]   # seeks alone, over a day of the busy coin
 
 Three archives, named in each figure:
 
@@ -17,14 +18,18 @@ Three archives, named in each figure:
 
 Figures:
 
-- Reconstruction: book diffs applied a second by ``L4Book.apply_block``, against applying the same
-  diffs to a plain dict (oid -> size) in a Python loop.
+- Reconstruction: book diffs applied a second, against applying the same diffs to a plain dict (oid
+  -> size) in a Python loop. Two ways: block by block from dicts (``L4Book.apply_block``: a live
+  ``l4Book`` stream, paper fills, any window the other way declines), and a window at once from the
+  archive's columns (``net.apply_window``: how ``l4_state``, seeks and checkpoints move a book).
 - Seek: seconds to ``Replay.l4_book`` at random instants (a new ``Replay`` each), from the nearest
   checkpoint, against the same archive without its checkpoints (from the last node snapshot).
 - l2Book: frames a second derived from the L4 rows (``subscribe l2Book``), against reading the same
   number of recorded ``l2Book`` frames from an archive of them (the same frames, recorded). Derived
   from level sums (``replay.l4.levels``); the windows it took that way, and the ones it took block
   by block, are printed.
+- Seek over a day (``--day-seeks``, alone: building a day takes some 15 minutes): the same seeks at
+  random instants of ``--day-minutes`` of the busy coin, the archive the seek target names.
 - Memory: peak RSS of the books of ``--coins`` coins of 10,000 resting orders each (from snapshots);
   and traced bytes an order of the deep book built block by block, against its orders never settled.
 """
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +135,18 @@ def l2book_all_per_second(root: Path, coins: list[str]) -> float:
     return frames / seconds
 
 
-def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, case: str) -> Figure:
+# What any derivation of l2Book from L4 rows must read: each diff's block (where a frame is due),
+# oid (which order it acts on), side and price (which level) and its change (by how much). Not the
+# status lines (a diff carries its side and price), not the user, not the receive keys.
+LEAST_READ = ["data.block", "data.oid", "data.side", "data.px", "data.raw_book_diff"]
+
+
+def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, case: str) -> list[Figure]:
     """The most ``l2Book`` frames a second a derivation could give: the frames there are, over the
-    time the derived path takes only to read the L4 rows it needs (``columns``' own reading, the
-    columns it reads, no book, no frame), against the same frames recorded, replayed."""
-    from replay.archive import check_root
+    time it takes only to read the L4 rows, against the same frames recorded, replayed. Twice:
+    reading what the derived path reads (``columns``' own reading: its columns, no book, no frame),
+    and reading the least any derivation must (``LEAST_READ`` of the diffs, nothing else)."""
+    from replay.archive import check_root, find_parts, open_part
     from replay.l4.columns import CHANNELS, _days
 
     frames = [0]
@@ -145,13 +158,56 @@ def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, c
         assert rows, "no L4 rows read"
         return frames[0] / (time.perf_counter() - began)
 
+    def least() -> float:
+        store = check_root(l4_root)
+        began = time.perf_counter()
+        rows = sum(open_part(part).read(columns=LEAST_READ).num_rows for part in find_parts(store, channels=["l4Diffs"], coins=coins))
+        assert rows, "no L4 diffs read"
+        return frames[0] / (time.perf_counter() - began)
+
     def recorded() -> float:
         frames[0], seconds = l2book_frames(l2_root, coins)
         return frames[0] / seconds
 
     recorded()
-    base, ours = interleaved(runs, recorded, reading, warm_up=True)
-    return Figure(f"l2Book from L4, the most its rows' reading allows: frames/s ({case})", round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", "", None, round_ratios(ours, base))
+    figures = []
+    for label, read in (("the most its rows' reading allows", reading), ("the most the least reading allows", least)):
+        base, ours = interleaved(runs, recorded, read, warm_up=True)
+        figures.append(Figure(f"l2Book from L4, {label}: frames/s ({case})", round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", "", None, round_ratios(ours, base)))
+    return figures
+
+
+def seeks_at(checkpointed: Path, plain: Path, market: SyntheticMarket, last: int, count: int) -> tuple[list[float], list[float], list[int], list[int]]:
+    """Seconds and rows read of seeks at ``count`` random instants, from checkpoints and without."""
+    rng = random.Random(1)
+    seeks, plain_seeks, rows_read, plain_rows = [], [], [], []
+    for tick in rng.sample(range(last), count):
+        at_ms = recv_ns(market, tick) // 1_000_000
+        took, rows = seek_seconds(checkpointed, COIN, at_ms)
+        without, without_rows = seek_seconds(plain, COIN, at_ms)
+        seeks.append(took)
+        plain_seeks.append(without)
+        rows_read.append(rows)
+        plain_rows.append(without_rows)
+    return seeks, plain_seeks, rows_read, plain_rows
+
+
+def day_seeks(work: Path, args: argparse.Namespace) -> list[Figure]:
+    """Seeks over ``--day-minutes`` of the busy coin: what the seek target names (a day-long archive
+    at the benchmark's rate), without the rest of the benchmark."""
+    started = time.monotonic()
+    l4_root, _, market, last = build(work, args.day_minutes, args.tick_ms, args.snapshot_minutes)
+    checkpointed = with_checkpoints(l4_root, work / "l4-checkpointed", args.checkpoint_minutes)
+    parts = sum(1 for _ in checkpointed.rglob("*.parquet"))
+    print(f"busy coin over a day: {last + 1:,} blocks ({args.day_minutes:g} min at {args.tick_ms} ms a block), {parts:,} parts with checkpoints; built in {time.monotonic() - started:.0f} s")
+    seeks, plain_seeks, rows_read, plain_rows = seeks_at(checkpointed, l4_root, market, last, args.seeks)
+    print("seek seconds (busy coin, a day):", " ".join(f"{s:.3f}" for s in seeks))
+    case = f"busy coin, {args.day_minutes:g} min"
+    return [
+        Figure(f"seek: median s to Replay.l4_book at an instant ({case})", round(statistics.median(seeks), 3), round(statistics.median(plain_seeks), 3), f"no checkpoints (snapshots every {args.snapshot_minutes:g} min)", "<= 0.1 s", statistics.median(seeks) <= 0.1),
+        Figure(f"seek: worst s ({case})", round(max(seeks), 3), round(max(plain_seeks), 3), "no checkpoints", "<= 0.3 s", max(seeks) <= 0.3),
+        Figure(f"seek: median rows read ({case})", statistics.median(rows_read), statistics.median(plain_rows), "no checkpoints", "", None),
+    ]
 
 
 def with_checkpoints(root: Path, copy: Path, every_minutes: float) -> Path:
@@ -160,6 +216,27 @@ def with_checkpoints(root: Path, copy: Path, every_minutes: float) -> Path:
     shutil.copytree(root, copy)
     write_checkpoints(copy, every_ms=int(every_minutes * 60_000))
     return copy
+
+
+def window_applier(root: Path, end_ns: int) -> Callable[[], float]:
+    """Diffs a second of the archive's own way to move a book (``l4_state``, seeks, checkpoints): the
+    rows up to ``end_ns`` read as columns once, then each run applies them to a new book at once
+    (``net.apply_window``: each oid's diffs followed in numpy, every check made, the book changed once)."""
+    from replay.archive import check_root, find_parts
+    from replay.l4.net import apply_window
+    from replay.l4.state import DIFFS, STATUSES, _read_window
+
+    parts = find_parts(check_root(root), channels=[STATUSES, DIFFS], coins=[COIN], end_ns=end_ns)
+    window = _read_window(parts, None, end_ns, -1)
+    (diff_seqs, diffs), (status_seqs, statuses) = window.joined(DIFFS), window.joined(STATUSES)
+
+    def apply() -> float:
+        book = L4Book(COIN)
+        began = time.perf_counter()
+        assert apply_window(book, diffs, diff_seqs, statuses, status_seqs, window.status_orders), "the window went block by block"
+        return len(diffs) / (time.perf_counter() - began)
+
+    return apply
 
 
 def seek_seconds(root: Path, coin: str, at_ms: int) -> tuple[float, int]:
@@ -195,8 +272,19 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=100)
     parser.add_argument("--coin-minutes", type=float, default=2.0)
     parser.add_argument("--deep-blocks", type=int, default=6000)
+    parser.add_argument("--day-seeks", action="store_true", help="measure only seeks, over --day-minutes of the busy coin")
+    parser.add_argument("--day-minutes", type=float, default=1440.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hlarchive-l4book-bench-"))
+    if args.day_seeks:
+        try:
+            print(machine())
+            figures = day_seeks(work, args)
+            print(table([f.row() for f in figures], HEADER))
+            print(round_lines(figures))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         print(machine())
         started = time.monotonic()
@@ -232,31 +320,24 @@ def main() -> None:
             return n_diffs / (time.perf_counter() - began)
 
         ours, base = interleaved(args.runs, apply_book, apply_dict, warm_up=True)
+        window_ours, window_base = interleaved(args.runs, window_applier(l4_root, recv_ns(market, last) - 1), apply_dict, warm_up=True)
         resting = L4Book(COIN)
         for height, block_ms, statuses, diffs in blocks:
             resting.apply_block(height, block_ms, statuses, diffs)
         print(f"resting orders at the end: {len(resting):,}")
 
-        rng = random.Random(1)
-        seeks, plain_seeks, rows_read, plain_rows = [], [], [], []
-        for tick in rng.sample(range(last), args.seeks):
-            at_ms = recv_ns(market, tick) // 1_000_000
-            took, rows = seek_seconds(checkpointed, COIN, at_ms)
-            plain, plain_n = seek_seconds(l4_root, COIN, at_ms)
-            seeks.append(took)
-            plain_seeks.append(plain)
-            rows_read.append(rows)
-            plain_rows.append(plain_n)
+        seeks, plain_seeks, rows_read, plain_rows = seeks_at(checkpointed, l4_root, market, last, args.seeks)
 
         l2_ours, l2_base = interleaved(args.runs, lambda: l2book_per_second(checkpointed), lambda: l2book_per_second(l2_root), warm_up=True)
         seek, worst = statistics.median(seeks), max(seeks)
         figures = [
-            Figure("reconstruction: diffs applied/s (busy coin)", round(statistics.median(ours)), round(statistics.median(base)), "a plain dict, Python loop", ">= 1,000,000/s", statistics.median(ours) >= 1_000_000, round_ratios(ours, base)),
+            Figure("reconstruction: diffs applied/s, block by block (busy coin)", round(statistics.median(ours)), round(statistics.median(base)), "a plain dict, Python loop", ">= 1,000,000/s", statistics.median(ours) >= 1_000_000, round_ratios(ours, base)),
+            Figure("reconstruction: diffs applied/s, a window at once (busy coin)", round(statistics.median(window_ours)), round(statistics.median(window_base)), "a plain dict, Python loop", ">= 1,000,000/s", statistics.median(window_ours) >= 1_000_000, round_ratios(window_ours, window_base)),
             Figure(f"seek: median s to Replay.l4_book at an instant (busy coin, {args.minutes:g} min)", round(seek, 3), round(statistics.median(plain_seeks), 3), f"no checkpoints (snapshots every {args.snapshot_minutes:g} min)", "<= 0.1 s", seek <= 0.1),
             Figure("seek: worst s (busy coin)", round(worst, 3), round(max(plain_seeks), 3), "no checkpoints", "<= 0.3 s", worst <= 0.3),
             Figure("seek: median rows read (busy coin)", statistics.median(rows_read), statistics.median(plain_rows), "no checkpoints", "", None),
             Figure("l2Book derived from L4: frames/s (busy coin)", round(statistics.median(l2_ours)), round(statistics.median(l2_base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(l2_ours, l2_base)) >= 0.5, round_ratios(l2_ours, l2_base)),
-            reading_ceiling(checkpointed, l2_root, [COIN], args.runs, "busy coin"),
+            *reading_ceiling(checkpointed, l2_root, [COIN], args.runs, "busy coin"),
         ]
         figures += many_coins(work, args)
         figures += deep_book(work, args)
@@ -299,7 +380,7 @@ def many_coins(work: Path, args: argparse.Namespace) -> list[Figure]:
     ours, base = interleaved(args.runs, lambda: l2book_all_per_second(l4_root, coins), lambda: l2book_all_per_second(l2_root, coins), warm_up=True)
     case = f"many coins: {args.coins} coins x {last + 1} blocks"
     return [Figure(f"l2Book derived from L4: frames/s ({case})", round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base)),
-            reading_ceiling(l4_root, l2_root, coins, args.runs, "many coins")]
+            *reading_ceiling(l4_root, l2_root, coins, args.runs, "many coins")]
 
 
 def book_bytes(root: Path, settle_after: int) -> tuple[int, float]:
@@ -358,7 +439,7 @@ def deep_book(work: Path, args: argparse.Namespace) -> list[Figure]:
     return [
         Figure("memory: bytes an order of the deep book applied block by block (traced)", round(settled[1]), round(kept[1]), "orders kept as they came (never settled)", "", None),
         Figure(f"l2Book derived from L4: frames/s ({name})", round(statistics.median(ours)), round(statistics.median(base)), "the same frames, recorded", ">= 0.5x", statistics.median(round_ratios(ours, base)) >= 0.5, round_ratios(ours, base)),
-        reading_ceiling(l4_root, l2_root, [DEEP], args.runs, "deep book"),
+        *reading_ceiling(l4_root, l2_root, [DEEP], args.runs, "deep book"),
         Figure("seek: median s to Replay.l4_book at an instant (deep book)", round(statistics.median(seeks), 3), None, "-", "<= 0.1 s", statistics.median(seeks) <= 0.1),
         Figure("seek: worst s (deep book)", round(max(seeks), 3), None, "-", "<= 0.3 s", max(seeks) <= 0.3),
     ]
