@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +167,14 @@ def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, c
         assert rows, "no L4 rows read"
         return frames[0] / (time.perf_counter() - began)
 
+    def least_read() -> Iterator[Any]:
+        """Each diffs part's ``LEAST_READ``, as one struct array."""
+        for part in find_parts(check_root(l4_root), channels=["l4Diffs"], coins=coins):
+            yield one_array(open_part(part).read(columns=LEAST_READ).column("data"))
+
     def least() -> float:
-        store = check_root(l4_root)
         began = time.perf_counter()
-        rows = sum(open_part(part).read(columns=LEAST_READ).num_rows for part in find_parts(store, channels=["l4Diffs"], coins=coins))
-        assert rows, "no L4 diffs read"
+        assert sum(len(data) for data in least_read()), "no L4 diffs read"
         return frames[0] / (time.perf_counter() - began)
 
     ready: list[tuple[str, int, list[list[tuple[str, str, int]]]]] = []  # each recorded frame's values
@@ -186,10 +189,8 @@ def reading_ceiling(l4_root: Path, l2_root: Path, coins: list[str], runs: int, c
     replay.run()
 
     def least_work() -> float:
-        store = check_root(l4_root)
         began = time.perf_counter()
-        for part in find_parts(store, channels=["l4Diffs"], coins=coins):
-            data = one_array(open_part(part).read(columns=LEAST_READ).column("data"))
+        for data in least_read():
             pc.binary_slice(pc.struct_field(data, "raw_book_diff").cast("binary"), 14, -3)  # '{"new":{"sz":"' is 14
             np.argsort(pc.struct_field(data, "oid").to_numpy(zero_copy_only=False), kind="stable")
         made = [{"channel": "l2Book", "data": {"coin": coin, "time": at, "levels": [[{"px": px, "sz": sz, "n": n} for px, sz, n in side] for side in sides]}} for coin, at, sides in ready]
