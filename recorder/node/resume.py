@@ -12,9 +12,10 @@ full flush; below it nothing needs checking, above it the parts' ``seq`` columns
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pyarrow.parquet as pq
@@ -62,19 +63,20 @@ class Recorded:
 
     def between(self, low: int, high: int) -> set[int]:
         """Every committed seq in ``[low, high]`` (a bulk write leaves them out at once)."""
-        for attempt in range(_RELISTS):
+
+        def read() -> set[int]:
             seqs: set[int] = set()
-            try:
-                for part in self.parts:
-                    if part.high >= low and part.low <= high:
-                        column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
-                        seqs.update(s for s in column if low <= s <= high)
-                return seqs
-            except FileNotFoundError:  # compaction behind the follower merged it: its rows are in the merged part
-                if attempt == _RELISTS - 1:
-                    raise
-                self.parts = _node_parts(self.root, self._at_least)
-        raise AssertionError("unreachable")
+            for part in self.parts:
+                if part.high >= low and part.low <= high:
+                    column = pq.read_table(part.path, columns=["seq"]).column("seq").to_pylist()
+                    seqs.update(s for s in column if low <= s <= high)
+            return seqs
+
+        return _relisted(read, self._relist)
+
+    def _relist(self) -> None:
+        """A part compaction behind the follower merged away: its rows are in the merged part."""
+        self.parts = _node_parts(self.root, self._at_least)
 
     def newest_height(self) -> int | None:
         """The highest block any committed node row holds."""
@@ -83,19 +85,27 @@ class Recorded:
         return max((seq_height(p.high) for p in self.parts), default=None)
 
 
-_RELISTS = 5  # listings tried while a compaction swaps parts under them
+_RELISTS = 5  # tries while a compaction swaps parts under a listing or a read
+T = TypeVar("T")
+
+
+def _relisted(read: Callable[[], T], relist: Callable[[], None] | None = None) -> T:
+    """``read()``, again (after ``relist()``) where a part it went to has just been merged away."""
+    for attempt in range(_RELISTS):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == _RELISTS - 1:
+                raise
+            if relist is not None:
+                relist()
+    raise AssertionError("unreachable")
 
 
 def _node_parts(root: Path, at_least: int | None) -> list[_Part]:
     """The node rows' parts with a seq at or above ``at_least``. A part compaction removed between
     the listing and its footer means the merged part may have been missed: list again."""
-    for attempt in range(_RELISTS):
-        try:
-            return _list_node_parts(root, at_least)
-        except FileNotFoundError:
-            if attempt == _RELISTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    return _relisted(lambda: _list_node_parts(root, at_least))
 
 
 def _list_node_parts(root: Path, at_least: int | None) -> list[_Part]:
